@@ -1,0 +1,3 @@
+// Package blk is a blk-mq style multi-queue dispatcher in front of backing
+// files and block devices.
+package blk

@@ -1,0 +1,16 @@
+// Command thind serves thin-provisioned volumes over NBD and manages
+// dm-thin metadata offline.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+func main() {
+	root := newRootCommand()
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "thind:", err)
+		os.Exit(exitCode(err))
+	}
+}

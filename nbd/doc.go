@@ -1,0 +1,2 @@
+// Package nbd is thind's Network Block Device server.
+package nbd
