@@ -1,0 +1,444 @@
+package bm
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+)
+
+// DefaultCacheBytes is the cache size when Options leave it zero.
+const DefaultCacheBytes = 64 << 20
+
+// minShardBlocks keeps shards big enough that pinned blocks rarely push a
+// shard over its share of the bound.
+const minShardBlocks = 16
+
+// Options configure a Manager.
+type Options struct {
+	// CacheBytes bounds the memory held by cached blocks. A shard whose
+	// blocks are all locked may briefly exceed its share.
+	CacheBytes int64
+	// ReadOnly refuses write locks and never writes to the device.
+	ReadOnly bool
+}
+
+// Manager hands out locked blocks of a metadata device through a cache
+// (dm_block_manager).
+type Manager struct {
+	dev      Device
+	nrBlocks uint64
+	readOnly bool
+	shards   []shard
+	mask     uint64
+	closed   atomic.Bool
+	flushMu  sync.Mutex // one flush at a time
+
+	hits, misses, reads, writes, evictions atomic.Uint64
+}
+
+// Stats is a snapshot of the cache's counters.
+type Stats struct {
+	Hits, Misses, Reads, Writes, Evictions uint64
+	CachedBlocks, DirtyBlocks              int
+	CapacityBlocks                         int
+}
+
+// New returns a manager for the first nrBlocks blocks of dev.
+func New(dev Device, nrBlocks uint64, opts Options) *Manager {
+	cacheBytes := opts.CacheBytes
+	if cacheBytes <= 0 {
+		cacheBytes = DefaultCacheBytes
+	}
+	capacity := max(int(cacheBytes/BlockSize), minShardBlocks)
+	nshards := 1
+	for nshards < 64 && capacity/(nshards*2) >= minShardBlocks {
+		nshards *= 2
+	}
+	m := &Manager{
+		dev:      dev,
+		nrBlocks: nrBlocks,
+		readOnly: opts.ReadOnly,
+		shards:   make([]shard, nshards),
+		mask:     uint64(nshards - 1),
+	}
+	for i := range m.shards {
+		m.shards[i].blocks = make(map[uint64]*entry)
+		m.shards[i].capacity = capacity / nshards
+	}
+	return m
+}
+
+// NrBlocks returns the number of blocks the manager addresses.
+func (m *Manager) NrBlocks() uint64 { return m.nrBlocks }
+
+// ReadOnly reports whether the manager refuses writes.
+func (m *Manager) ReadOnly() bool { return m.readOnly }
+
+// Device returns the device the manager runs on.
+func (m *Manager) Device() Device { return m.dev }
+
+func (m *Manager) shardOf(b uint64) *shard {
+	// Consecutive blocks land in different shards.
+	return &m.shards[(b*0x9E3779B97F4A7C15>>32)&m.mask]
+}
+
+// Block is a locked block. It is a small value: copying it does not copy
+// the data, and it must be unlocked exactly once.
+type Block struct {
+	e     *entry
+	write bool
+}
+
+// Location returns the block number.
+func (b Block) Location() uint64 { return b.e.loc }
+
+// Data returns the block's 4096 bytes. Only a write-locked block's data
+// may be modified.
+func (b Block) Data() []byte { return b.e.data }
+
+// Valid reports whether b holds a lock.
+func (b Block) Valid() bool { return b.e != nil }
+
+type lockMode int
+
+const (
+	lockRead lockMode = iota
+	lockWrite
+	lockWriteZero
+)
+
+func (l lockMode) String() string {
+	if l == lockRead {
+		return "read"
+	}
+	return "write"
+}
+
+// ReadLock returns block b, read from the device if it is not cached and
+// checked with v, locked for reading.
+func (m *Manager) ReadLock(b uint64, v Validator) (Block, error) {
+	return m.lock(b, v, lockRead)
+}
+
+// WriteLock returns block b checked with v, locked for writing; it will be
+// written back with v's Prepare.
+func (m *Manager) WriteLock(b uint64, v Validator) (Block, error) {
+	return m.lock(b, v, lockWrite)
+}
+
+// WriteLockZero returns block b zero-filled, without reading it, locked for
+// writing.
+func (m *Manager) WriteLockZero(b uint64, v Validator) (Block, error) {
+	return m.lock(b, v, lockWriteZero)
+}
+
+func (m *Manager) lock(b uint64, v Validator, mode lockMode) (Block, error) {
+	if m.closed.Load() {
+		return Block{}, ErrClosed
+	}
+	if b >= m.nrBlocks {
+		return Block{}, fmt.Errorf("block %d of %d: %w", b, m.nrBlocks, ErrOutOfRange)
+	}
+	if mode != lockRead && m.readOnly {
+		return Block{}, fmt.Errorf("block %d: %w", b, ErrReadOnly)
+	}
+	s := m.shardOf(b)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+
+	e, cached := s.blocks[b]
+	if cached {
+		m.hits.Add(1)
+		if e.writer || (mode != lockRead && e.readers > 0) {
+			held := "read"
+			if e.writer {
+				held = "write"
+			}
+			return Block{}, &LockError{Block: b, Want: mode.String(), Held: held}
+		}
+		s.touch(e)
+	} else {
+		m.misses.Add(1)
+		if err := m.makeRoom(s); err != nil {
+			return Block{}, err
+		}
+		e = &entry{loc: b, data: s.newBuffer()}
+		if mode == lockWriteZero {
+			clear(e.data)
+		} else if err := m.readBlock(e); err != nil {
+			s.free = append(s.free, e.data)
+			return Block{}, err
+		}
+		s.blocks[b] = e
+		s.pushFront(e)
+	}
+
+	if mode == lockWriteZero {
+		clear(e.data)
+		e.validator = v
+	} else if err := validate(e, v); err != nil {
+		return Block{}, err
+	}
+	if mode == lockRead {
+		e.readers++
+		return Block{e: e}, nil
+	}
+	e.writer = true
+	e.dirty = true
+	return Block{e: e, write: true}, nil
+}
+
+// validate checks e's content with v unless it already passed v. Raw reads
+// (NoValidator) are compatible with any type.
+func validate(e *entry, v Validator) error {
+	if v == NoValidator || e.validator == v {
+		return nil
+	}
+	if e.validator != nil && e.validator != NoValidator {
+		return &ValidatorMismatchError{Block: e.loc, Have: e.validator.Name(), Use: v.Name()}
+	}
+	if err := v.Check(e.data, e.loc); err != nil {
+		return err
+	}
+	e.validator = v
+	return nil
+}
+
+func (m *Manager) readBlock(e *entry) error {
+	m.reads.Add(1)
+	n, err := m.dev.ReadAt(e.data, int64(e.loc)*BlockSize)
+	if n == BlockSize {
+		return nil
+	}
+	if err == nil {
+		err = errors.New("short read")
+	}
+	return &IOError{Block: e.loc, Op: "read", Err: err}
+}
+
+// makeRoom evicts unlocked blocks from the tail of s until it is below its
+// capacity. Dirty blocks are written back first: they are never blocks the
+// committed superblock reaches (tm never writes those in place), so
+// writing them early is safe. The superblock is only written by
+// FlushAndUnlock.
+func (m *Manager) makeRoom(s *shard) error {
+	for e := s.tail; e != nil && len(s.blocks) >= s.capacity; {
+		prev := e.prev
+		if !e.pinned() && !(e.dirty && e.loc == 0) {
+			if e.dirty {
+				if err := m.writeRun([]*entry{e}, nil); err != nil {
+					return err
+				}
+			}
+			s.remove(e)
+			m.evictions.Add(1)
+		}
+		e = prev
+	}
+	return nil
+}
+
+// Unlock releases a block returned by one of the lock calls.
+func (m *Manager) Unlock(b Block) {
+	s := m.shardOf(b.e.loc)
+	s.mu.Lock()
+	if b.write {
+		b.e.writer = false
+	} else {
+		b.e.readers--
+	}
+	s.mu.Unlock()
+}
+
+// Flush writes every dirty block except the superblock (block 0) and syncs
+// the device.
+func (m *Manager) Flush() error {
+	m.flushMu.Lock()
+	defer m.flushMu.Unlock()
+	return m.flush()
+}
+
+func (m *Manager) flush() error {
+	if m.readOnly {
+		return nil
+	}
+	dirty := m.collectDirty()
+	if err := m.writeSorted(dirty); err != nil {
+		return err
+	}
+	if err := m.dev.Sync(); err != nil {
+		return &IOError{Block: 0, Op: "sync", Err: err}
+	}
+	return nil
+}
+
+// FlushAndUnlock commits: every other dirty block is written and synced
+// before the write-locked superblock sb is written and synced, so the
+// superblock never names blocks that are not on disk yet.
+func (m *Manager) FlushAndUnlock(sb Block) error {
+	m.flushMu.Lock()
+	defer m.flushMu.Unlock()
+	defer m.Unlock(sb)
+	if !sb.write {
+		return fmt.Errorf("block %d: FlushAndUnlock needs a write-locked superblock", sb.e.loc)
+	}
+	if err := m.flush(); err != nil {
+		return err
+	}
+	if err := m.writeRun([]*entry{sb.e}, nil); err != nil {
+		return err
+	}
+	if err := m.dev.Sync(); err != nil {
+		return &IOError{Block: sb.e.loc, Op: "sync", Err: err}
+	}
+	return nil
+}
+
+// collectDirty returns the dirty blocks other than the superblock, sorted.
+func (m *Manager) collectDirty() []*entry {
+	var dirty []*entry
+	for i := range m.shards {
+		s := &m.shards[i]
+		s.mu.Lock()
+		for _, e := range s.blocks {
+			if e.dirty && e.loc != 0 {
+				dirty = append(dirty, e)
+			}
+		}
+		s.mu.Unlock()
+	}
+	slices.SortFunc(dirty, func(a, b *entry) int {
+		switch {
+		case a.loc < b.loc:
+			return -1
+		case a.loc > b.loc:
+			return 1
+		}
+		return 0
+	})
+	return dirty
+}
+
+// maxRun bounds one coalesced write.
+const maxRun = 256
+
+func (m *Manager) writeSorted(dirty []*entry) error {
+	var scratch []byte
+	for len(dirty) > 0 {
+		n := 1
+		for n < len(dirty) && n < maxRun && dirty[n].loc == dirty[n-1].loc+1 {
+			n++
+		}
+		if err := m.writeRun(dirty[:n], &scratch); err != nil {
+			return err
+		}
+		dirty = dirty[n:]
+	}
+	return nil
+}
+
+// writeRun writes consecutive blocks with one device write, stamping each
+// with its validator first.
+func (m *Manager) writeRun(run []*entry, scratch *[]byte) error {
+	first := run[0].loc
+	buf := run[0].data
+	for _, e := range run {
+		if e.validator != nil {
+			e.validator.Prepare(e.data, e.loc)
+		}
+	}
+	if len(run) > 1 {
+		need := len(run) * BlockSize
+		if cap(*scratch) < need {
+			*scratch = make([]byte, need)
+		}
+		buf = (*scratch)[:need]
+		for i, e := range run {
+			copy(buf[i*BlockSize:], e.data)
+		}
+	}
+	m.writes.Add(uint64(len(run)))
+	if _, err := m.dev.WriteAt(buf, int64(first)*BlockSize); err != nil {
+		return &IOError{Block: first, Op: "write", Err: err}
+	}
+	for _, e := range run {
+		e.dirty = false
+	}
+	return nil
+}
+
+// DiscardDirty forgets every dirty, unlocked block without writing it: the
+// abort of a transaction. Clean blocks stay cached.
+func (m *Manager) DiscardDirty() {
+	for i := range m.shards {
+		s := &m.shards[i]
+		s.mu.Lock()
+		for _, e := range s.blocks {
+			if e.dirty && !e.pinned() {
+				s.remove(e)
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// Forget drops every unlocked block from the cache, clean or dirty.
+func (m *Manager) Forget() {
+	for i := range m.shards {
+		s := &m.shards[i]
+		s.mu.Lock()
+		for _, e := range s.blocks {
+			if !e.pinned() {
+				s.remove(e)
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// LockedBlocks returns the number of blocks currently locked; tests use it
+// to find leaked locks.
+func (m *Manager) LockedBlocks() int {
+	n := 0
+	for i := range m.shards {
+		s := &m.shards[i]
+		s.mu.Lock()
+		for _, e := range s.blocks {
+			if e.pinned() {
+				n++
+			}
+		}
+		s.mu.Unlock()
+	}
+	return n
+}
+
+// Stats returns a snapshot of the cache's counters.
+func (m *Manager) Stats() Stats {
+	st := Stats{
+		Hits: m.hits.Load(), Misses: m.misses.Load(), Reads: m.reads.Load(),
+		Writes: m.writes.Load(), Evictions: m.evictions.Load(),
+	}
+	for i := range m.shards {
+		s := &m.shards[i]
+		s.mu.Lock()
+		st.CachedBlocks += len(s.blocks)
+		st.CapacityBlocks += s.capacity
+		for _, e := range s.blocks {
+			if e.dirty {
+				st.DirtyBlocks++
+			}
+		}
+		s.mu.Unlock()
+	}
+	return st
+}
+
+// Close forgets the cache without writing anything: uncommitted changes are
+// dropped, as an abort would.
+func (m *Manager) Close() error {
+	m.closed.Store(true)
+	return nil
+}

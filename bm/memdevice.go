@@ -1,0 +1,187 @@
+package bm
+
+import (
+	"errors"
+	"io"
+	"math/rand/v2"
+	"sync"
+)
+
+// ErrPowerCut is returned by a MemDevice for every write and sync after the
+// power cut it was told to simulate.
+var ErrPowerCut = errors.New("simulated power cut")
+
+const memPage = BlockSize
+
+// MemDevice is an in-memory Device that remembers which writes were made
+// durable by Sync, so tests can cut the power at any point and reopen what
+// a real disk could hold afterwards (after pebble's vfs.MemFS.CrashClone).
+type MemDevice struct {
+	mu      sync.Mutex
+	size    int64
+	durable map[int64][]byte // pages as of the last Sync
+	pending []pendingWrite   // writes since the last Sync, in order
+	writes  int              // writes accepted so far
+	cutAt   int              // writes after this many are dropped; <0: never
+	cut     bool
+	syncs   int
+}
+
+type pendingWrite struct {
+	off  int64
+	data []byte
+}
+
+// NewMemDevice returns a zero-filled device of size bytes.
+func NewMemDevice(size int64) *MemDevice {
+	return &MemDevice{size: size, durable: make(map[int64][]byte), cutAt: -1}
+}
+
+// Size returns the device size in bytes.
+func (d *MemDevice) Size() int64 { return d.size }
+
+// NrBlocks returns the device size in whole blocks.
+func (d *MemDevice) NrBlocks() uint64 { return uint64(d.size) / BlockSize }
+
+// CutPowerAfter makes the device accept n more writes and silently lose
+// every later one: they and every Sync fail with ErrPowerCut.
+func (d *MemDevice) CutPowerAfter(n int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.cutAt = d.writes + n
+}
+
+// Writes returns how many writes the device has accepted.
+func (d *MemDevice) Writes() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.writes
+}
+
+// Syncs returns how many syncs succeeded.
+func (d *MemDevice) Syncs() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.syncs
+}
+
+// ReadAt implements io.ReaderAt.
+func (d *MemDevice) ReadAt(p []byte, off int64) (int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if off < 0 || off >= d.size {
+		return 0, io.EOF
+	}
+	n := len(p)
+	if int64(n) > d.size-off {
+		n = int(d.size - off)
+	}
+	readPages(d.durable, p[:n], off)
+	for _, w := range d.pending {
+		overlay(p[:n], off, w.data, w.off)
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// WriteAt implements io.WriterAt.
+func (d *MemDevice) WriteAt(p []byte, off int64) (int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.cutAt >= 0 && d.writes >= d.cutAt {
+		d.cut = true
+	}
+	if d.cut {
+		return 0, ErrPowerCut
+	}
+	if off < 0 || off+int64(len(p)) > d.size {
+		return 0, errors.New("memdevice: write beyond end of device")
+	}
+	d.writes++
+	d.pending = append(d.pending, pendingWrite{off: off, data: append([]byte(nil), p...)})
+	return len(p), nil
+}
+
+// Sync implements Device: every write so far becomes durable.
+func (d *MemDevice) Sync() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.cut {
+		return ErrPowerCut
+	}
+	for _, w := range d.pending {
+		writePages(d.durable, w.data, w.off)
+	}
+	d.pending = nil
+	d.syncs++
+	return nil
+}
+
+// CrashClone returns what a disk could hold after losing power now: every
+// synced write, plus each unsynced one with probability keep (0 drops them
+// all, 1 keeps them all; a disk may reorder unsynced writes, so any subset
+// is possible). Writes are kept or lost whole.
+func (d *MemDevice) CrashClone(keep float64, rng *rand.Rand) *MemDevice {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	c := NewMemDevice(d.size)
+	for off, page := range d.durable {
+		c.durable[off] = append([]byte(nil), page...)
+	}
+	for _, w := range d.pending {
+		if keep >= 1 || (keep > 0 && rng.Float64() < keep) {
+			writePages(c.durable, w.data, w.off)
+		}
+	}
+	return c
+}
+
+// Clone returns an independent copy of everything written so far, as if
+// it had all been synced.
+func (d *MemDevice) Clone() *MemDevice {
+	return d.CrashClone(1, nil)
+}
+
+func readPages(pages map[int64][]byte, p []byte, off int64) {
+	for done := 0; done < len(p); {
+		pos := off + int64(done)
+		base := pos - pos%memPage
+		in := int(pos - base)
+		n := min(memPage-in, len(p)-done)
+		if page, ok := pages[base]; ok {
+			copy(p[done:done+n], page[in:in+n])
+		} else {
+			clear(p[done : done+n])
+		}
+		done += n
+	}
+}
+
+func writePages(pages map[int64][]byte, p []byte, off int64) {
+	for done := 0; done < len(p); {
+		pos := off + int64(done)
+		base := pos - pos%memPage
+		in := int(pos - base)
+		n := min(memPage-in, len(p)-done)
+		page, ok := pages[base]
+		if !ok {
+			page = make([]byte, memPage)
+			pages[base] = page
+		}
+		copy(page[in:in+n], p[done:done+n])
+		done += n
+	}
+}
+
+// overlay copies the part of src (at srcOff) that falls inside dst (at
+// dstOff).
+func overlay(dst []byte, dstOff int64, src []byte, srcOff int64) {
+	lo := max(dstOff, srcOff)
+	hi := min(dstOff+int64(len(dst)), srcOff+int64(len(src)))
+	if lo >= hi {
+		return
+	}
+	copy(dst[lo-dstOff:hi-dstOff], src[lo-srcOff:hi-srcOff])
+}

@@ -1,0 +1,24 @@
+package btree
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"testing"
+)
+
+// TestRandomOpsManySeeds runs the model test over THIND_BTREE_SEEDS more
+// seeds (none by default): the long run, on demand.
+func TestRandomOpsManySeeds(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("THIND_BTREE_SEEDS"))
+	if n <= 0 {
+		t.Skip("set THIND_BTREE_SEEDS=N for the long run")
+	}
+	for seed := uint64(100); seed < uint64(100+n); seed++ {
+		for _, levels := range []int{1, 2} {
+			t.Run(fmt.Sprintf("levels=%d/seed=%d", levels, seed), func(t *testing.T) {
+				randomOps(t, levels, seed, 8, 1500)
+			})
+		}
+	}
+}
