@@ -1,0 +1,124 @@
+package spacemap
+
+import (
+	"fmt"
+
+	"github.com/thind-storage/thind/btree"
+	"github.com/thind-storage/thind/tm"
+)
+
+// Disk is the data space map (dm-space-map-disk.c): reference counts of the
+// pool's data blocks, stored in metadata blocks allocated from the
+// metadata space map through the transaction manager. Not safe for
+// concurrent use.
+type Disk struct {
+	ll, old              *ll
+	begin                uint64
+	allocatedThisTransac uint64
+}
+
+// CreateDisk makes an empty data space map of nrBlocks blocks
+// (dm_sm_disk_create).
+func CreateDisk(t *tm.Manager, nrBlocks uint64) (*Disk, error) {
+	l := newLL(t, diskIndex)
+	var err error
+	if l.bitmapRoot, err = btree.Empty(&l.indexInfo); err != nil {
+		return nil, err
+	}
+	if l.refCountRoot, err = btree.Empty(&l.refInfo); err != nil {
+		return nil, err
+	}
+	if err := l.extend(nrBlocks); err != nil {
+		return nil, err
+	}
+	d := &Disk{ll: l}
+	if err := d.Commit(); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// OpenDisk opens a committed data space map from its root.
+func OpenDisk(t *tm.Manager, r Root) (*Disk, error) {
+	l := newLL(t, diskIndex)
+	if err := l.open(r); err != nil {
+		return nil, err
+	}
+	return &Disk{ll: l, old: l.snapshot()}, nil
+}
+
+// NrBlocks returns the number of blocks the map covers.
+func (d *Disk) NrBlocks() uint64 { return d.ll.nrBlocks }
+
+// NrAllocated returns the number of blocks with a non-zero count.
+func (d *Disk) NrAllocated() uint64 { return d.ll.nrAllocated }
+
+// NrFree returns how many blocks can still be allocated in this
+// transaction: blocks freed since the last commit do not count yet.
+func (d *Disk) NrFree() uint64 {
+	used := d.old.nrAllocated + d.allocatedThisTransac
+	if used >= d.ll.nrBlocks {
+		return 0
+	}
+	return d.ll.nrBlocks - used
+}
+
+// Count returns b's reference count.
+func (d *Disk) Count(b uint64) (uint32, error) { return d.ll.lookup(b) }
+
+// CountIsMoreThanOne reports whether b is shared.
+func (d *Disk) CountIsMoreThanOne(b uint64) (bool, error) {
+	c, err := d.ll.lookup(b)
+	return c > 1, err
+}
+
+// Inc adds a reference to b.
+func (d *Disk) Inc(b uint64) error {
+	_, err := d.ll.inc(b)
+	return err
+}
+
+// Dec drops a reference to b.
+func (d *Disk) Dec(b uint64) error {
+	_, err := d.ll.dec(b)
+	return err
+}
+
+// NewBlock allocates a block free both now and at the last commit, the
+// lowest one at or after the previous allocation first.
+func (d *Disk) NewBlock() (uint64, error) {
+	b, err := findCommonFree(d.old, d.ll, d.begin, d.ll.nrBlocks, nil)
+	if err == ErrNoSpace {
+		b, err = findCommonFree(d.old, d.ll, 0, d.begin, nil)
+	}
+	if err != nil {
+		return 0, err
+	}
+	d.begin = b + 1
+	ev, err := d.ll.inc(b)
+	if err != nil {
+		return 0, err
+	}
+	if ev == eventAlloc {
+		d.allocatedThisTransac++
+	}
+	return b, nil
+}
+
+// Extend grows the map by extra blocks.
+func (d *Disk) Extend(extra uint64) error { return d.ll.extend(extra) }
+
+// Commit writes the index entries; the root is then ready for the
+// superblock and this state becomes the one allocation must not disturb.
+func (d *Disk) Commit() error {
+	if err := d.ll.commit(); err != nil {
+		return fmt.Errorf("data space map: %w", err)
+	}
+	d.old = d.ll.snapshot()
+	d.begin = 0
+	d.allocatedThisTransac = 0
+	return nil
+}
+
+// Root returns the root to store in the superblock (after Commit).
+func (d *Disk) Root() Root { return d.ll.root() }
