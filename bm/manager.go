@@ -28,7 +28,7 @@ type Options struct {
 // (dm_block_manager).
 type Manager struct {
 	dev      Device
-	nrBlocks uint64
+	nrBlocks atomic.Uint64
 	readOnly bool
 	shards   []shard
 	mask     uint64
@@ -58,11 +58,11 @@ func New(dev Device, nrBlocks uint64, opts Options) *Manager {
 	}
 	m := &Manager{
 		dev:      dev,
-		nrBlocks: nrBlocks,
 		readOnly: opts.ReadOnly,
 		shards:   make([]shard, nshards),
 		mask:     uint64(nshards - 1),
 	}
+	m.nrBlocks.Store(nrBlocks)
 	for i := range m.shards {
 		m.shards[i].blocks = make(map[uint64]*entry)
 		m.shards[i].capacity = capacity / nshards
@@ -71,7 +71,14 @@ func New(dev Device, nrBlocks uint64, opts Options) *Manager {
 }
 
 // NrBlocks returns the number of blocks the manager addresses.
-func (m *Manager) NrBlocks() uint64 { return m.nrBlocks }
+func (m *Manager) NrBlocks() uint64 { return m.nrBlocks.Load() }
+
+// Grow makes blocks up to nrBlocks addressable, after the device grew.
+func (m *Manager) Grow(nrBlocks uint64) {
+	if nrBlocks > m.nrBlocks.Load() {
+		m.nrBlocks.Store(nrBlocks)
+	}
+}
 
 // ReadOnly reports whether the manager refuses writes.
 func (m *Manager) ReadOnly() bool { return m.readOnly }
@@ -138,8 +145,8 @@ func (m *Manager) lock(b uint64, v Validator, mode lockMode) (Block, error) {
 	if m.closed.Load() {
 		return Block{}, ErrClosed
 	}
-	if b >= m.nrBlocks {
-		return Block{}, fmt.Errorf("block %d of %d: %w", b, m.nrBlocks, ErrOutOfRange)
+	if n := m.nrBlocks.Load(); b >= n {
+		return Block{}, fmt.Errorf("block %d of %d: %w", b, n, ErrOutOfRange)
 	}
 	if mode != lockRead && m.readOnly {
 		return Block{}, fmt.Errorf("block %d: %w", b, ErrReadOnly)
