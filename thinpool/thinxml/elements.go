@@ -71,7 +71,7 @@ const (
 const (
 	mapOrigin = iota
 	mapData
-	mapTime   // single_mapping
+	mapTime       // single_mapping
 	mapLength = 2 // range_mapping: length comes before time
 	rangeTime = 3
 )

@@ -40,8 +40,11 @@ func (r *recorder) BeginDevice(d Device) error {
 	r.events = append(r.events, event{kind: 'D', dev: d})
 	return nil
 }
-func (r *recorder) EndDevice() error     { r.events = append(r.events, event{kind: 'd'}); return nil }
-func (r *recorder) Map(m Mapping) error { r.events = append(r.events, event{kind: 'M', m: m}); return nil }
+func (r *recorder) EndDevice() error { r.events = append(r.events, event{kind: 'd'}); return nil }
+func (r *recorder) Map(m Mapping) error {
+	r.events = append(r.events, event{kind: 'M', m: m})
+	return nil
+}
 
 // replay feeds events to em.
 func replay(events []event, em Emitter) error {
