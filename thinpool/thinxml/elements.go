@@ -68,12 +68,14 @@ const (
 	devSnapTime
 )
 
+// single_mapping is (origin, data, time), range_mapping is
+// (origin, data, length, time).
 const (
-	mapOrigin = iota
-	mapData
-	mapTime       // single_mapping
-	mapLength = 2 // range_mapping: length comes before time
-	rangeTime = 3
+	mapOrigin   = 0
+	mapData     = 1
+	singleTime  = 2
+	rangeLength = 2
+	rangeTime   = 3
 )
 
 var attrSpecs = [...][]attrSpec{
@@ -95,15 +97,15 @@ var attrSpecs = [...][]attrSpec{
 		devSnapTime:     {"snap_time", 32, true},
 	},
 	elSingle: {
-		mapOrigin: {"origin_block", 64, true},
-		mapData:   {"data_block", 64, true},
-		mapTime:   {"time", 32, true},
+		mapOrigin:  {"origin_block", 64, true},
+		mapData:    {"data_block", 64, true},
+		singleTime: {"time", 32, true},
 	},
 	elRange: {
-		mapOrigin: {"origin_begin", 64, true},
-		mapData:   {"data_begin", 64, true},
-		mapLength: {"length", 64, true},
-		rangeTime: {"time", 32, true},
+		mapOrigin:   {"origin_begin", 64, true},
+		mapData:     {"data_begin", 64, true},
+		rangeLength: {"length", 64, true},
+		rangeTime:   {"time", 32, true},
 	},
 }
 

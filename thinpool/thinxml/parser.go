@@ -434,7 +434,7 @@ func (p *parser) endOfStartTag(lt int, el element, gt int) error {
 		}
 	}
 	if el == elRange {
-		m := Mapping{Origin: p.vals[mapOrigin], Data: p.vals[mapData], Len: p.vals[mapLength]}
+		m := Mapping{Origin: p.vals[mapOrigin], Data: p.vals[mapData], Len: p.vals[rangeLength]}
 		if why := m.invalid(); why != "" {
 			return p.errAt(lt, nil, "<range_mapping> %s", why)
 		}
@@ -483,9 +483,9 @@ func (p *parser) emit(lt int, el element, empty bool) error {
 		p.state = inSuperblock
 		return p.em.EndDevice()
 	}
-	m := Mapping{Origin: v[mapOrigin], Data: v[mapData], Len: 1, Time: uint32(v[mapTime])}
+	m := Mapping{Origin: v[mapOrigin], Data: v[mapData], Len: 1, Time: uint32(v[singleTime])}
 	if el == elRange {
-		m.Len, m.Time = v[mapLength], uint32(v[rangeTime])
+		m.Len, m.Time = v[rangeLength], uint32(v[rangeTime])
 	}
 	if !empty {
 		p.openLine[inMapping] = p.lineAt(lt)
