@@ -230,11 +230,14 @@ func (s *stopAt) tick() error {
 	}
 	return nil
 }
-func (s *stopAt) BeginSuperblock(sb Superblock) error { s.recorder.BeginSuperblock(sb); return s.tick() }
-func (s *stopAt) EndSuperblock() error                { s.recorder.EndSuperblock(); return s.tick() }
-func (s *stopAt) BeginDevice(d Device) error          { s.recorder.BeginDevice(d); return s.tick() }
-func (s *stopAt) EndDevice() error                    { s.recorder.EndDevice(); return s.tick() }
-func (s *stopAt) Map(m Mapping) error                 { s.recorder.Map(m); return s.tick() }
+func (s *stopAt) BeginSuperblock(sb Superblock) error {
+	s.recorder.BeginSuperblock(sb)
+	return s.tick()
+}
+func (s *stopAt) EndSuperblock() error       { s.recorder.EndSuperblock(); return s.tick() }
+func (s *stopAt) BeginDevice(d Device) error { s.recorder.BeginDevice(d); return s.tick() }
+func (s *stopAt) EndDevice() error           { s.recorder.EndDevice(); return s.tick() }
+func (s *stopAt) Map(m Mapping) error        { s.recorder.Map(m); return s.tick() }
 
 func TestParseStopsOnEmitterError(t *testing.T) {
 	doc := `<superblock uuid="" time="0" transaction="0" data_block_size="128" nr_data_blocks="100">
