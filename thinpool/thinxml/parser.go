@@ -60,7 +60,7 @@ type parser struct {
 	vals    [8]uint64
 	seen    uint16
 	uuid    string
-	unknown [][]byte // names of unknown attributes, to catch duplicates
+	unknown map[string]struct{} // names of unknown attributes, to catch duplicates
 }
 
 func (p *parser) run() error {
@@ -272,7 +272,9 @@ func (p *parser) startTag(lt int) error {
 	}
 	specs := attrSpecs[el]
 	p.seen = 0
-	p.unknown = p.unknown[:0]
+	if len(p.unknown) > 0 {
+		clear(p.unknown)
+	}
 	if el == elSuperblock {
 		p.vals[sbFlags], p.vals[sbVersion], p.vals[sbMetadataSnap] = 0, 1, 0
 	}
@@ -399,17 +401,20 @@ func (p *parser) attr(q int, el element, spec attrSpec, slot int) (int, error) {
 
 // unknownAttr checks and skips the value of an attribute the format does
 // not have; thin_restore 0.9.0 ignores such attributes.
+// A set rather than a list: a tag of up to maxTagSize bytes could hold
+// 100,000 of them.
 func (p *parser) unknownAttr(at, q int, el element, name []byte) (int, error) {
-	for _, u := range p.unknown {
-		if bytes.Equal(u, name) {
-			return 0, p.errAt(at, nil, "<%s> has attribute %s twice", el, name)
-		}
+	if _, dup := p.unknown[string(name)]; dup {
+		return 0, p.errAt(at, nil, "<%s> has attribute %s twice", el, name)
 	}
 	next, err := p.attrValue(q, string(name))
 	if err != nil {
 		return 0, err
 	}
-	p.unknown = append(p.unknown, name)
+	if p.unknown == nil {
+		p.unknown = make(map[string]struct{})
+	}
+	p.unknown[string(name)] = struct{}{}
 	return next, nil
 }
 

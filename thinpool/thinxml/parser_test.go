@@ -2,6 +2,7 @@ package thinxml
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -297,6 +298,20 @@ func TestParseRefusesHugeTags(t *testing.T) {
 	// Comments are skipped in a streaming way and may be of any length.
 	doc = "<!--" + strings.Repeat("y", 3*maxTagSize) + `-->` + `<superblock uuid="" time="0" transaction="0" data_block_size="128" nr_data_blocks="100"/>`
 	if err := Parse(strings.NewReader(doc), &recorder{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestParseManyUnknownAttributes checks that duplicate detection among
+// attributes the format does not have stays linear.
+func TestParseManyUnknownAttributes(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(`<superblock uuid="" time="0" transaction="0" data_block_size="128" nr_data_blocks="100"`)
+	for i := range 60000 {
+		fmt.Fprintf(&b, " a%d=''", i)
+	}
+	b.WriteString("/>")
+	if err := Parse(strings.NewReader(b.String()), &recorder{}); err != nil {
 		t.Fatal(err)
 	}
 }
