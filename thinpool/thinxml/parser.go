@@ -6,29 +6,14 @@ import (
 	"math"
 )
 
-// Parse reads a thin_dump XML document from r and streams it into em.
+// Parse reads a thin_dump XML document from r and streams it into em,
+// without holding the document or allocating per mapping. The package
+// documentation lists what it accepts, what it refuses and where it is
+// stricter than thin_restore 0.9.0.
 //
-// It accepts what thin_restore 0.9.0 accepts: attributes in any order and
-// with either quote style, any white space between tokens, an XML
-// declaration, comments and processing instructions, the predefined
-// entities and character references in attribute values, self-closing
-// elements, and attributes it does not know (ignored, as 0.9.0 does).
-// flags defaults to 0, version to 1 and metadata_snap to 0 when absent.
-// Mappings are passed through in document order, unsorted and unchecked
-// against each other or against nr_data_blocks: that is the restorer's job.
-//
-// It rejects, with a *ParseError naming line and column: unknown elements
-// (including the <def>/<ref> sharing of thin-provisioning-tools 1.x),
-// misplaced ones (a device outside the superblock, a mapping outside a
-// device, content inside a mapping), unbalanced tags, missing, duplicate
-// or malformed attributes, numbers that are not plain unsigned decimals or
-// do not fit their field, range_mapping of length 0 or running past block
-// 2^64-1, text between elements, DOCTYPE and CDATA, and anything but white
-// space, comments and processing instructions after the superblock.
-//
-// EndSuperblock is called only once the rest of the input has been read
-// and found clean, so an Emitter may commit there: if Parse fails, it has
-// not been called.
+// Errors are *ParseError values naming line and column. EndSuperblock is
+// called only once the rest of the input has been read and found clean,
+// so an Emitter may commit there: if Parse fails, it has not been called.
 func Parse(r io.Reader, em Emitter) error {
 	p := &parser{em: em}
 	p.r = r
@@ -400,9 +385,8 @@ func (p *parser) attr(q int, el element, spec attrSpec, slot int) (int, error) {
 }
 
 // unknownAttr checks and skips the value of an attribute the format does
-// not have; thin_restore 0.9.0 ignores such attributes.
-// A set rather than a list: a tag of up to maxTagSize bytes could hold
-// 100,000 of them.
+// not have; thin_restore 0.9.0 ignores such attributes. Their names go in
+// a set, not a list: a tag of up to maxTagSize bytes can hold 100,000.
 func (p *parser) unknownAttr(at, q int, el element, name []byte) (int, error) {
 	if _, dup := p.unknown[string(name)]; dup {
 		return 0, p.errAt(at, nil, "<%s> has attribute %s twice", el, name)
