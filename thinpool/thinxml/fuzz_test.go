@@ -3,8 +3,10 @@ package thinxml
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"testing"
+	"testing/iotest"
 )
 
 // fuzzSeeds adds the small fixtures (real thin_dump and thin_restore
@@ -26,7 +28,8 @@ func fuzzSeeds(f *testing.F) {
 	f.Add([]byte(`<superblock uuid="" time="0" transaction="0" data_block_size="0" nr_data_blocks="0"/>`))
 }
 
-// FuzzParse checks that Parse never panics and that whatever it accepts
+// FuzzParse checks that Parse never panics, that reading the input a byte
+// at a time changes nothing, and that whatever it accepts
 // round-trips: written by the Writer, the document parses again to the
 // same events with runs joined as thin_dump joins them, and writing those
 // gives the same bytes. Anything it refuses must be a *ParseError.
@@ -34,6 +37,16 @@ func FuzzParse(f *testing.F) {
 	fuzzSeeds(f)
 	f.Fuzz(func(t *testing.T, doc []byte) {
 		events, err := parseEvents(doc)
+		// Input arriving a byte at a time splits every token across
+		// refills; the result must not change.
+		var slow recorder
+		slowErr := Parse(iotest.OneByteReader(bytes.NewReader(doc)), &slow)
+		if fmt.Sprint(slowErr) != fmt.Sprint(err) {
+			t.Fatalf("one-byte reads: error %v, want %v", slowErr, err)
+		}
+		if d := diffEvents(slow.events, events); d != "" {
+			t.Fatalf("one-byte reads: %s", d)
+		}
 		if err != nil {
 			var pe *ParseError
 			if !errors.As(err, &pe) || pe.Line < 1 || pe.Column < 1 || pe.Offset < 0 || pe.Offset > int64(len(doc)) {
