@@ -55,15 +55,19 @@ func (p *Prison[T]) Detain(k Key, inmate T) (c Cell[T], isHolder bool, err error
 	r := p.region(&k)
 	r.mu.Lock()
 	i, found := r.search(&k)
+	// Take the handle under the lock: once unlocked, the holder may
+	// release the cell and its generation moves on.
 	if found {
 		cl := r.cells[i]
 		cl.waiters = append(cl.waiters, inmate)
+		h := Cell[T]{cl, cl.gen}
 		r.mu.Unlock()
-		return Cell[T]{cl, cl.gen}, false, nil
+		return h, false, nil
 	}
 	cl := r.insert(i, k, inmate)
+	h := Cell[T]{cl, cl.gen}
 	r.mu.Unlock()
-	return Cell[T]{cl, cl.gen}, true, nil
+	return h, true, nil
 }
 
 // TryDetain makes inmate the holder of a new cell for k if no live cell
