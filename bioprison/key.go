@@ -10,8 +10,9 @@ import (
 // Bounding keys to one aligned window is what lets the prison shard its
 // locks by window: two keys that overlap always fall in the same window, so
 // they always meet under the same lock.
-const MaxRange = 1 << maxRangeShift
+const MaxRange = 1024
 
+// maxRangeShift is log2(MaxRange), for finding a block's window.
 const maxRangeShift = 10
 
 // Space says which block address space a key's range is in.

@@ -70,3 +70,9 @@ func TestKeyOverlaps(t *testing.T) {
 		})
 	}
 }
+
+func TestMaxRangeShiftMatchesMaxRange(t *testing.T) {
+	if 1<<maxRangeShift != MaxRange {
+		t.Fatalf("1<<%d != MaxRange %d", maxRangeShift, MaxRange)
+	}
+}

@@ -47,7 +47,9 @@ func (p *Prison[T]) region(k *Key) *region[T] {
 // and isHolder is true: the caller goes on to do the work and later releases
 // the cell. Otherwise inmate joins the colliding cell's waiters, isHolder is
 // false, and the caller must leave inmate alone until a release hands it
-// back. The error is non-nil only for an invalid key.
+// back; c then names the cell waited in, for information only, since its
+// holder may release it at any moment. The error is non-nil only for an
+// invalid key.
 func (p *Prison[T]) Detain(k Key, inmate T) (c Cell[T], isHolder bool, err error) {
 	if err := k.Validate(); err != nil {
 		return Cell[T]{}, false, err
