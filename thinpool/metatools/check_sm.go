@@ -213,4 +213,3 @@ func (c *checker) compareDataCounts(sm *smCounts) {
 		c.r.errorf(sm.where, "root says %d blocks allocated, the bitmaps hold %d", sm.root.NrAllocated, allocated)
 	}
 }
-
