@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/spf13/cobra"
 )
@@ -24,6 +25,19 @@ func exitCode(err error) int {
 	return 1
 }
 
+// groupCommand makes a command that only holds subcommands refuse
+// anything else with an error, where cobra would print help and exit 0.
+func groupCommand(cmd *cobra.Command) *cobra.Command {
+	cmd.Args = cobra.ArbitraryArgs
+	cmd.RunE = func(c *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return c.Help()
+		}
+		return fmt.Errorf("unknown command %q for %q (see %s --help)", args[0], c.CommandPath(), c.CommandPath())
+	}
+	return cmd
+}
+
 func newRootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "thind",
@@ -31,5 +45,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	groupCommand(root)
+	root.AddCommand(newMetaCommand())
 	return root
 }

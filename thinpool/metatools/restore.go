@@ -108,9 +108,6 @@ func (rs *restorer) BeginDevice(d thinxml.Device) error {
 	if rs.devices[d.DevID] {
 		return fmt.Errorf("dev_id %d appears twice", d.DevID)
 	}
-	if d.CreationTime > rs.sb.Time || d.SnapTime > rs.sb.Time {
-		return fmt.Errorf("dev_id %d: creation_time %d / snap_time %d after the pool's time %d", d.DevID, d.CreationTime, d.SnapTime, rs.sb.Time)
-	}
 	rs.devices[d.DevID] = true
 	rs.dev0, rs.inDevice = d, true
 	rs.pending = rs.pending[:0]
@@ -122,6 +119,9 @@ func (rs *restorer) Map(m thinxml.Mapping) error {
 		return fmt.Errorf("time %d does not fit a mapping's 24 bits", m.Time)
 	}
 	if m.Time > rs.sb.Time {
+		// The kernel tells shared blocks by comparing times with the
+		// pool's: a mapping from the future would look unshared to a
+		// later snapshot and be overwritten in place.
 		return fmt.Errorf("mapping time %d after the pool's time %d", m.Time, rs.sb.Time)
 	}
 	if m.Data+m.Len > rs.sb.NrDataBlocks || m.Data+m.Len < m.Data {
