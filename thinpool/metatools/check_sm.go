@@ -11,15 +11,27 @@ import (
 // (which is what the kernel's data space map holds).
 type dataRefs struct {
 	nrBlocks uint64
-	small    []uint8
+	small    []uint8           // nil for huge devices: then big holds every count
 	big      map[uint64]uint32 // counts of 255 and more
 }
 
+// denseDataRefs bounds the dense array; past it counts go in a map, whose
+// size is bounded by the mappings the metadata can hold.
+const denseDataRefs = 1 << 28
+
 func newDataRefs(nrBlocks uint64) *dataRefs {
-	return &dataRefs{nrBlocks: nrBlocks, small: make([]uint8, nrBlocks), big: map[uint64]uint32{}}
+	d := &dataRefs{nrBlocks: nrBlocks, big: map[uint64]uint32{}}
+	if nrBlocks <= denseDataRefs {
+		d.small = make([]uint8, nrBlocks)
+	}
+	return d
 }
 
 func (d *dataRefs) add(b uint64) {
+	if d.small == nil {
+		d.big[b]++
+		return
+	}
 	if d.small[b] < 255 {
 		d.small[b]++
 		if d.small[b] < 255 {
@@ -32,7 +44,7 @@ func (d *dataRefs) add(b uint64) {
 }
 
 func (d *dataRefs) get(b uint64) uint32 {
-	if d.small[b] == 255 {
+	if d.small == nil || d.small[b] == 255 {
 		return d.big[b]
 	}
 	return uint32(d.small[b])

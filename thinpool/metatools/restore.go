@@ -91,6 +91,9 @@ func (rs *restorer) BeginSuperblock(sb thinxml.Superblock) error {
 	if sb.NrDataBlocks > metadata.MaxDataBlock+1 {
 		return fmt.Errorf("nr_data_blocks %d: mappings address at most %d", sb.NrDataBlocks, uint64(metadata.MaxDataBlock+1))
 	}
+	if nb := spacemap.NrBitmaps(sb.NrDataBlocks); nb >= rs.nrBlocks {
+		return &ErrMetadataFull{Need: nb, Have: rs.nrBlocks}
+	}
 	if sb.MetadataSnap != 0 {
 		return errors.New("metadata_snap: a metadata snapshot cannot be restored (its blocks are not in the document)")
 	}
