@@ -1,0 +1,141 @@
+package nbd
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// conn is one client connection through both phases.
+type conn struct {
+	srv *Server
+	raw net.Conn // the accepted socket
+	nc  net.Conn // raw, or the TLS connection on top of it
+	br  *bufio.Reader
+	log *slog.Logger
+
+	// shutdown is set once the server starts a graceful shutdown. kick,
+	// set by the transmission phase, stops its reader; mu orders the two
+	// so a shutdown that races the start of transmission is not missed.
+	shutdown atomic.Bool
+	mu       sync.Mutex
+	kick     func()
+
+	logState
+}
+
+// readBufferSize is the connection's read buffer: several request headers
+// and small payloads per read system call; large payloads bypass it.
+const readBufferSize = 64 << 10
+
+// serveConn runs a connection: handshake, then transmission. soft starts a
+// graceful shutdown, hard cancels backend operations.
+func (s *Server) serveConn(soft, hard context.Context, raw net.Conn) {
+	s.stats.connsOpen.Add(1)
+	s.stats.connsTotal.Add(1)
+	defer s.stats.connsOpen.Add(-1)
+
+	c := &conn{
+		srv: s,
+		raw: raw,
+		nc:  raw,
+		br:  bufio.NewReaderSize(raw, readBufferSize),
+		log: s.log.With("remote", raw.RemoteAddr().String()),
+	}
+	// Closing nc also closes raw, after a TLS close_notify if TLS is up.
+	defer func() { c.nc.Close() }()
+	stop := context.AfterFunc(soft, c.beginShutdown)
+	defer stop()
+
+	sess, err := c.handshake(hard)
+	if err != nil {
+		c.handshakeFailed(err)
+		return
+	}
+	if sess == nil { // NBD_OPT_ABORT
+		return
+	}
+	defer sess.release(sess.export)
+	newTransmission(c, sess).run(hard)
+}
+
+// beginShutdown marks the connection as shutting down and, in
+// transmission, stops its reader.
+func (c *conn) beginShutdown() {
+	c.mu.Lock()
+	c.shutdown.Store(true)
+	kick := c.kick
+	c.mu.Unlock()
+	if kick != nil {
+		kick()
+	}
+}
+
+// setKick installs the transmission's reader stop, running it at once if a
+// shutdown already began.
+func (c *conn) setKick(kick func()) {
+	c.mu.Lock()
+	c.kick = kick
+	down := c.shutdown.Load()
+	c.mu.Unlock()
+	if down {
+		kick()
+	}
+}
+
+// hsError is a handshake failure that ends the connection, with the reason
+// counted in Stats.HandshakeFailures.
+type hsError struct {
+	reason string
+	err    error
+}
+
+func (e *hsError) Error() string { return e.reason + ": " + e.err.Error() }
+func (e *hsError) Unwrap() error { return e.err }
+
+func hsFail(reason string, err error) error { return &hsError{reason: reason, err: err} }
+
+// ioFail classifies a socket error met during the handshake.
+func (c *conn) ioFail(err error) error {
+	switch {
+	case c.shutdown.Load():
+		return hsFail(FailureShutdown, err)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+		return hsFail(FailureEOF, err)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return hsFail(FailureTimeout, err)
+	}
+	return hsFail(FailureIO, err)
+}
+
+// handshakeFailed counts and logs a failed handshake. A client that just
+// goes away (a port probe, nbd issue #165) is logged at debug level only.
+func (c *conn) handshakeFailed(err error) {
+	reason := FailureProtocol
+	var he *hsError
+	if errors.As(err, &he) {
+		reason = he.reason
+	}
+	c.srv.stats.handshakeFailed(reason)
+	level := slog.LevelInfo
+	if reason == FailureEOF || reason == FailureShutdown {
+		level = slog.LevelDebug
+	}
+	c.log.Log(context.Background(), level, "nbd: handshake failed", "reason", reason, "err", err)
+}
+
+// deadline sets or clears (zero duration) the I/O deadline.
+func (c *conn) deadline(d time.Duration) {
+	var t time.Time
+	if d > 0 {
+		t = time.Now().Add(d)
+	}
+	c.nc.SetDeadline(t)
+}
