@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -21,12 +20,14 @@ type conn struct {
 	br  *bufio.Reader
 	log *slog.Logger
 
-	// shutdown is set once the server starts a graceful shutdown. kick,
-	// set by the transmission phase, stops its reader; mu orders the two
-	// so a shutdown that races the start of transmission is not missed.
-	shutdown atomic.Bool
-	mu       sync.Mutex
-	kick     func()
+	// soft is done once the server starts a graceful shutdown; its Err
+	// is checked directly, so the shutdown is seen as soon as it begins.
+	// kick, set by the transmission phase, stops its reader; mu orders
+	// it against the shutdown callback so a shutdown that races the
+	// start of transmission is not missed.
+	soft context.Context
+	mu   sync.Mutex
+	kick func()
 
 	logState
 }
@@ -43,7 +44,8 @@ func (s *Server) serveConn(soft, hard context.Context, raw net.Conn) {
 	defer s.stats.connsOpen.Add(-1)
 
 	c := &conn{
-		srv: s,
+		srv:  s,
+		soft: soft,
 		raw: raw,
 		nc:  raw,
 		br:  bufio.NewReaderSize(raw, readBufferSize),
@@ -66,11 +68,13 @@ func (s *Server) serveConn(soft, hard context.Context, raw net.Conn) {
 	newTransmission(c, sess).run(hard)
 }
 
-// beginShutdown marks the connection as shutting down and, in
-// transmission, stops its reader.
+// shuttingDown reports whether a graceful shutdown has begun.
+func (c *conn) shuttingDown() bool { return c.soft.Err() != nil }
+
+// beginShutdown runs when the shutdown begins: in transmission, it stops
+// the reader.
 func (c *conn) beginShutdown() {
 	c.mu.Lock()
-	c.shutdown.Store(true)
 	kick := c.kick
 	c.mu.Unlock()
 	if kick != nil {
@@ -83,9 +87,8 @@ func (c *conn) beginShutdown() {
 func (c *conn) setKick(kick func()) {
 	c.mu.Lock()
 	c.kick = kick
-	down := c.shutdown.Load()
 	c.mu.Unlock()
-	if down {
+	if c.shuttingDown() {
 		kick()
 	}
 }
@@ -105,7 +108,7 @@ func hsFail(reason string, err error) error { return &hsError{reason: reason, er
 // ioFail classifies a socket error met during the handshake.
 func (c *conn) ioFail(err error) error {
 	switch {
-	case c.shutdown.Load():
+	case c.shuttingDown():
 		return hsFail(FailureShutdown, err)
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
 		return hsFail(FailureEOF, err)

@@ -157,7 +157,7 @@ func (s *session) readGoNBDInfoBody() error {
 
 // dispatch applies the shutdown and TLS policies, then answers the option.
 func (s *session) dispatch(opt uint32) (bool, error) {
-	if s.c.shutdown.Load() && opt != wire.OptAbort {
+	if s.c.shuttingDown() && opt != wire.OptAbort {
 		if opt == wire.OptExportName { // no error reply exists
 			return false, hsFail(FailureShutdown, errors.New("EXPORT_NAME during shutdown"))
 		}

@@ -167,7 +167,7 @@ func (t *transmission) readRequest(br *bufio.Reader, hb []byte, r *request) erro
 	}
 	*r = request{Request: req, start: start, hdr: r.hdr[:0], out: r.out[:0], ext: r.ext[:0], segs: r.segs[:0]}
 	t.validate(r)
-	if r.errno == 0 && t.c.shutdown.Load() {
+	if r.errno == 0 && t.c.shuttingDown() {
 		r.setErr(wire.ESHUTDOWN, "server is shutting down")
 	}
 	if r.errno != 0 {
@@ -207,7 +207,7 @@ func (t *transmission) readErr(err error, atBoundary bool) error {
 	switch {
 	case atBoundary && errors.Is(err, io.EOF):
 		return errDisconnect
-	case errors.Is(err, os.ErrDeadlineExceeded) && t.c.shutdown.Load():
+	case errors.Is(err, os.ErrDeadlineExceeded) && t.c.shuttingDown():
 		return errDisconnect
 	case errors.Is(err, net.ErrClosed):
 		return errDisconnect
