@@ -46,10 +46,10 @@ func (s *Server) serveConn(soft, hard context.Context, raw net.Conn) {
 	c := &conn{
 		srv:  s,
 		soft: soft,
-		raw: raw,
-		nc:  raw,
-		br:  bufio.NewReaderSize(raw, readBufferSize),
-		log: s.log.With("remote", raw.RemoteAddr().String()),
+		raw:  raw,
+		nc:   raw,
+		br:   bufio.NewReaderSize(raw, readBufferSize),
+		log:  s.log.With("remote", raw.RemoteAddr().String()),
 	}
 	// Closing nc also closes raw, after a TLS close_notify if TLS is up.
 	defer func() { c.nc.Close() }()
