@@ -156,6 +156,11 @@ func TestProtocolViolationsDisconnect(t *testing.T) {
 		{"an extended header without negotiation", func(c *rawClient) {
 			c.write(wire.AppendRequest(nil, wire.Request{Type: wire.CmdRead, Length: 512}, true))
 		}},
+		{"an option after GO", func(c *rawClient) {
+			// IHAVEOPT where a request magic belongs; 12 bytes of option
+			// data complete the 28 bytes the server reads.
+			c.sendOption(wire.OptList, make([]byte, 12))
+		}},
 		{"a write above the drain limit", func(c *rawClient) {
 			c.write(wire.AppendRequest(nil, wire.Request{Type: wire.CmdWrite, Length: 100 << 20}, false))
 		}},
