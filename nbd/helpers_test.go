@@ -211,3 +211,6 @@ func runPython(t testing.TB, script string, args ...string) string {
 	}
 	return string(out)
 }
+
+// nopLogger discards logs, for benchmarks.
+func nopLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
