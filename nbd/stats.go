@@ -67,7 +67,8 @@ type OpStats struct {
 	// Bytes is the payload moved: read or written data, or the length
 	// trimmed, zeroed, cached or queried.
 	Bytes uint64
-	// LatencySum is the total time from request header to reply sent.
+	// LatencySum is the total time from reading the request header to
+	// handing the reply to the socket.
 	LatencySum time.Duration
 	// LatencyBuckets[i] counts requests whose latency was at most
 	// LatencyBounds[i] (and above the previous bound); the last bucket

@@ -258,6 +258,13 @@ func (t *transmission) writer() {
 				break gather
 			}
 		}
+		// Count the requests before their replies leave, so a client
+		// that has its reply sees it in Stats. Latency runs from the
+		// request header to the reply handed to the socket.
+		now := time.Now()
+		for _, r := range batch {
+			t.stats.record(r.Type, r.errno, t.statBytes(r), now.Sub(r.start))
+		}
 		if !dead {
 			var err error
 			if bw != nil {
@@ -284,9 +291,7 @@ func (t *transmission) writer() {
 				})
 			}
 		}
-		now := time.Now()
 		for _, r := range batch {
-			t.stats.record(r.Type, r.errno, t.statBytes(r), now.Sub(r.start))
 			t.releaseBuf(r)
 			r.out = r.out[:0]
 			t.free <- r
