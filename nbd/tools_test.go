@@ -481,3 +481,40 @@ func TestLibnbdHostileRequests(t *testing.T) {
 	// Another client is still served.
 	runTool(t, "nbdinfo", pkgLibnbd, "--can", "connect", ts.tcpURI("rw"))
 }
+
+// TestLibnbdNegotiatesTheBestReplyFormat checks what the installed libnbd
+// negotiates: extended headers from libnbd 1.18, structured replies before
+// (Debian 12 ships 1.14, without extended headers; the raw Go client in
+// TestExtendedHeaders covers them). Either way block status and I/O work.
+func TestLibnbdNegotiatesTheBestReplyFormat(t *testing.T) {
+	e, _ := memExport("vol0", 4<<20)
+	ts := startServer(t, Options{}, e)
+	out := runPython(t, `
+import sys
+import nbd
+h = nbd.NBD()
+h.add_meta_context(nbd.CONTEXT_BASE_ALLOCATION)
+h.connect_uri(sys.argv[1])
+ext = hasattr(h, "get_extended_headers_negotiated") and h.get_extended_headers_negotiated()
+assert ext or h.get_structured_replies_negotiated()
+h.pwrite(b"z" * 4096, 65536)
+seen = []
+h.block_status(4 << 20, 0, lambda m, o, e, err: seen.append(e))
+assert seen == [[65536, 3, 4096, 0, (4 << 20) - 69632, 3]], seen
+assert h.pread(4096, 65536) == b"z" * 4096
+print(h.get_version(), "extended" if ext else "structured")
+`, ts.unixURI("vol0"))
+	var major, minor, patch int
+	var format string
+	if _, err := fmt.Sscanf(out, "%d.%d.%d %s", &major, &minor, &patch, &format); err != nil {
+		t.Fatalf("script output %q: %v", out, err)
+	}
+	want := "structured"
+	if major > 1 || minor >= 18 {
+		want = "extended"
+	}
+	if format != want {
+		t.Errorf("libnbd %d.%d negotiated %s replies, want %s", major, minor, format, want)
+	}
+	t.Logf("libnbd %d.%d uses %s replies", major, minor, format)
+}

@@ -43,19 +43,19 @@ const (
 	RepInfo        = protocol.NEGOTIATION_TYPE_REPLY_INFO
 	RepMetaContext = uint32(4)
 
-	repErr               = uint32(1 << 31)
-	RepErrUnsup          = protocol.NEGOTIATION_TYPE_REPLY_ERR_UNSUPPORTED
-	RepErrPolicy         = repErr | 2
-	RepErrInvalid        = repErr | 3
-	RepErrPlatform       = repErr | 4
-	RepErrTLSReqd        = repErr | 5
-	RepErrUnknown        = protocol.NEGOTIATION_TYPE_REPLY_ERR_UNKNOWN
-	RepErrShutdown       = repErr | 7
-	RepErrBlockSizeReqd  = repErr | 8
-	RepErrTooBig         = repErr | 9
-	RepErrExtHeaderReqd  = repErr | 10
-	RepErrorBit          = repErr
-	MaxOptionReplyString = 4096
+	repErr              = uint32(1 << 31)
+	RepErrUnsup         = protocol.NEGOTIATION_TYPE_REPLY_ERR_UNSUPPORTED
+	RepErrPolicy        = repErr | 2
+	RepErrInvalid       = repErr | 3
+	RepErrPlatform      = repErr | 4
+	RepErrTLSReqd       = repErr | 5
+	RepErrUnknown       = protocol.NEGOTIATION_TYPE_REPLY_ERR_UNKNOWN
+	RepErrShutdown      = repErr | 7
+	RepErrBlockSizeReqd = repErr | 8
+	RepErrTooBig        = repErr | 9
+	RepErrExtHeaderReqd = repErr | 10
+	// RepErrorBit is set in every error reply type.
+	RepErrorBit = repErr
 )
 
 // Info types (NBD_INFO_*) of REP_INFO replies.
@@ -150,20 +150,19 @@ const (
 
 // Sizes.
 const (
-	GreetingSize            = 18
-	OptionHeaderSize        = 16
-	OptionReplyHeaderSize   = 20
-	RequestSize             = 28
-	ExtendedRequestSize     = 32
-	SimpleReplySize         = 16
-	StructuredReplySize     = 20
-	ExtendedReplySize       = 32
-	ExportNameZeroPad       = 124
-	MaxString               = 4096
-	DefaultMaxPayload       = 1 << 25 // 32 MiB, what every server should accept
-	DefaultPreferredBlock   = 4096
-	MaxMinimumBlock         = 1 << 16
-	MetaContextBaseAlloc    = "base:allocation"
-	MetaContextBaseNS       = "base:"
-	MaxExtentsPerChunkLimit = 1 << 20
+	GreetingSize          = 18
+	OptionHeaderSize      = 16
+	OptionReplyHeaderSize = 20
+	RequestSize           = 28
+	ExtendedRequestSize   = 32
+	SimpleReplySize       = 16
+	StructuredReplySize   = 20
+	ExtendedReplySize     = 32
+	ExportNameZeroPad     = 124
+	MaxString             = 4096
+	DefaultMaxPayload     = 1 << 25 // 32 MiB, what every server should accept
+	DefaultPreferredBlock = 4096
+	MaxMinimumBlock       = 1 << 16
+	MetaContextBaseAlloc  = "base:allocation"
+	MetaContextBaseNS     = "base:"
 )
