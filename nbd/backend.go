@@ -12,8 +12,9 @@ import "context"
 // A Backend is shared by every connection to its export, so its methods are
 // called concurrently, also for overlapping ranges (the client owns the
 // order of overlapping requests). All methods honour ctx: it is cancelled
-// when the connection is torn down or the server gives up a graceful
-// shutdown.
+// when the connection breaks (socket error, protocol violation) or the
+// server gives up a graceful shutdown (Options.ShutdownTimeout); a client
+// that disconnects cleanly has its requests finished.
 //
 // Errors map to NBD error values in one place (see errors.go): return a
 // syscall.Errno (EIO, ENOSPC, EPERM, ...), possibly wrapped, or one of the

@@ -52,7 +52,8 @@ type transmission struct {
 	budget  *budget
 
 	abortOnce sync.Once
-	abort     chan struct{} // closed when the socket is dead
+	abort     chan struct{}      // closed when the socket is dead
+	cancel    context.CancelFunc // cancels backend calls after a hard disconnect
 }
 
 func newTransmission(c *conn, s *session) *transmission {
@@ -91,6 +92,10 @@ func newTransmission(c *conn, s *session) *transmission {
 func (t *transmission) run(ctx context.Context) {
 	t.stats.conns.Add(1)
 	defer t.stats.conns.Add(-1)
+	// Backend calls outlive a client that merely stopped sending (DISC
+	// requires finishing them) but not a broken connection.
+	ctx, t.cancel = context.WithCancel(ctx)
+	defer t.cancel()
 	// A shutdown stops the reader at the next read; requests already
 	// read are still answered.
 	t.c.setKick(func() { t.c.nc.SetReadDeadline(time.Now()) })
@@ -111,7 +116,10 @@ func (t *transmission) run(ctx context.Context) {
 	}()
 
 	if err := t.read(); err != nil {
+		// A broken stream or socket: a hard disconnect, so work for
+		// this client is abandoned rather than finished.
 		t.c.log.Info("nbd: closing connection", "export", t.exp.Name, "err", err)
+		t.cancel()
 	}
 	close(t.work)
 	workers.Wait()
@@ -287,6 +295,7 @@ func (t *transmission) writer() {
 				t.c.log.Debug("nbd: write failed", "err", err)
 				t.abortOnce.Do(func() {
 					close(t.abort)
+					t.cancel()
 					t.c.nc.Close() // unblocks the reader
 				})
 			}

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -565,4 +566,33 @@ func TestShutdownTimeoutCancelsStuckBackends(t *testing.T) {
 	c.send(wire.Request{Type: wire.CmdFlush}, nil)
 	<-held
 	ts.stop(t)
+}
+
+// TestBrokenConnectionCancelsBackendCalls: a client that resets its TCP
+// connection while a request is in the backend gets that call cancelled.
+func TestBrokenConnectionCancelsBackendCalls(t *testing.T) {
+	held := make(chan struct{})
+	cancelled := make(chan struct{})
+	e, _ := memExport("vol0", 1<<20)
+	e.Backend = &hookBackend{Backend: e.Backend, hook: func(ctx context.Context, op string, _, _ int64) error {
+		if op == "flush" {
+			close(held)
+			<-ctx.Done()
+			close(cancelled)
+			return ctx.Err()
+		}
+		return nil
+	}}
+	ts := startServer(t, Options{}, e)
+	nc, err := net.Dial("tcp", ts.tcp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newRawClient(t, nc)
+	c.negotiate("vol0", true, false, false)
+	c.send(wire.Request{Type: wire.CmdFlush}, nil)
+	<-held
+	nc.(*net.TCPConn).SetLinger(0) // close with RST
+	nc.Close()
+	<-cancelled
 }
