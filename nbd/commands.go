@@ -2,8 +2,6 @@ package nbd
 
 import (
 	"context"
-	"sync/atomic"
-	"time"
 
 	"github.com/thind-storage/thind/nbd/internal/wire"
 )
@@ -46,7 +44,7 @@ func (t *transmission) execute(ctx context.Context, r *request) {
 	case wire.CmdFlush:
 		err = t.be.Flush(ctx)
 	case wire.CmdTrim:
-		if n > 0 && t.caps.Trim {
+		if n > 0 {
 			err = t.be.Trim(ctx, off, n, t.fuaFlag(r))
 			err = t.emulatedFUA(ctx, r, err)
 		}
@@ -237,25 +235,4 @@ func (t *transmission) clampExtents(ext []Extent, off, n int64, reqOne bool) []E
 		}
 	}
 	return out
-}
-
-// logLimited logs at most one backend error per second per connection, so
-// a failing disk under a busy client does not flood the log.
-func (c *conn) logLimited(msg string, args ...any) {
-	now := time.Now().UnixNano()
-	last := c.lastLog.Load()
-	if now-last < int64(time.Second) || !c.lastLog.CompareAndSwap(last, now) {
-		c.suppressed.Add(1)
-		return
-	}
-	if n := c.suppressed.Swap(0); n > 0 {
-		args = append(args, "suppressed", n)
-	}
-	c.log.Warn(msg, args...)
-}
-
-// logState is embedded in conn for logLimited.
-type logState struct {
-	lastLog    atomic.Int64
-	suppressed atomic.Int64
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -141,4 +142,25 @@ func (c *conn) deadline(d time.Duration) {
 		t = time.Now().Add(d)
 	}
 	c.nc.SetDeadline(t)
+}
+
+// logLimited logs at most one backend error per second per connection, so
+// a failing disk under a busy client does not flood the log.
+func (c *conn) logLimited(msg string, args ...any) {
+	now := time.Now().UnixNano()
+	last := c.lastLog.Load()
+	if now-last < int64(time.Second) || !c.lastLog.CompareAndSwap(last, now) {
+		c.suppressed.Add(1)
+		return
+	}
+	if n := c.suppressed.Swap(0); n > 0 {
+		args = append(args, "suppressed", n)
+	}
+	c.log.Warn(msg, args...)
+}
+
+// logState is embedded in conn for logLimited.
+type logState struct {
+	lastLog    atomic.Int64
+	suppressed atomic.Int64
 }
