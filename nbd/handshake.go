@@ -31,7 +31,8 @@ type session struct {
 	data []byte // the current option's data
 	out  []byte // option replies not yet written
 
-	// Set by a successful GO or EXPORT_NAME.
+	// The export a successful GO or EXPORT_NAME selected, and what
+	// selectExport read for the last INFO, GO or EXPORT_NAME.
 	export *Export
 	size   int64
 	flags  uint16

@@ -31,6 +31,7 @@ func (s *session) optExportName() (bool, error) {
 		s.release(e)
 		return false, hsFail(FailureProtocol, err)
 	}
+	s.export = e
 	s.out = binary.BigEndian.AppendUint64(s.out, uint64(s.size))
 	s.out = binary.BigEndian.AppendUint16(s.out, s.flags)
 	if !s.noZeroes {
@@ -115,7 +116,6 @@ func (s *session) optInfoGo(opt uint32) (bool, error) {
 	}
 	if err := s.selectExport(e); err != nil {
 		s.release(e)
-		s.export = nil
 		s.replyErr(opt, wire.RepErrPlatform, err.Error())
 		return false, nil
 	}
@@ -141,13 +141,9 @@ func (s *session) optInfoGo(opt uint32) (bool, error) {
 
 	if opt == wire.OptInfo {
 		s.release(e)
-		s.export = nil
 		return false, nil
 	}
-	if s.meta.export != e.Name {
-		// A selection made for another export does not carry over.
-		s.meta = metaSelection{}
-	}
+	s.export = e
 	return true, nil
 }
 
@@ -214,7 +210,6 @@ func (s *session) release(e *Export) {
 // selectExport reads the backend's size and capabilities once for this
 // connection and computes the transmission flags.
 func (s *session) selectExport(e *Export) error {
-	s.export = e
 	s.size = e.Backend.Size()
 	s.caps = e.Backend.Capabilities()
 	if s.size < 0 {

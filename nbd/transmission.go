@@ -72,6 +72,7 @@ func newTransmission(c *conn, s *session) *transmission {
 		minBlock:   uint64(minBlock),
 		chunked:    s.structured || s.extended,
 		extended:   s.extended,
+		// A selection made for another export does not carry over.
 		baseAlloc:  s.meta.baseAlloc && s.meta.export == s.export.Name,
 		maxExtents: o.MaxExtents,
 		free:       make(chan *request, o.MaxInFlight),
