@@ -518,3 +518,47 @@ print(h.get_version(), "extended" if ext else "structured")
 	}
 	t.Logf("libnbd %d.%d uses %s replies", major, minor, format)
 }
+
+// TestServingAFile exports a sparse file through the File backend: writes
+// from qemu-io land in the file, discards punch holes, and nbdinfo --map
+// reports the file's own holes (SEEK_DATA/SEEK_HOLE).
+func TestServingAFile(t *testing.T) {
+	const size = 16 << 20
+	path := filepath.Join(t.TempDir(), "disk.img")
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, size); err != nil {
+		t.Fatal(err)
+	}
+	fb, err := OpenFile(path, FileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fb.Close()
+	ts := startServer(t, Options{}, &Export{Name: "file", Backend: fb})
+	uri := ts.unixURI("file")
+
+	out := runTool(t, "qemu-io", pkgQemu, "-f", "raw",
+		"-c", "write -P 0x61 1M 2M", "-c", "write -P 0x62 8M 64k", "-c", "discard 2M 1M", "-c", "flush", uri)
+	if strings.Contains(out, "failed") {
+		t.Fatalf("qemu-io:\n%s", out)
+	}
+	img, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([]byte, size)
+	copy(want[1<<20:2<<20], bytes.Repeat([]byte{0x61}, 1<<20))
+	copy(want[8<<20:], bytes.Repeat([]byte{0x62}, 64<<10))
+	if !bytes.Equal(img, want) {
+		t.Fatal("file contents differ from what qemu-io wrote")
+	}
+	got := nbdinfoMap(t, uri)
+	if oracle := backendMap(t, fb); fmt.Sprint(got) != fmt.Sprint(oracle) {
+		t.Errorf("nbdinfo --map %v, file %v", got, oracle)
+	}
+	if fmt.Sprint(got) != fmt.Sprint([][3]int64{{0, 1 << 20, 3}, {1 << 20, 1 << 20, 0}, {2 << 20, 6 << 20, 3}, {8 << 20, 64 << 10, 0}, {8<<20 + 64<<10, size - 8<<20 - 64<<10, 3}}) {
+		t.Errorf("nbdinfo --map %v: holes not where the file has them", got)
+	}
+}
