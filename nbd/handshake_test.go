@@ -423,3 +423,45 @@ func TestShutdownAnswersNewOptionsWithErrShutdown(t *testing.T) {
 		t.Fatal("server still accepts after shutdown")
 	}
 }
+
+func TestTransmissionFlagsFollowCapabilities(t *testing.T) {
+	all := Capabilities{Flush: true, FUA: true, Trim: true, Zero: true, FastZero: true, Cache: true, MultiConn: true}
+	for _, tc := range []struct {
+		name    string
+		caps    Capabilities
+		ro      bool
+		chunked bool
+		want    uint16
+	}{
+		{"everything, simple replies", all, false, false, 0x0D6D},
+		{"everything, structured replies adds DF", all, false, true, 0x0DED},
+		{"nothing declared", Capabilities{}, false, false, wire.TransHasFlags},
+		{"flush without native FUA still offers FUA", Capabilities{Flush: true}, false, false,
+			wire.TransHasFlags | wire.TransSendFlush | wire.TransSendFUA},
+		{"fast zero needs zero", Capabilities{FastZero: true}, false, false, wire.TransHasFlags},
+		{"no multi-conn without the backend's guarantee", Capabilities{Flush: true, Trim: true}, false, false,
+			wire.TransHasFlags | wire.TransSendFlush | wire.TransSendFUA | wire.TransSendTrim},
+		{"a read-only export drops the write-side flags", all, true, false,
+			wire.TransHasFlags | wire.TransReadOnly | wire.TransSendFlush | wire.TransSendCache | wire.TransCanMultiConn},
+		{"a read-only backend too", Capabilities{ReadOnly: true, Trim: true}, false, false,
+			wire.TransHasFlags | wire.TransReadOnly},
+	} {
+		got := transmissionFlags(&Export{ReadOnly: tc.ro}, tc.caps, tc.chunked)
+		if got != tc.want {
+			t.Errorf("%s: flags %#04x, want %#04x", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestInvalidBlockSizesAreRefusedAtGo(t *testing.T) {
+	e, _ := memExport("odd", 1<<20)
+	e.Backend = &hookBackend{Backend: e.Backend, caps: func(c Capabilities) Capabilities {
+		c.PreferredBlockSize = 8192 // go-nbd's client would reject it
+		return c
+	}}
+	ts := startServer(t, Options{}, e)
+	c := dialUnix(t, ts)
+	c.greet(wire.ClientFlagFixedNewstyle)
+	c.expectOption(wire.OptGo, wire.InfoRequest{Name: "odd"}.Append(nil), wire.RepErrPlatform)
+	c.expectOption(wire.OptAbort, nil, wire.RepAck)
+}

@@ -596,3 +596,17 @@ func TestBrokenConnectionCancelsBackendCalls(t *testing.T) {
 	nc.Close()
 	<-cancelled
 }
+
+func TestMinimumBlockSizeIsEnforced(t *testing.T) {
+	e, _ := memExport("aligned", 1<<20)
+	e.Backend = &hookBackend{Backend: e.Backend, caps: func(c Capabilities) Capabilities {
+		c.MinBlockSize = 512
+		return c
+	}}
+	ts := startServer(t, Options{}, e)
+	c := dialUnix(t, ts)
+	c.negotiate("aligned", true, false, false)
+	c.expectErrno(wire.Request{Type: wire.CmdRead, Offset: 100, Length: 512}, nil, wire.EINVAL)
+	c.expectErrno(wire.Request{Type: wire.CmdWrite, Length: 100}, make([]byte, 100), wire.EINVAL)
+	c.expectErrno(wire.Request{Type: wire.CmdRead, Offset: 512, Length: 1024}, nil, 0)
+}
