@@ -158,6 +158,9 @@ func runToolErr(t testing.TB, name, pkg string, args ...string) (string, error) 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, path, args...)
+	// Tools may leave state files in their working directory (fio's
+	// verify state): keep them out of the source tree.
+	cmd.Dir = t.TempDir()
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = &out
@@ -205,6 +208,7 @@ func runPython(t testing.TB, script string, args ...string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, py, append([]string{"-c", script}, args...)...)
+	cmd.Dir = t.TempDir()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("python script failed: %v\n%s", err, out)
