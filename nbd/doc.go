@@ -1,2 +1,63 @@
-// Package nbd is thind's Network Block Device server.
+// Package nbd is thind's Network Block Device server: the fixed-newstyle
+// handshake and the transmission phase, serving any Backend found through
+// an ExportLookup. It never imports the thin-pool engine; the daemon adapts
+// a thin device to Backend.
+//
+// # Handshake
+//
+// The server greets with FIXED_NEWSTYLE|NO_ZEROES and answers EXPORT_NAME,
+// ABORT, LIST, INFO, GO, STRUCTURED_REPLY, LIST_META_CONTEXT and
+// SET_META_CONTEXT (base:allocation), EXTENDED_HEADERS and STARTTLS
+// (crypto/tls, TLS 1.3, optional client certificates; see TLSMode). Other
+// options get NBD_REP_ERR_UNSUP. INFO and GO always report the export's
+// size and flags, canonical name, description and block sizes (minimum 1,
+// preferred 4096, maximum payload 32 MiB). Option data is capped at 1 MiB
+// and the number of options per connection at Options.MaxOptions; beyond
+// either the connection is closed.
+//
+// The empty export name is the default export: ExportLookup decides what
+// it is (MapExports maps it to DefaultExportName, "default"). go-nbd's
+// client sends "default" when given no name, so with that naming both
+// reach the same export without aliasing in the server.
+//
+// go-nbd's client (v0.3.2) is tolerated: it sends client flags 0, which is
+// accepted for every option, and NBD_OPT_GO with length 0 followed by the
+// body anyway, which the server reads from the stream (see
+// readGoNBDInfoBody).
+//
+// # Transmission
+//
+// Requests on one connection run concurrently: a reader parses and
+// validates them, a fixed pool of workers calls the backend, one writer
+// sends complete replies in completion order (see transmission.go). The
+// in-flight requests (Options.MaxInFlight) and their payload bytes
+// (Options.BufferBudget) are capped; when either is spent the reader stops
+// reading the socket. Payload buffers come from size-class pools, so 4 KiB
+// reads and writes allocate nothing in steady state.
+//
+// Replies are simple, structured (STRUCTURED_REPLY) or extended
+// (EXTENDED_HEADERS) as negotiated. Structured READs answer ranges the
+// backend reports as zero with OFFSET_HOLE chunks. Transmission flags are
+// advertised from the backend's Capabilities and the negotiation: DF only
+// with chunked replies, CAN_MULTI_CONN only when the backend declares the
+// cross-connection flush guarantee, write-side flags only on writable
+// exports.
+//
+// Request errors are answered with the protocol's error values, mapped
+// from backend errors in one place (errors.go); only protocol violations
+// that break framing (bad magic, a payload above 64 MiB, a truncated
+// message) close the connection.
+//
+// # Shutdown
+//
+// Serve runs until its context is done, then stops accepting, answers
+// further options with NBD_REP_ERR_SHUTDOWN, stops reading requests,
+// lets in-flight requests finish and closes; after Options.ShutdownTimeout
+// the rest are closed and backend contexts cancelled.
+//
+// # Observability
+//
+// Server.Stats returns plain counters (connections, handshake failures by
+// reason, per-export per-command requests, errors, bytes and latency
+// histograms) for the daemon's metrics package.
 package nbd

@@ -1,0 +1,166 @@
+package nbd
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// conn is one client connection through both phases.
+type conn struct {
+	srv *Server
+	raw net.Conn // the accepted socket
+	nc  net.Conn // raw, or the TLS connection on top of it
+	br  *bufio.Reader
+	log *slog.Logger
+
+	// soft is done once the server starts a graceful shutdown; its Err
+	// is checked directly, so the shutdown is seen as soon as it begins.
+	// kick, set by the transmission phase, stops its reader; mu orders
+	// it against the shutdown callback so a shutdown that races the
+	// start of transmission is not missed.
+	soft context.Context
+	mu   sync.Mutex
+	kick func()
+
+	logState
+}
+
+// readBufferSize is the connection's read buffer: several request headers
+// and small payloads per read system call; large payloads bypass it.
+const readBufferSize = 64 << 10
+
+// serveConn runs a connection: handshake, then transmission. soft starts a
+// graceful shutdown, hard cancels backend operations.
+func (s *Server) serveConn(soft, hard context.Context, raw net.Conn) {
+	s.stats.connsOpen.Add(1)
+	s.stats.connsTotal.Add(1)
+	defer s.stats.connsOpen.Add(-1)
+
+	c := &conn{
+		srv:  s,
+		soft: soft,
+		raw:  raw,
+		nc:   raw,
+		br:   bufio.NewReaderSize(raw, readBufferSize),
+		log:  s.log.With("remote", raw.RemoteAddr().String()),
+	}
+	// Closing nc also closes raw, after a TLS close_notify if TLS is up.
+	defer func() { c.nc.Close() }()
+	stop := context.AfterFunc(soft, c.beginShutdown)
+	defer stop()
+
+	sess, err := c.handshake(hard)
+	if err != nil {
+		c.handshakeFailed(err)
+		return
+	}
+	if sess == nil { // NBD_OPT_ABORT
+		return
+	}
+	defer sess.release(sess.export)
+	newTransmission(c, sess).run(hard)
+}
+
+// shuttingDown reports whether a graceful shutdown has begun.
+func (c *conn) shuttingDown() bool { return c.soft.Err() != nil }
+
+// beginShutdown runs when the shutdown begins: in transmission, it stops
+// the reader.
+func (c *conn) beginShutdown() {
+	c.mu.Lock()
+	kick := c.kick
+	c.mu.Unlock()
+	if kick != nil {
+		kick()
+	}
+}
+
+// setKick installs the transmission's reader stop, running it at once if a
+// shutdown already began.
+func (c *conn) setKick(kick func()) {
+	c.mu.Lock()
+	c.kick = kick
+	c.mu.Unlock()
+	if c.shuttingDown() {
+		kick()
+	}
+}
+
+// hsError is a handshake failure that ends the connection, with the reason
+// counted in Stats.HandshakeFailures.
+type hsError struct {
+	reason string
+	err    error
+}
+
+func (e *hsError) Error() string { return e.reason + ": " + e.err.Error() }
+func (e *hsError) Unwrap() error { return e.err }
+
+func hsFail(reason string, err error) error { return &hsError{reason: reason, err: err} }
+
+// ioFail classifies a socket error met during the handshake.
+func (c *conn) ioFail(err error) error {
+	switch {
+	case c.shuttingDown():
+		return hsFail(FailureShutdown, err)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+		return hsFail(FailureEOF, err)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return hsFail(FailureTimeout, err)
+	}
+	return hsFail(FailureIO, err)
+}
+
+// handshakeFailed counts and logs a failed handshake. A client that just
+// goes away (a port probe, nbd issue #165) is logged at debug level only.
+func (c *conn) handshakeFailed(err error) {
+	reason := FailureProtocol
+	var he *hsError
+	if errors.As(err, &he) {
+		reason = he.reason
+	}
+	c.srv.stats.handshakeFailed(reason)
+	level := slog.LevelInfo
+	if reason == FailureEOF || reason == FailureShutdown {
+		level = slog.LevelDebug
+	}
+	c.log.Log(context.Background(), level, "nbd: handshake failed", "reason", reason, "err", err)
+}
+
+// deadline sets or clears (zero duration) the I/O deadline.
+func (c *conn) deadline(d time.Duration) {
+	var t time.Time
+	if d > 0 {
+		t = time.Now().Add(d)
+	}
+	c.nc.SetDeadline(t)
+}
+
+// logLimited logs at most one backend error per second per connection, so
+// a failing disk under a busy client does not flood the log.
+func (c *conn) logLimited(msg string, args ...any) {
+	now := time.Now().UnixNano()
+	last := c.lastLog.Load()
+	if now-last < int64(time.Second) || !c.lastLog.CompareAndSwap(last, now) {
+		c.suppressed.Add(1)
+		return
+	}
+	if n := c.suppressed.Swap(0); n > 0 {
+		args = append(args, "suppressed", n)
+	}
+	c.log.Warn(msg, args...)
+}
+
+// logState is embedded in conn for logLimited.
+type logState struct {
+	lastLog    atomic.Int64
+	suppressed atomic.Int64
+}

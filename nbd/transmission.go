@@ -1,0 +1,318 @@
+package nbd
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/thind-storage/thind/nbd/internal/wire"
+)
+
+// transmission runs the transmission phase of one connection:
+//
+//	reader ──work──► workers (Options.Workers) ──replies──► writer
+//	   ▲                                                      │
+//	   └──────────────── free request slots ◄─────────────────┘
+//
+// The reader parses and validates requests in order, reading WRITE
+// payloads into pooled buffers. It takes a request slot before each header
+// and budget bytes before each payload or READ buffer, so a full pipeline
+// stops it reading from the socket (backpressure). Workers run requests
+// against the backend concurrently and build each complete reply. The
+// writer alone writes to the socket: a reply goes out whole, its chunks
+// contiguous, in completion order, batched with whatever other replies are
+// ready into one writev. Once written, the writer releases the buffer and
+// budget and returns the slot.
+type transmission struct {
+	c     *conn
+	be    Backend
+	exp   *Export
+	stats *exportStats
+
+	size       uint64
+	flags      uint16
+	caps       Capabilities
+	readOnly   bool
+	emulateFUA bool
+	minBlock   uint64
+	chunked    bool // structured replies or extended headers
+	extended   bool
+	baseAlloc  bool
+	maxExtents int
+
+	free    chan *request
+	work    chan *request
+	replies chan *request
+	budget  *budget
+
+	abortOnce sync.Once
+	abort     chan struct{}      // closed when the socket is dead
+	cancel    context.CancelFunc // cancels backend calls after a hard disconnect
+}
+
+func newTransmission(c *conn, s *session) *transmission {
+	o := c.srv.opts
+	minBlock, _ := blockSizes(s.caps)
+	t := &transmission{
+		c:          c,
+		be:         s.export.Backend,
+		exp:        s.export,
+		stats:      c.srv.stats.export(s.export.Name),
+		size:       uint64(s.size),
+		flags:      s.flags,
+		caps:       s.caps,
+		readOnly:   s.flags&wire.TransReadOnly != 0,
+		emulateFUA: !s.caps.FUA,
+		minBlock:   uint64(minBlock),
+		chunked:    s.structured || s.extended,
+		extended:   s.extended,
+		// A selection made for another export does not carry over.
+		baseAlloc:  s.meta.baseAlloc && s.meta.export == s.export.Name,
+		maxExtents: o.MaxExtents,
+		free:       make(chan *request, o.MaxInFlight),
+		work:       make(chan *request, o.MaxInFlight),
+		replies:    make(chan *request, o.MaxInFlight),
+		budget:     newBudget(o.BufferBudget),
+		abort:      make(chan struct{}),
+	}
+	for range o.MaxInFlight {
+		t.free <- &request{hdr: make([]byte, 0, 128), out: make([][]byte, 0, 4)}
+	}
+	return t
+}
+
+// run serves until the client disconnects, the stream breaks or a
+// shutdown stops the reader; in-flight requests always finish and their
+// replies are sent (or dropped if the socket is dead) before it returns.
+func (t *transmission) run(ctx context.Context) {
+	t.stats.conns.Add(1)
+	defer t.stats.conns.Add(-1)
+	// Backend calls outlive a client that merely stopped sending (DISC
+	// requires finishing them) but not a broken connection.
+	ctx, t.cancel = context.WithCancel(ctx)
+	defer t.cancel()
+	// A shutdown stops the reader at the next read; requests already
+	// read are still answered.
+	t.c.setKick(func() { t.c.nc.SetReadDeadline(time.Now()) })
+
+	var workers sync.WaitGroup
+	for range t.c.srv.opts.Workers {
+		workers.Go(func() {
+			for r := range t.work {
+				t.execute(ctx, r)
+				t.replies <- r
+			}
+		})
+	}
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		t.writer()
+	}()
+
+	if err := t.read(); err != nil {
+		// A broken stream or socket: a hard disconnect, so work for
+		// this client is abandoned rather than finished.
+		t.c.log.Info("nbd: closing connection", "export", t.exp.Name, "err", err)
+		t.cancel()
+	}
+	close(t.work)
+	workers.Wait()
+	close(t.replies)
+	<-writerDone
+}
+
+// errDisconnect is the reader's clean end: DISC, EOF at a request
+// boundary, or a shutdown.
+var errDisconnect = errors.New("nbd: client disconnected")
+
+// read is the reader loop. It returns nil on a clean end and the protocol
+// violation or socket error otherwise.
+func (t *transmission) read() error {
+	br := t.c.br
+	hsize := wire.RequestHeaderSize(t.extended)
+	var hb [wire.ExtendedRequestSize]byte
+	for {
+		var r *request
+		select {
+		case r = <-t.free:
+		case <-t.abort:
+			return nil
+		}
+		err := t.readRequest(br, hb[:hsize], r)
+		if err != nil {
+			t.free <- r
+			if errors.Is(err, errDisconnect) {
+				return nil
+			}
+			return err
+		}
+		t.work <- r
+	}
+}
+
+// readRequest reads one request into r: header, validation, payload.
+func (t *transmission) readRequest(br *bufio.Reader, hb []byte, r *request) error {
+	if _, err := io.ReadFull(br, hb); err != nil {
+		return t.readErr(err, true)
+	}
+	start := time.Now()
+	req, err := wire.DecodeRequest(hb, t.extended)
+	if err != nil {
+		return err // bad magic: the stream cannot be framed any more
+	}
+	if req.Type == wire.CmdDisc {
+		return errDisconnect
+	}
+	payload := req.PayloadLength(t.extended)
+	if payload > drainLimit {
+		return errors.New("nbd: request payload above the drain limit")
+	}
+	*r = request{Request: req, start: start, hdr: r.hdr[:0], out: r.out[:0], ext: r.ext[:0], segs: r.segs[:0]}
+	t.validate(r)
+	if r.errno == 0 && t.c.shuttingDown() {
+		r.setErr(wire.ESHUTDOWN, "server is shutting down")
+	}
+	if r.errno != 0 {
+		// Keep the stream in sync: consume a payload we will not use.
+		if _, err := io.CopyN(io.Discard, br, int64(payload)); err != nil {
+			return t.readErr(err, false)
+		}
+		return nil
+	}
+	var n int64
+	switch req.Type {
+	case wire.CmdWrite:
+		n = int64(payload)
+	case wire.CmdRead:
+		n = int64(req.Length)
+	}
+	if n == 0 {
+		return nil
+	}
+	if !t.budget.acquire(n, t.abort) {
+		return errDisconnect
+	}
+	r.held = n
+	r.buf = getBuf(int(n))
+	if req.Type == wire.CmdWrite {
+		if _, err := io.ReadFull(br, *r.buf); err != nil {
+			t.releaseBuf(r)
+			return t.readErr(err, false)
+		}
+	}
+	return nil
+}
+
+// readErr classifies a read error: EOF between requests and the shutdown
+// kick are clean ends; anything else is a broken stream.
+func (t *transmission) readErr(err error, atBoundary bool) error {
+	switch {
+	case atBoundary && errors.Is(err, io.EOF):
+		return errDisconnect
+	case errors.Is(err, os.ErrDeadlineExceeded) && t.c.shuttingDown():
+		return errDisconnect
+	case errors.Is(err, net.ErrClosed):
+		return errDisconnect
+	}
+	return err
+}
+
+// releaseBuf returns r's buffer and budget.
+func (t *transmission) releaseBuf(r *request) {
+	if r.buf != nil {
+		putBuf(r.buf)
+		r.buf = nil
+	}
+	t.budget.release(r.held)
+	r.held = 0
+}
+
+// maxBatch caps the replies gathered into one writev.
+const maxBatch = 64
+
+// writer owns the socket's write side until replies is closed.
+func (t *transmission) writer() {
+	var (
+		batch = make([]*request, 0, maxBatch)
+		// vb keeps the backing array: WriteTo consumes the slice it
+		// is called on, so it gets a copy of the header, vec.
+		vb   = make([][]byte, 0, 4*maxBatch)
+		vec  net.Buffers
+		bw   *bufio.Writer
+		dead bool
+	)
+	// net.Buffers becomes one writev on plain sockets; TLS has no
+	// vectored write, so coalesce records through a buffer instead.
+	if _, ok := t.c.nc.(*tls.Conn); ok {
+		bw = bufio.NewWriterSize(t.c.nc, 256<<10)
+	}
+	for r := range t.replies {
+		batch = append(batch[:0], r)
+	gather:
+		for len(batch) < maxBatch {
+			select {
+			case r2, ok := <-t.replies:
+				if !ok {
+					break gather
+				}
+				batch = append(batch, r2)
+			default:
+				break gather
+			}
+		}
+		// Count the requests before their replies leave, so a client
+		// that has its reply sees it in Stats. Latency runs from the
+		// request header to the reply handed to the socket.
+		now := time.Now()
+		for _, r := range batch {
+			t.stats.record(r.Type, r.errno, t.statBytes(r), now.Sub(r.start))
+		}
+		if !dead {
+			var err error
+			if bw != nil {
+				for _, r := range batch {
+					for _, b := range r.out {
+						bw.Write(b)
+					}
+				}
+				err = bw.Flush()
+			} else {
+				vb = vb[:0]
+				for _, r := range batch {
+					vb = append(vb, r.out...)
+				}
+				vec = vb
+				_, err = vec.WriteTo(t.c.nc)
+			}
+			if err != nil {
+				dead = true
+				t.c.log.Debug("nbd: write failed", "err", err)
+				t.abortOnce.Do(func() {
+					close(t.abort)
+					t.cancel()
+					t.c.nc.Close() // unblocks the reader
+				})
+			}
+		}
+		for _, r := range batch {
+			t.releaseBuf(r)
+			r.out = r.out[:0]
+			t.free <- r
+		}
+	}
+}
+
+// statBytes is the byte count a request contributes to statistics.
+func (t *transmission) statBytes(r *request) uint64 {
+	if r.errno != 0 || r.Type == wire.CmdFlush {
+		return 0
+	}
+	return r.Length
+}
