@@ -196,7 +196,7 @@ func TestSuperblockIsWrittenLastAfterASync(t *testing.T) {
 	}
 	// Cut power right after the data blocks: the superblock must not be
 	// on the device, the others must all be durable.
-	dev.CutPowerAfter(1) // the 19 blocks go out as one coalesced write
+	dev.CutPowerAfter(19) // blocks 1..19, however they are coalesced
 	err = m.FlushAndUnlock(sb)
 	if !errors.Is(err, ErrPowerCut) {
 		t.Fatalf("got %v", err)

@@ -43,7 +43,7 @@ func (d *MemDevice) Size() int64 { return d.size }
 // NrBlocks returns the device size in whole blocks.
 func (d *MemDevice) NrBlocks() uint64 { return uint64(d.size) / BlockSize }
 
-// CutPowerAfter makes the device accept n more writes and silently lose
+// CutPowerAfter makes the device accept n more block writes and lose
 // every later one: they and every Sync fail with ErrPowerCut.
 func (d *MemDevice) CutPowerAfter(n int) {
 	d.mu.Lock()
@@ -51,7 +51,7 @@ func (d *MemDevice) CutPowerAfter(n int) {
 	d.cutAt = d.writes + n
 }
 
-// Writes returns how many writes the device has accepted.
+// Writes returns how many block writes the device has accepted.
 func (d *MemDevice) Writes() int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -86,22 +86,30 @@ func (d *MemDevice) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-// WriteAt implements io.WriterAt.
+// WriteAt implements io.WriterAt. Each block a write touches counts as
+// one write, and a power cut can fall between them: a multi-block write
+// may be torn at a block boundary, as on a real disk.
 func (d *MemDevice) WriteAt(p []byte, off int64) (int, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.cutAt >= 0 && d.writes >= d.cutAt {
-		d.cut = true
-	}
-	if d.cut {
-		return 0, ErrPowerCut
-	}
 	if off < 0 || off+int64(len(p)) > d.size {
 		return 0, errors.New("memdevice: write beyond end of device")
 	}
-	d.writes++
-	d.pending = append(d.pending, pendingWrite{off: off, data: append([]byte(nil), p...)})
-	return len(p), nil
+	done := 0
+	for done < len(p) {
+		if d.cutAt >= 0 && d.writes >= d.cutAt {
+			d.cut = true
+		}
+		if d.cut {
+			return done, ErrPowerCut
+		}
+		pos := off + int64(done)
+		n := min(int(BlockSize-pos%BlockSize), len(p)-done)
+		d.writes++
+		d.pending = append(d.pending, pendingWrite{off: pos, data: append([]byte(nil), p[done:done+n]...)})
+		done += n
+	}
+	return done, nil
 }
 
 // Sync implements Device: every write so far becomes durable.
