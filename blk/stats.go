@@ -1,0 +1,150 @@
+package blk
+
+import (
+	"math"
+	"math/bits"
+	"sync/atomic"
+	"time"
+)
+
+// Stats is a snapshot of the dispatcher's counters, one entry per hardware
+// queue. It is plain data so that the metrics package can export it without
+// this package knowing about Prometheus. Counters only grow; gauges
+// (InFlight, Backlog) are as of the snapshot.
+type Stats struct {
+	Queues []QueueStats
+}
+
+// QueueStats describes one hardware queue.
+type QueueStats struct {
+	Depth    int   // tags in the queue's tag set
+	InFlight int   // tags held now: requests between tag allocation and completion
+	Backlog  int64 // requests waiting in software queues or the dispatch list
+
+	TagSleeps  uint64 // times a submitter slept because every tag was held
+	Dispatched uint64 // backend calls made; merged requests share one
+	Direct     uint64 // requests issued directly in the submitter's goroutine
+	Queued     uint64 // requests handed through software queues to a worker
+	Merges     uint64 // requests merged into another request's backend call
+
+	Ops     [NumOps]OpStats // indexed by Op
+	Latency LatencyStats
+}
+
+// OpStats counts completed requests of one operation.
+type OpStats struct {
+	Requests uint64
+	Bytes    uint64
+	Errors   uint64
+}
+
+// NumLatencyBuckets is the number of latency histogram buckets.
+const NumLatencyBuckets = 12
+
+// LatencyStats is a histogram of request latency, from tag allocation to
+// completion: time queued plus time in the backend. Time spent sleeping for
+// a tag is not included; TagSleeps counts that.
+type LatencyStats struct {
+	Count uint64
+	Sum   time.Duration
+	// Buckets[i] counts requests with latency in
+	// (LatencyBucketBound(i-1), LatencyBucketBound(i)]; the buckets are not
+	// cumulative.
+	Buckets [NumLatencyBuckets]uint64
+}
+
+// LatencyBucketBound returns the upper bound of bucket i: 1µs·4^i, and
+// for the last bucket the largest Duration, standing for +Inf. The bounds
+// are fixed so that snapshots from different times and processes add up.
+func LatencyBucketBound(i int) time.Duration {
+	if i >= NumLatencyBuckets-1 {
+		return math.MaxInt64
+	}
+	return time.Microsecond << (2 * i)
+}
+
+// latencyBucket maps a latency to its bucket with a bit count instead of a
+// search, as it runs on every completion.
+func latencyBucket(ns int64) int {
+	if ns <= 1000 {
+		return 0
+	}
+	q := uint64(ns-1) / 1000
+	return min((bits.Len64(q)+1)/2, NumLatencyBuckets-1)
+}
+
+// Total adds up all hardware queues.
+func (s Stats) Total() QueueStats {
+	var t QueueStats
+	for _, q := range s.Queues {
+		t.Depth += q.Depth
+		t.InFlight += q.InFlight
+		t.Backlog += q.Backlog
+		t.TagSleeps += q.TagSleeps
+		t.Dispatched += q.Dispatched
+		t.Direct += q.Direct
+		t.Queued += q.Queued
+		t.Merges += q.Merges
+		for i := range t.Ops {
+			t.Ops[i].Requests += q.Ops[i].Requests
+			t.Ops[i].Bytes += q.Ops[i].Bytes
+			t.Ops[i].Errors += q.Ops[i].Errors
+		}
+		t.Latency.Count += q.Latency.Count
+		t.Latency.Sum += q.Latency.Sum
+		for i := range t.Latency.Buckets {
+			t.Latency.Buckets[i] += q.Latency.Buckets[i]
+		}
+	}
+	return t
+}
+
+// swStats are the counters of one software queue. Counters live in the
+// software queue rather than the hardware queue so that submitters on
+// different software queues do not share cache lines on every request;
+// Stats adds them up per hardware queue, as the kernel sums per-CPU
+// counters.
+type swStats struct {
+	ops        [NumOps]opCounters
+	dispatched atomic.Uint64
+	direct     atomic.Uint64
+	queued     atomic.Uint64
+	merges     atomic.Uint64
+	latSum     atomic.Int64
+	latBuckets [NumLatencyBuckets]atomic.Uint64
+}
+
+type opCounters struct {
+	reqs, bytes, errs atomic.Uint64
+}
+
+// complete records one finished request.
+func (s *swStats) complete(op Op, n int64, failed bool, latency int64) {
+	c := &s.ops[op]
+	c.reqs.Add(1)
+	c.bytes.Add(uint64(n))
+	if failed {
+		c.errs.Add(1)
+	}
+	s.latSum.Add(latency)
+	s.latBuckets[latencyBucket(latency)].Add(1)
+}
+
+// addTo adds the counters into q.
+func (s *swStats) addTo(q *QueueStats) {
+	q.Dispatched += s.dispatched.Load()
+	q.Direct += s.direct.Load()
+	q.Queued += s.queued.Load()
+	q.Merges += s.merges.Load()
+	for i := range s.ops {
+		q.Ops[i].Requests += s.ops[i].reqs.Load()
+		q.Ops[i].Bytes += s.ops[i].bytes.Load()
+		q.Ops[i].Errors += s.ops[i].errs.Load()
+	}
+	q.Latency.Sum += time.Duration(s.latSum.Load())
+	for i := range s.latBuckets {
+		n := s.latBuckets[i].Load()
+		q.Latency.Buckets[i] += n
+		q.Latency.Count += n
+	}
+}
