@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"unsafe"
 
 	"go.uber.org/goleak"
 )
@@ -93,3 +94,5 @@ func firstDiff(a, b []byte) string {
 	}
 	return "equal"
 }
+
+func uintptrOf(b []byte) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(b))) }
