@@ -17,6 +17,20 @@ func TestTagExhaustionAppliesBackpressureWithoutDeadlock(t *testing.T) {
 	d, _ := newTestDispatcher(t, submitters*bs, cfg, FileOptions{})
 	tags := d.hw[0].tags
 	ctx := t.Context()
+
+	// Start with every tag held by a plug, so that the submitters pile up
+	// asleep before the first one gets through.
+	held := d.NewPlug()
+	heldDone := make(completions, depth)
+	for i := range depth {
+		if err := held.Submit(ctx, &Request{Op: OpRead, Off: int64(i * bs), Buf: make([]byte, bs), End: heldDone.end}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sleeping := make(chan struct{})
+	var once sync.Once
+	tags.waitHook = func() { once.Do(func() { close(sleeping) }) }
+
 	var wg sync.WaitGroup
 	for s := range submitters {
 		wg.Go(func() {
@@ -50,11 +64,13 @@ func TestTagExhaustionAppliesBackpressureWithoutDeadlock(t *testing.T) {
 			}
 		})
 	}
+	<-sleeping
+	held.Finish()
+	if err := heldDone.wait(t, depth); err != nil {
+		t.Fatal(err)
+	}
 	wg.Wait()
 	st := d.Stats().Total()
-	if st.TagSleeps == 0 {
-		t.Error("no submitter ever slept for a tag; the test did not apply backpressure")
-	}
 	if st.InFlight != 0 || st.Backlog != 0 {
 		t.Errorf("after all submitters returned: %d in flight, backlog %d", st.InFlight, st.Backlog)
 	}

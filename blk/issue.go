@@ -10,7 +10,7 @@ import (
 func (d *Dispatcher) dispatch(u *cmd, iovs *[][]byte) {
 	n := u.ucount
 	u.sq.hw.backlog.Add(-int64(n))
-	u.sq.stats.dispatched.Add(1)
+	u.sq.stats.units.Add(1)
 	err := d.issue(u, iovs)
 	if u.merged != nil {
 		clear((*iovs)[:u.ucount]) // do not keep callers' buffers alive

@@ -15,7 +15,7 @@ type completions chan error
 func (c completions) end(_ *Request, err error) { c <- err }
 
 // wait returns the first error among n completions.
-func (c completions) wait(t *testing.T, n int) error {
+func (c completions) wait(t testing.TB, n int) error {
 	t.Helper()
 	var first error
 	for range n {
@@ -107,9 +107,11 @@ func TestPlugLargerThanTheTagSetDoesNotDeadlock(t *testing.T) {
 	if err := done.wait(t, n); err != nil {
 		t.Fatal(err)
 	}
+	// The plug can never hold more than the four tags, so it must have
+	// been sent on at four requests, long before its limit of 32.
 	st := d.Stats().Total()
-	if st.TagSleeps == 0 {
-		t.Error("the plug never ran out of tags; the test did not test anything")
+	if st.Dispatched < n/4 {
+		t.Errorf("%d backend calls for %d requests: the plug held more requests than there are tags", st.Dispatched, n)
 	}
 	if st.Merges == 0 {
 		t.Error("no merges although every batch was contiguous")

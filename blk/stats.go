@@ -28,14 +28,15 @@ type QueueStats struct {
 	Merges     uint64 // requests merged into another request's backend call
 
 	Ops     [NumOps]OpStats // indexed by Op
-	Latency LatencyStats
+	Latency LatencyStats    // all operations together
 }
 
 // OpStats counts completed requests of one operation.
 type OpStats struct {
-	Requests uint64
+	Requests uint64 // equal to Latency.Count
 	Bytes    uint64
 	Errors   uint64
+	Latency  LatencyStats
 }
 
 // NumLatencyBuckets is the number of latency histogram buckets.
@@ -89,62 +90,72 @@ func (s Stats) Total() QueueStats {
 			t.Ops[i].Requests += q.Ops[i].Requests
 			t.Ops[i].Bytes += q.Ops[i].Bytes
 			t.Ops[i].Errors += q.Ops[i].Errors
+			t.Ops[i].Latency.add(&q.Ops[i].Latency)
 		}
-		t.Latency.Count += q.Latency.Count
-		t.Latency.Sum += q.Latency.Sum
-		for i := range t.Latency.Buckets {
-			t.Latency.Buckets[i] += q.Latency.Buckets[i]
-		}
+		t.Latency.add(&q.Latency)
 	}
 	return t
+}
+
+func (l *LatencyStats) add(o *LatencyStats) {
+	l.Count += o.Count
+	l.Sum += o.Sum
+	for i := range l.Buckets {
+		l.Buckets[i] += o.Buckets[i]
+	}
 }
 
 // swStats are the counters of one software queue. Counters live in the
 // software queue rather than the hardware queue so that submitters on
 // different software queues do not share cache lines on every request;
 // Stats adds them up per hardware queue, as the kernel sums per-CPU
-// counters.
+// counters. Derived numbers (requests, backend calls) are not counted
+// separately, to keep the atomic operations per request few.
 type swStats struct {
-	ops        [NumOps]opCounters
-	dispatched atomic.Uint64
-	direct     atomic.Uint64
-	queued     atomic.Uint64
-	merges     atomic.Uint64
-	latSum     atomic.Int64
-	latBuckets [NumLatencyBuckets]atomic.Uint64
+	ops    [NumOps]opCounters
+	direct atomic.Uint64 // requests issued by their submitter, one backend call each
+	queued atomic.Uint64 // requests inserted into a software queue
+	units  atomic.Uint64 // backend calls made by workers
+	merges atomic.Uint64
 }
 
 type opCounters struct {
-	reqs, bytes, errs atomic.Uint64
+	bytes, errs atomic.Uint64
+	latSum      atomic.Int64
+	lat         [NumLatencyBuckets]atomic.Uint64 // their sum is the request count
 }
 
 // complete records one finished request.
 func (s *swStats) complete(op Op, n int64, failed bool, latency int64) {
 	c := &s.ops[op]
-	c.reqs.Add(1)
 	c.bytes.Add(uint64(n))
 	if failed {
 		c.errs.Add(1)
 	}
-	s.latSum.Add(latency)
-	s.latBuckets[latencyBucket(latency)].Add(1)
+	c.latSum.Add(latency)
+	c.lat[latencyBucket(latency)].Add(1)
 }
 
 // addTo adds the counters into q.
 func (s *swStats) addTo(q *QueueStats) {
-	q.Dispatched += s.dispatched.Load()
-	q.Direct += s.direct.Load()
+	direct := s.direct.Load()
+	q.Direct += direct
+	q.Dispatched += direct + s.units.Load()
 	q.Queued += s.queued.Load()
 	q.Merges += s.merges.Load()
 	for i := range s.ops {
-		q.Ops[i].Requests += s.ops[i].reqs.Load()
-		q.Ops[i].Bytes += s.ops[i].bytes.Load()
-		q.Ops[i].Errors += s.ops[i].errs.Load()
-	}
-	q.Latency.Sum += time.Duration(s.latSum.Load())
-	for i := range s.latBuckets {
-		n := s.latBuckets[i].Load()
-		q.Latency.Buckets[i] += n
-		q.Latency.Count += n
+		o, c := &q.Ops[i], &s.ops[i]
+		o.Bytes += c.bytes.Load()
+		o.Errors += c.errs.Load()
+		o.Latency.Sum += time.Duration(c.latSum.Load())
+		for b := range c.lat {
+			n := c.lat[b].Load()
+			o.Latency.Buckets[b] += n
+			o.Latency.Count += n
+			o.Requests += n
+			q.Latency.Buckets[b] += n
+			q.Latency.Count += n
+		}
+		q.Latency.Sum += time.Duration(c.latSum.Load())
 	}
 }

@@ -59,7 +59,6 @@ func (d *Dispatcher) sync(ctx context.Context, op Op, buf []byte, off, n int64, 
 	c.single()
 	if sq.hw.backlog.Load() == 0 {
 		sq.stats.direct.Add(1)
-		sq.stats.dispatched.Add(1)
 		err = d.wrap(c, 1, d.issue(c, nil))
 		sq.stats.complete(op, n, err != nil, d.now()-c.start)
 		d.release(c)
