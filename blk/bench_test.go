@@ -207,72 +207,120 @@ func BenchmarkSeqWrite64K(b *testing.B) {
 	}
 }
 
-// BenchmarkDiscard punches 64 KiB holes, cycling over the file: the first
-// pass frees data, later passes punch holes that are already there, so it
-// measures mostly the per-call cost.
+// BenchmarkDiscard punches 64 KiB holes into data, cycling over the file
+// and refilling it (outside the timer) before punching the same place
+// again, so that every discard frees real blocks.
 func BenchmarkDiscard(b *testing.B) {
 	const bs = 64 << 10
+	blocks := benchFileSize / bs
 	path := benchFile(b)
-	next := func(i int) int64 { return int64(i*bs) % benchFileSize }
-	b.Run("path=raw", func(b *testing.B) {
-		fd := benchFD(b, path, false)
-		b.SetBytes(bs)
-		b.ReportAllocs()
-		for i := 0; b.Loop(); i++ {
-			if err := unix.Fallocate(fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, next(i), bs); err != nil {
+	chunk := pattern(1<<20, 1)
+	refill := func(b *testing.B, fd int) {
+		b.StopTimer()
+		for off := int64(0); off < benchFileSize; off += int64(len(chunk)) {
+			if _, err := unix.Pwrite(fd, chunk, off); err != nil {
 				b.Fatal(err)
 			}
 		}
+		b.StartTimer()
+	}
+	run := func(b *testing.B, discard func(off int64) error) {
+		fd := benchFD(b, path, false)
+		refill(b, fd)
+		b.SetBytes(bs)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := range b.N {
+			if i > 0 && i%blocks == 0 {
+				refill(b, fd)
+			}
+			if err := discard(int64(i%blocks) * bs); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.Run("path=raw", func(b *testing.B) {
+		fd := benchFD(b, path, false)
+		run(b, func(off int64) error {
+			return unix.Fallocate(fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, bs)
+		})
 	})
 	b.Run("path=blk", func(b *testing.B) {
 		d := benchDispatcher(b, path, false)
-		b.SetBytes(bs)
-		b.ReportAllocs()
-		for i := 0; b.Loop(); i++ {
-			if err := d.Discard(context.Background(), next(i), bs); err != nil {
-				b.Fatal(err)
-			}
-		}
+		ctx := context.Background()
+		run(b, func(off int64) error { return d.Discard(ctx, off, bs) })
 	})
 }
 
 // BenchmarkFUAWrite compares the two ways to make a 4 KiB write durable:
-// pwrite then fdatasync, or pwritev2 with RWF_DSYNC (what File does).
+// pwrite then fdatasync, or pwritev2 with RWF_DSYNC (what File does), with
+// one or 16 writers, and with another goroutine dirtying the page cache of
+// the same file with buffered 64 KiB writes (dirty=yes): fdatasync must
+// write those back too, RWF_DSYNC only its own range.
 func BenchmarkFUAWrite(b *testing.B) {
 	path := benchFile(b)
-	for _, subs := range []int{1, benchSubmitters} {
-		for _, mode := range []string{"fdatasync", "rwf_dsync"} {
-			b.Run(fmt.Sprintf("sub=%d/mode=%s", subs, mode), func(b *testing.B) {
-				f, err := OpenFile(path, FileOptions{})
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer f.Close()
-				procs := runtime.GOMAXPROCS(0)
-				b.SetParallelism(max(1, subs/procs))
-				b.SetBytes(4096)
-				b.ReportAllocs()
-				var ids atomic.Uint64
-				b.RunParallel(func(pb *testing.PB) {
-					buf := pattern(4096, 3)
-					iov := [][]byte{buf}
-					off := int64(ids.Add(1)*4096) % benchFileSize
-					for pb.Next() {
-						var err error
-						if mode == "fdatasync" {
-							if _, err = f.WriteAt(buf, off); err == nil {
-								err = f.Flush()
-							}
-						} else {
-							_, err = f.WritevAt(iov, off, true)
-						}
-						if err != nil {
-							b.Error(err)
-							return
-						}
-					}
+	for _, dirty := range []bool{false, true} {
+		for _, subs := range []int{1, benchSubmitters} {
+			for _, mode := range []string{"fdatasync", "rwf_dsync"} {
+				name := fmt.Sprintf("dirty=%v/sub=%d/mode=%s", map[bool]string{false: "no", true: "yes"}[dirty], subs, mode)
+				b.Run(name, func(b *testing.B) {
+					benchFUA(b, path, dirty, subs, mode == "fdatasync")
 				})
-			})
+			}
 		}
 	}
+}
+
+func benchFUA(b *testing.B, path string, dirty bool, subs int, fdatasync bool) {
+	f, err := OpenFile(path, FileOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if dirty {
+		// The dirtier writes the second half of the file; the FUA writers
+		// stay in the first half.
+		stop, stopped := make(chan struct{}), make(chan struct{})
+		defer func() { close(stop); <-stopped }()
+		go func() {
+			defer close(stopped)
+			chunk := pattern(64<<10, 4)
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				off := benchFileSize/2 + int64(i%(benchFileSize/2/len(chunk)))*int64(len(chunk))
+				if _, err := f.WriteAt(chunk, off); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	procs := runtime.GOMAXPROCS(0)
+	b.SetParallelism(max(1, subs/procs))
+	b.SetBytes(4096)
+	b.ReportAllocs()
+	var ids atomic.Uint64
+	b.RunParallel(func(pb *testing.PB) {
+		buf := pattern(4096, 3)
+		iov := [][]byte{buf}
+		off := int64(ids.Add(1)*4096) % (benchFileSize / 2)
+		for pb.Next() {
+			var err error
+			if fdatasync {
+				if _, err = f.WriteAt(buf, off); err == nil {
+					err = f.Flush()
+				}
+			} else {
+				_, err = f.WritevAt(iov, off, true)
+			}
+			if err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }

@@ -31,7 +31,7 @@ type Dispatcher struct {
 }
 
 // New starts a dispatcher in front of be and takes ownership of it: Close
-// closes the backend.
+// closes the backend. If New fails, be is left open for the caller.
 func New(be Backend, cfg Config) (*Dispatcher, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {

@@ -52,7 +52,7 @@ type Request struct {
 	// Off is the byte offset on the backend (ignored for OpFlush).
 	Off int64
 	// Len is the byte length of OpDiscard and OpWriteZeroes. Reads and
-	// writes use len(Buf).
+	// writes use len(Buf); flushes have none.
 	Len int64
 	// Buf is the data of OpRead and OpWrite. It must not be touched until
 	// End is called.
@@ -69,8 +69,11 @@ type Request struct {
 
 // length is the number of bytes the request covers.
 func (r *Request) length() int64 {
-	if r.Op.hasData() {
+	switch {
+	case r.Op.hasData():
 		return int64(len(r.Buf))
+	case r.Op == OpFlush:
+		return 0
 	}
 	return r.Len
 }
