@@ -9,8 +9,12 @@
 //	submitter ─► software queue ─► hardware queue (tag set) ─► Backend
 //	              (per submitter)    (workers, dispatch list)
 //
-// A submitter is mapped to a software queue (Go has no CPU id; see
-// swQueue), and each software queue to one hardware queue. Every request
+// A submitter is mapped to a software queue, and each software queue to
+// one hardware queue. Go has no CPU id to index software queues by, so the
+// synchronous calls hash the address of the caller's buffer, Submit hashes
+// the address of the Request, and a Plug takes a queue round-robin when it
+// is made: stable for a submitter that reuses its buffers, free of shared
+// counters, and spread over unrelated submitters. Every request
 // first takes a tag from its hardware queue's tag set, a scalable bitmap
 // after lib/sbitmap.c; when the set is exhausted the submitter blocks, which
 // is the backpressure that bounds memory and in-flight I/O, and the wait
@@ -25,9 +29,14 @@
 // queues to per hardware queue worker goroutines.
 //
 // A Plug batches one submitter's requests; when it is finished they are
-// sorted by offset and contiguous requests of the same operation merge
-// into one backend call (preadv/pwritev for data), bounded like
-// max_sectors and max_segments.
+// sorted by operation and offset, and contiguous requests of the same
+// operation merge into one backend call (preadv/pwritev2 for data),
+// bounded like max_sectors and max_segments.
+//
+// Stats returns plain counters per hardware queue (tags in use, backlog,
+// tag sleeps, backend calls, direct and queued requests, merges, and per
+// operation requests, bytes, errors and a latency histogram) for the
+// metrics package to export.
 //
 // The package knows requests, not pools: offsets and lengths are bytes on
 // the backing store. Requests in flight at the same time are unordered, as
