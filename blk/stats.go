@@ -55,10 +55,14 @@ type LatencyStats struct {
 }
 
 // LatencyBucketBound returns the upper bound of bucket i: 1µs·4^i, and
-// for the last bucket the largest Duration, standing for +Inf. The bounds
-// are fixed so that snapshots from different times and processes add up.
+// for the last bucket the largest Duration, standing for +Inf (and 0 below
+// the first bucket). The bounds are fixed so that snapshots from different
+// times and processes add up.
 func LatencyBucketBound(i int) time.Duration {
-	if i >= NumLatencyBuckets-1 {
+	switch {
+	case i < 0:
+		return 0
+	case i >= NumLatencyBuckets-1:
 		return math.MaxInt64
 	}
 	return time.Microsecond << (2 * i)
