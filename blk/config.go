@@ -5,6 +5,17 @@ import (
 	"runtime"
 )
 
+// ConfigError reports a Config field that New cannot use.
+type ConfigError struct {
+	Field  string
+	Value  int64
+	Reason string
+}
+
+func (e *ConfigError) Error() string {
+	return fmt.Sprintf("blk: config %s = %d: %s", e.Field, e.Value, e.Reason)
+}
+
 // Config sizes a Dispatcher. The zero value picks the defaults below.
 type Config struct {
 	// HardwareQueues is the number of hardware queues, each with its own
@@ -69,23 +80,26 @@ func (c Config) withDefaults() (Config, error) {
 	if c.PlugLimit == 0 {
 		c.PlugLimit = defaultPlugLimit
 	}
+	bad := func(field string, v int64, reason string) (Config, error) {
+		return c, &ConfigError{Field: field, Value: v, Reason: reason}
+	}
 	switch {
 	case c.HardwareQueues < 0:
-		return c, fmt.Errorf("blk: config: %d hardware queues", c.HardwareQueues)
+		return bad("HardwareQueues", int64(c.HardwareQueues), "must be positive")
 	case c.SoftwareQueues < c.HardwareQueues:
-		return c, fmt.Errorf("blk: config: %d software queues for %d hardware queues", c.SoftwareQueues, c.HardwareQueues)
+		return bad("SoftwareQueues", int64(c.SoftwareQueues), "must be at least HardwareQueues")
 	case c.SoftwareQueues > maxSWQPerHWQueue*c.HardwareQueues:
-		return c, fmt.Errorf("blk: config: %d software queues, at most %d per hardware queue", c.SoftwareQueues, maxSWQPerHWQueue)
+		return bad("SoftwareQueues", int64(c.SoftwareQueues), "at most 64 per hardware queue")
 	case c.QueueDepth < 1 || c.QueueDepth > maxQueueDepth:
-		return c, fmt.Errorf("blk: config: queue depth %d not in [1, %d]", c.QueueDepth, maxQueueDepth)
+		return bad("QueueDepth", int64(c.QueueDepth), "must be in [1, 65536]")
 	case c.Workers < 1:
-		return c, fmt.Errorf("blk: config: %d workers", c.Workers)
+		return bad("Workers", int64(c.Workers), "must be positive")
 	case c.MaxMergeBytes < 1:
-		return c, fmt.Errorf("blk: config: max merge bytes %d", c.MaxMergeBytes)
+		return bad("MaxMergeBytes", c.MaxMergeBytes, "must be positive")
 	case c.MaxSegments < 1 || c.MaxSegments > maxIOVecs:
-		return c, fmt.Errorf("blk: config: max segments %d not in [1, %d]", c.MaxSegments, maxIOVecs)
+		return bad("MaxSegments", int64(c.MaxSegments), "must be in [1, 1024] (IOV_MAX)")
 	case c.PlugLimit < 1:
-		return c, fmt.Errorf("blk: config: plug limit %d", c.PlugLimit)
+		return bad("PlugLimit", int64(c.PlugLimit), "must be positive")
 	}
 	return c, nil
 }

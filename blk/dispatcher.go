@@ -33,6 +33,9 @@ type Dispatcher struct {
 // New starts a dispatcher in front of be and takes ownership of it: Close
 // closes the backend. If New fails, be is left open for the caller.
 func New(be Backend, cfg Config) (*Dispatcher, error) {
+	if be == nil {
+		return nil, &ConfigError{Field: "backend", Reason: "must not be nil"}
+	}
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err

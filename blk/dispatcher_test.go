@@ -153,6 +153,8 @@ func TestBadInputIsATypedError(t *testing.T) {
 		{"a negative-length write-zeroes", func() error { return d.WriteZeroes(ctx, 4096, -4096) }, &rangeErr},
 		{"a discard whose end overflows", func() error { return d.Discard(ctx, 4096, 1<<63-1) }, &rangeErr},
 		{"an unknown op", func() error { return d.Submit(ctx, &Request{Op: 42, Len: 1}) }, &opErr},
+		{"a nil request", func() error { return d.Submit(ctx, nil) }, &ErrNilRequest},
+		{"a nil plugged request", func() error { return d.NewPlug().Submit(ctx, nil) }, &ErrNilRequest},
 		{"an O_DIRECT read at an odd offset", func() error { return dio.Read(ctx, aligned[:4096], 100) }, &alignErr},
 		{"an O_DIRECT write of an odd length", func() error { return dio.Write(ctx, aligned[:1000], 0, false) }, &alignErr},
 		{"an O_DIRECT read into a misaligned buffer", func() error { return dio.Read(ctx, aligned[1:4097], 0) }, &alignErr},
@@ -163,7 +165,11 @@ func TestBadInputIsATypedError(t *testing.T) {
 			if err == nil {
 				t.Fatal("no error")
 			}
-			if !errors.As(err, tc.as) {
+			if sentinel, ok := tc.as.(*error); ok {
+				if !errors.Is(err, *sentinel) {
+					t.Fatalf("error %v is not %v", err, *sentinel)
+				}
+			} else if !errors.As(err, tc.as) {
 				t.Fatalf("error %v (%T) is not %T", err, err, tc.as)
 			}
 			t.Log(err)
@@ -171,5 +177,39 @@ func TestBadInputIsATypedError(t *testing.T) {
 	}
 	if st := d.Stats().Total(); st.InFlight != 0 || st.Dispatched != 0 {
 		t.Errorf("rejected requests reached the queue: %+v", st)
+	}
+}
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+	}{
+		{"negative hardware queues", Config{HardwareQueues: -1}},
+		{"fewer software than hardware queues", Config{HardwareQueues: 4, SoftwareQueues: 2}},
+		{"more than 64 software queues per hardware queue", Config{HardwareQueues: 1, SoftwareQueues: 65}},
+		{"a queue depth of zero tags", Config{QueueDepth: -1}},
+		{"a queue depth beyond the limit", Config{QueueDepth: maxQueueDepth + 1}},
+		{"no workers", Config{Workers: -1}},
+		{"a negative merge size", Config{MaxMergeBytes: -1}},
+		{"more segments than IOV_MAX", Config{MaxSegments: maxIOVecs + 1}},
+		{"a negative plug limit", Config{PlugLimit: -1}},
+	}
+	f, _ := openTestFile(t, 4096, FileOptions{})
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := New(f, tc.cfg)
+			if err == nil {
+				d.Close()
+				t.Fatal("accepted")
+			}
+			if !errors.As(err, new(*ConfigError)) {
+				t.Fatalf("error %v (%T) is not a *ConfigError", err, err)
+			}
+			t.Log(err)
+		})
+	}
+	if _, err := New(nil, Config{}); !errors.As(err, new(*ConfigError)) {
+		t.Errorf("nil backend: %v", err)
 	}
 }

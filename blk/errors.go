@@ -8,6 +8,9 @@ import (
 // ErrClosed is returned for requests submitted after Drain or Close began.
 var ErrClosed = errors.New("blk: dispatcher closed")
 
+// ErrNilRequest is returned by Submit for a nil *Request.
+var ErrNilRequest = errors.New("blk: nil request")
+
 // ErrNotSupported is wrapped by backend errors for operations the backing
 // store cannot do (discard on a file system without hole punching).
 var ErrNotSupported = errors.New("blk: operation not supported by backend")

@@ -31,7 +31,7 @@ func (d *Dispatcher) NewPlug() *Plug {
 // held back: the plug is finished first and the flush is queued behind it.
 // Like any flush it covers only writes that completed before it runs.
 func (p *Plug) Submit(ctx context.Context, r *Request) error {
-	if r.Op == OpFlush {
+	if r != nil && r.Op == OpFlush {
 		p.flush()
 		c, err := p.d.prepare(ctx, p.sq, r, nil)
 		if err != nil {

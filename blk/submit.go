@@ -76,6 +76,7 @@ func (d *Dispatcher) sync(ctx context.Context, op Op, buf []byte, off, n int64, 
 
 // Submit queues r and returns; r.End is called when it completes. If
 // Submit returns an error, r was not queued and End will not be called.
+// r must not be submitted again before its End has run.
 // Submit blocks only while the hardware queue has no free tag, and then
 // honours ctx.
 func (d *Dispatcher) Submit(ctx context.Context, r *Request) error {
@@ -92,6 +93,9 @@ func (d *Dispatcher) Submit(ctx context.Context, r *Request) error {
 
 // prepare checks r, admits it and binds it to a tagged command.
 func (d *Dispatcher) prepare(ctx context.Context, sq *swQueue, r *Request, p *Plug) (*cmd, error) {
+	if r == nil {
+		return nil, ErrNilRequest
+	}
 	n := r.length()
 	if err := d.check(r.Op, r.Off, n, r.Buf); err != nil {
 		return nil, err
