@@ -12,8 +12,9 @@ type Backend interface {
 	// ReadAt and WriteAt follow io.ReaderAt and io.WriterAt.
 	ReadAt(p []byte, off int64) (n int, err error)
 	WriteAt(p []byte, off int64) (n int, err error)
-	// Discard releases the range; it must read back as zeros afterwards on
-	// backends that report so (files do; devices depend on the hardware).
+	// Discard releases the range. What it reads back afterwards is up to
+	// the backend (files read zeros, devices depend on the hardware);
+	// WriteZeroes is the operation that guarantees zeros.
 	Discard(off, length int64) error
 	// WriteZeroes makes the range read back as zeros.
 	WriteZeroes(off, length int64) error
