@@ -9,37 +9,37 @@ import (
 // buf, or with an error; ctx bounds only the wait for a tag, since an
 // issued read cannot be taken back from the kernel.
 func (d *Dispatcher) Read(ctx context.Context, buf []byte, off int64) error {
-	return d.sync(ctx, OpRead, buf, off, int64(len(buf)), false)
+	return d.syncIO(ctx, OpRead, buf, off, int64(len(buf)), false)
 }
 
 // Write stores buf at off. With fua the data is durable when Write
 // returns. ctx bounds only the wait for a tag.
 func (d *Dispatcher) Write(ctx context.Context, buf []byte, off int64, fua bool) error {
-	return d.sync(ctx, OpWrite, buf, off, int64(len(buf)), fua)
+	return d.syncIO(ctx, OpWrite, buf, off, int64(len(buf)), fua)
 }
 
 // Discard releases [off, off+length) on the backend; on files it reads
 // back as zeros afterwards.
 func (d *Dispatcher) Discard(ctx context.Context, off, length int64) error {
-	return d.sync(ctx, OpDiscard, nil, off, length, false)
+	return d.syncIO(ctx, OpDiscard, nil, off, length, false)
 }
 
 // WriteZeroes makes [off, off+length) read back as zeros.
 func (d *Dispatcher) WriteZeroes(ctx context.Context, off, length int64) error {
-	return d.sync(ctx, OpWriteZeroes, nil, off, length, false)
+	return d.syncIO(ctx, OpWriteZeroes, nil, off, length, false)
 }
 
 // Flush makes every write completed before it durable.
 func (d *Dispatcher) Flush(ctx context.Context) error {
-	return d.sync(ctx, OpFlush, nil, 0, 0, false)
+	return d.syncIO(ctx, OpFlush, nil, 0, 0, false)
 }
 
-// sync submits one request and waits for it. When the hardware queue has
+// syncIO submits one request and waits for it. When the hardware queue has
 // no backlog the request is issued right here, in the caller's goroutine
 // (blk_mq_try_issue_directly): the caller is going to block until the I/O
 // is done anyway, and handing it to a worker would only add two goroutine
 // switches. Otherwise it waits its turn behind the queued requests.
-func (d *Dispatcher) sync(ctx context.Context, op Op, buf []byte, off, n int64, fua bool) error {
+func (d *Dispatcher) syncIO(ctx context.Context, op Op, buf []byte, off, n int64, fua bool) error {
 	if err := d.check(op, off, n, buf); err != nil {
 		return err
 	}
