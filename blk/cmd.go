@@ -20,7 +20,7 @@ type cmd struct {
 	user  *Request // asynchronous request to complete, nil for synchronous ones
 	wait  bool     // a synchronous caller waits on done
 	done  chan error
-	start int64 // submission time, nanoseconds since the dispatcher's epoch
+	start int64 // tag allocation time in nanoseconds since the dispatcher's epoch; -1 when not sampled
 
 	// A unit is one backend call: a request and the requests merged
 	// behind it. Only the unit's first request uses these fields.

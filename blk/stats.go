@@ -33,10 +33,10 @@ type QueueStats struct {
 
 // OpStats counts completed requests of one operation.
 type OpStats struct {
-	Requests uint64 // equal to Latency.Count
+	Requests uint64
 	Bytes    uint64
 	Errors   uint64
-	Latency  LatencyStats
+	Latency  LatencyStats // a sample of the requests, see LatencyStats
 }
 
 // NumLatencyBuckets is the number of latency histogram buckets.
@@ -45,6 +45,12 @@ const NumLatencyBuckets = 12
 // LatencyStats is a histogram of request latency, from tag allocation to
 // completion: time queued plus time in the backend. Time spent sleeping for
 // a tag is not included; TagSleeps counts that.
+//
+// It is a sample: only requests whose tag is a multiple of 8 are timed
+// (about one in eight; every request when the queue depth is below 8 and
+// the tag is 0), because reading the clock was the largest part of the
+// dispatcher's cost per request. Count is the sample size; use the
+// requests counters for totals and Sum/Count for the mean.
 type LatencyStats struct {
 	Count uint64
 	Sum   time.Duration
@@ -113,8 +119,9 @@ func (l *LatencyStats) add(o *LatencyStats) {
 // software queue rather than the hardware queue so that submitters on
 // different software queues do not share cache lines on every request;
 // Stats adds them up per hardware queue, as the kernel sums per-CPU
-// counters. Derived numbers (requests, backend calls) are not counted
-// separately, to keep the atomic operations per request few.
+// counters. Backend calls are derived (direct requests plus worker
+// calls) rather than counted, to keep the atomic operations per request
+// few.
 type swStats struct {
 	ops    [NumOps]opCounters
 	direct atomic.Uint64 // requests issued by their submitter, one backend call each
@@ -124,20 +131,24 @@ type swStats struct {
 }
 
 type opCounters struct {
-	bytes, errs atomic.Uint64
-	latSum      atomic.Int64
-	lat         [NumLatencyBuckets]atomic.Uint64 // their sum is the request count
+	reqs, bytes, errs atomic.Uint64
+	latSum            atomic.Int64
+	lat               [NumLatencyBuckets]atomic.Uint64
 }
 
-// complete records one finished request.
+// complete records one finished request; latency is negative when the
+// request was not sampled.
 func (s *swStats) complete(op Op, n int64, failed bool, latency int64) {
 	c := &s.ops[op]
+	c.reqs.Add(1)
 	c.bytes.Add(uint64(n))
 	if failed {
 		c.errs.Add(1)
 	}
-	c.latSum.Add(latency)
-	c.lat[latencyBucket(latency)].Add(1)
+	if latency >= 0 {
+		c.latSum.Add(latency)
+		c.lat[latencyBucket(latency)].Add(1)
+	}
 }
 
 // addTo adds the counters into q.
@@ -149,6 +160,7 @@ func (s *swStats) addTo(q *QueueStats) {
 	q.Merges += s.merges.Load()
 	for i := range s.ops {
 		o, c := &q.Ops[i], &s.ops[i]
+		o.Requests += c.reqs.Load()
 		o.Bytes += c.bytes.Load()
 		o.Errors += c.errs.Load()
 		o.Latency.Sum += time.Duration(c.latSum.Load())
@@ -156,7 +168,6 @@ func (s *swStats) addTo(q *QueueStats) {
 			n := c.lat[b].Load()
 			o.Latency.Buckets[b] += n
 			o.Latency.Count += n
-			o.Requests += n
 			q.Latency.Buckets[b] += n
 			q.Latency.Count += n
 		}

@@ -47,7 +47,7 @@ func TestStatsCountEveryRequestOnce(t *testing.T) {
 	}
 	for op := range NumOps {
 		o := st.Ops[op]
-		if o.Requests != want[op].reqs || o.Bytes != want[op].bytes || o.Latency.Count != o.Requests || o.Errors != 0 {
+		if o.Requests != want[op].reqs || o.Bytes != want[op].bytes || o.Latency.Count > o.Requests || o.Errors != 0 {
 			t.Errorf("%s: %+v, want %d requests of %d bytes", Op(op), o, want[op].reqs, want[op].bytes)
 		}
 	}
@@ -55,8 +55,10 @@ func TestStatsCountEveryRequestOnce(t *testing.T) {
 	for _, n := range st.Latency.Buckets {
 		buckets += n
 	}
-	if st.Latency.Count != 21 || buckets != 21 || st.Latency.Sum <= 0 {
-		t.Errorf("latency: count %d, bucket total %d, sum %v; want 21 requests", st.Latency.Count, buckets, st.Latency.Sum)
+	// Latency is sampled by tag: 21 requests walking through 64 tags
+	// meet at least two multiples of 8.
+	if st.Latency.Count < 2 || st.Latency.Count > 21 || buckets != st.Latency.Count || st.Latency.Sum <= 0 {
+		t.Errorf("latency: sample of %d, bucket total %d, sum %v for 21 requests", st.Latency.Count, buckets, st.Latency.Sum)
 	}
 	if st.Dispatched != 21 || st.Direct != 21 || st.Queued != 0 || st.Depth != 2*defaultQueueDepth {
 		t.Errorf("dispatched %d direct %d queued %d depth %d", st.Dispatched, st.Direct, st.Queued, st.Depth)

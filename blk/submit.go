@@ -60,7 +60,7 @@ func (d *Dispatcher) syncIO(ctx context.Context, op Op, buf []byte, off, n int64
 	if sq.hw.backlog.Load() == 0 {
 		sq.stats.direct.Add(1)
 		err = d.wrap(c, 1, d.issue(c, nil))
-		sq.stats.complete(op, n, err != nil, d.now()-c.start)
+		d.account(c, err)
 		d.release(c)
 		sq.exit(&d.closing)
 		return err
@@ -133,14 +133,17 @@ func (d *Dispatcher) alloc(ctx context.Context, sq *swQueue, p *Plug) (*cmd, err
 	}
 	c := &h.cmds[tag]
 	c.sq = sq
-	c.start = d.now()
+	c.start = -1
+	if tag&latencySampleMask == 0 {
+		c.start = d.now()
+	}
 	return c, nil
 }
 
 // complete finishes one request issued by a worker.
 func (d *Dispatcher) complete(c *cmd, err error) {
 	sq := c.sq
-	sq.stats.complete(c.op, c.n, err != nil, d.now()-c.start)
+	d.account(c, err)
 	if c.wait {
 		c.done <- err // the waiter releases the tag
 		return
@@ -154,6 +157,23 @@ func (d *Dispatcher) complete(c *cmd, err error) {
 		r.End(r, err)
 	}
 	sq.exit(&d.closing)
+}
+
+// latencySampleMask picks the requests whose latency is measured: those
+// whose tag is a multiple of 8. Reading the clock twice cost 50 ns of the
+// 85 ns the dispatcher adds to a request (measured with a backend that
+// does nothing), so only one request in eight pays it. Tags are handed out
+// walking forward through the set, so every submitter is sampled; with
+// fewer than 8 tags, tag 0 is the sample.
+const latencySampleMask = 7
+
+// account records a finished request in its software queue's statistics.
+func (d *Dispatcher) account(c *cmd, err error) {
+	latency := int64(-1)
+	if c.start >= 0 {
+		latency = d.now() - c.start
+	}
+	c.sq.stats.complete(c.op, c.n, err != nil, latency)
 }
 
 // release frees c's tag.
