@@ -16,12 +16,15 @@ const memPage = BlockSize
 // MemDevice is an in-memory Device that remembers which writes were made
 // durable by Sync, so tests can cut the power at any point and reopen what
 // a real disk could hold afterwards (after pebble's vfs.MemFS.CrashClone).
+// Pages are never modified in place once stored, so the durable and the
+// current view share them.
 type MemDevice struct {
 	mu      sync.Mutex
 	size    int64
 	durable map[int64][]byte // pages as of the last Sync
+	current map[int64][]byte // pages as the device reads now
 	pending []pendingWrite   // writes since the last Sync, in order
-	writes  int              // writes accepted so far
+	writes  int              // block writes accepted so far
 	cutAt   int              // writes after this many are dropped; <0: never
 	cut     bool
 	syncs   int
@@ -34,7 +37,7 @@ type pendingWrite struct {
 
 // NewMemDevice returns a zero-filled device of size bytes.
 func NewMemDevice(size int64) *MemDevice {
-	return &MemDevice{size: size, durable: make(map[int64][]byte), cutAt: -1}
+	return &MemDevice{size: size, durable: make(map[int64][]byte), current: make(map[int64][]byte), cutAt: -1}
 }
 
 // Size returns the device size in bytes.
@@ -76,10 +79,7 @@ func (d *MemDevice) ReadAt(p []byte, off int64) (int, error) {
 	if int64(n) > d.size-off {
 		n = int(d.size - off)
 	}
-	readPages(d.durable, p[:n], off)
-	for _, w := range d.pending {
-		overlay(p[:n], off, w.data, w.off)
-	}
+	readPages(d.current, p[:n], off)
 	if n < len(p) {
 		return n, io.EOF
 	}
@@ -106,7 +106,9 @@ func (d *MemDevice) WriteAt(p []byte, off int64) (int, error) {
 		pos := off + int64(done)
 		n := min(int(BlockSize-pos%BlockSize), len(p)-done)
 		d.writes++
-		d.pending = append(d.pending, pendingWrite{off: pos, data: append([]byte(nil), p[done:done+n]...)})
+		w := pendingWrite{off: pos, data: append([]byte(nil), p[done:done+n]...)}
+		d.pending = append(d.pending, w)
+		writePages(d.current, w.data, w.off)
 		done += n
 	}
 	return done, nil
@@ -120,7 +122,8 @@ func (d *MemDevice) Sync() error {
 		return ErrPowerCut
 	}
 	for _, w := range d.pending {
-		writePages(d.durable, w.data, w.off)
+		base := w.off - w.off%memPage
+		d.durable[base] = d.current[base]
 	}
 	d.pending = nil
 	d.syncs++
@@ -136,12 +139,15 @@ func (d *MemDevice) CrashClone(keep float64, rng *rand.Rand) *MemDevice {
 	defer d.mu.Unlock()
 	c := NewMemDevice(d.size)
 	for off, page := range d.durable {
-		c.durable[off] = append([]byte(nil), page...)
+		c.durable[off] = page
 	}
 	for _, w := range d.pending {
 		if keep >= 1 || (keep > 0 && rng.Float64() < keep) {
 			writePages(c.durable, w.data, w.off)
 		}
+	}
+	for off, page := range c.durable {
+		c.current[off] = page
 	}
 	return c
 }
@@ -153,6 +159,7 @@ func (d *MemDevice) Clone() *MemDevice {
 }
 
 func readPages(pages map[int64][]byte, p []byte, off int64) {
+	// A missing page reads as zeroes.
 	for done := 0; done < len(p); {
 		pos := off + int64(done)
 		base := pos - pos%memPage
@@ -167,29 +174,18 @@ func readPages(pages map[int64][]byte, p []byte, off int64) {
 	}
 }
 
+// writePages stores p at off, replacing the pages it touches with new
+// ones: stored pages are shared between views and never change.
 func writePages(pages map[int64][]byte, p []byte, off int64) {
 	for done := 0; done < len(p); {
 		pos := off + int64(done)
 		base := pos - pos%memPage
 		in := int(pos - base)
 		n := min(memPage-in, len(p)-done)
-		page, ok := pages[base]
-		if !ok {
-			page = make([]byte, memPage)
-			pages[base] = page
-		}
+		page := make([]byte, memPage)
+		copy(page, pages[base])
 		copy(page[in:in+n], p[done:done+n])
+		pages[base] = page
 		done += n
 	}
-}
-
-// overlay copies the part of src (at srcOff) that falls inside dst (at
-// dstOff).
-func overlay(dst []byte, dstOff int64, src []byte, srcOff int64) {
-	lo := max(dstOff, srcOff)
-	hi := min(dstOff+int64(len(dst)), srcOff+int64(len(src)))
-	if lo >= hi {
-		return
-	}
-	copy(dst[lo-dstOff:hi-dstOff], src[lo-srcOff:hi-srcOff])
 }

@@ -1,0 +1,121 @@
+package thinpool
+
+import (
+	"context"
+	"time"
+)
+
+// committer runs commits: when asked (FLUSH, FUA, snapshots, space), and
+// every CommitInterval when the metadata changed. Callers that asked while
+// a commit was running wait for the next one, which starts after their
+// request: a commit covers every write completed before it was asked for.
+func (p *Pool) committer() {
+	defer p.wg.Done()
+	tick := time.NewTicker(p.cfg.CommitInterval)
+	defer tick.Stop()
+	var batch []chan error
+	for {
+		batch = batch[:0]
+		select {
+		case <-p.closing:
+			p.failPending()
+			return
+		case c := <-p.commits:
+			batch = append(batch, c)
+		case <-tick.C:
+			if !p.mdDirty.Load() {
+				continue
+			}
+		}
+		// Everyone queued so far rides on this commit.
+	drain:
+		for {
+			select {
+			case c := <-p.commits:
+				batch = append(batch, c)
+			default:
+				break drain
+			}
+		}
+		err := p.commitNow()
+		for _, c := range batch {
+			c <- err
+		}
+	}
+}
+
+func (p *Pool) failPending() {
+	for {
+		select {
+		case c := <-p.commits:
+			c <- ErrClosed
+		default:
+			return
+		}
+	}
+}
+
+// Commit makes every write that completed before the call durable: the
+// data device is flushed, then the metadata committed.
+func (p *Pool) Commit(ctx context.Context) error {
+	if p.closed.Load() {
+		return ErrClosed
+	}
+	c := make(chan error, 1)
+	select {
+	case p.commits <- c:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-p.closing:
+		return ErrClosed
+	}
+	select {
+	case err := <-c:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// commitNow flushes the data device and commits the metadata. Data goes
+// first: committed metadata must never map a block whose data (or whose
+// zeroing) is not yet on stable storage.
+func (p *Pool) commitNow() error {
+	start := time.Now()
+	p.txn.Lock()
+	defer p.txn.Unlock()
+	if Mode(p.mode.Load()) == ModeFail {
+		return ErrFailed
+	}
+	if err := p.data.Flush(context.Background()); err != nil {
+		p.st.commitErrors.Add(1)
+		return err
+	}
+	if !p.mdDirty.Load() {
+		return nil
+	}
+	if Mode(p.mode.Load()) == ModeReadOnly {
+		// Read-only mode was entered with an abort: nothing to commit.
+		p.mdDirty.Store(false)
+		return nil
+	}
+	if err := p.md.Commit(); err != nil {
+		p.st.commitErrors.Add(1)
+		return p.metadataFailed("commit", err)
+	}
+	p.mdDirty.Store(false)
+	p.clearChanged()
+	p.st.commits.Add(1)
+	p.st.commitNanos.Add(uint64(time.Since(start)))
+	return nil
+}
+
+// clearChanged marks every open thin as having no uncommitted change.
+// Called with the transaction lock held exclusively.
+func (p *Pool) clearChanged() {
+	p.thinsMu.Lock()
+	for _, t := range p.thins {
+		t.changed.Store(false)
+	}
+	p.thinsMu.Unlock()
+}

@@ -1,0 +1,78 @@
+package thinpool
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/thind-storage/thind/blk"
+)
+
+// Config tunes a Pool. The zero value gives dm-thin's defaults.
+type Config struct {
+	// SkipBlockZeroing leaves the part of a newly provisioned block that
+	// a partial write does not cover as the data device had it
+	// (skip_block_zeroing): faster, but a block freed by one volume can
+	// show its old bytes to another if discard passdown is off.
+	SkipBlockZeroing bool
+	// NoDiscardPassdown keeps freed data blocks allocated on the data
+	// device instead of punching holes (no_discard_passdown).
+	NoDiscardPassdown bool
+	// ErrorIfNoSpace fails writes at once when the data device is full
+	// instead of queueing them (error_if_no_space).
+	ErrorIfNoSpace bool
+	// NoSpaceTimeout bounds how long writes queue for space. Default 60s.
+	NoSpaceTimeout time.Duration
+	// CommitInterval is the period of background commits. Default 1s.
+	CommitInterval time.Duration
+	// LowWaterBlocks: OnLowWater runs when free data blocks drop below it.
+	LowWaterBlocks uint64
+	OnLowWater     func(free uint64)
+	// OnModeChange runs when the pool changes mode.
+	OnModeChange func(from, to Mode)
+	// Dispatcher sizes the data device's multi-queue dispatcher.
+	Dispatcher blk.Config
+	Logger     *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.NoSpaceTimeout == 0 {
+		c.NoSpaceTimeout = 60 * time.Second
+	}
+	if c.CommitInterval == 0 {
+		c.CommitInterval = time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Mode is the pool's mode, as dm-thin's.
+type Mode int32
+
+const (
+	// ModeWrite: normal service.
+	ModeWrite Mode = iota
+	// ModeOutOfDataSpace: writes that need a new block queue (or fail
+	// with ErrorIfNoSpace) until the data device grows.
+	ModeOutOfDataSpace
+	// ModeReadOnly: after a metadata failure or a full metadata device,
+	// no metadata changes; reads and writes to unshared mapped blocks
+	// still work.
+	ModeReadOnly
+	// ModeFail: nothing works.
+	ModeFail
+)
+
+func (m Mode) String() string {
+	switch m {
+	case ModeWrite:
+		return "write"
+	case ModeOutOfDataSpace:
+		return "out-of-data-space"
+	case ModeReadOnly:
+		return "read-only"
+	case ModeFail:
+		return "fail"
+	}
+	return "unknown"
+}

@@ -1,0 +1,123 @@
+package thinpool_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/thind-storage/thind/bm"
+	"github.com/thind-storage/thind/blk"
+	"github.com/thind-storage/thind/thinpool"
+	"github.com/thind-storage/thind/thinpool/metadata"
+)
+
+// memData is a data device in memory that remembers which writes were
+// flushed (bm.MemDevice), so a test can cut the power and keep only those.
+type memData struct{ *bm.MemDevice }
+
+func (m memData) Discard(off, n int64) error     { return m.WriteZeroes(off, n) }
+func (m memData) Flush() error                   { return m.Sync() }
+func (m memData) Size() (int64, error)           { return m.MemDevice.Size(), nil }
+func (m memData) Close() error                   { return nil }
+func (m memData) WriteZeroes(off, n int64) error {
+	zero := make([]byte, min(n, 1<<20))
+	for n > 0 {
+		k := min(n, int64(len(zero)))
+		if _, err := m.WriteAt(zero[:k], off); err != nil {
+			return err
+		}
+		off, n = off+k, n-k
+	}
+	return nil
+}
+
+var _ blk.Backend = memData{}
+
+// env is a pool on real files in a temporary directory.
+type env struct {
+	t        *testing.T
+	dir      string
+	metaPath string
+	dataPath string
+	meta     *os.File
+	md       *metadata.Pool
+	pool     *thinpool.Pool
+	cfg      thinpool.Config
+}
+
+const testBlockSectors = 128 // 64 KiB
+
+func newFileEnv(t *testing.T, metaBytes, dataBytes int64, cfg thinpool.Config) *env {
+	t.Helper()
+	e := &env{t: t, dir: t.TempDir(), cfg: cfg}
+	e.metaPath = filepath.Join(e.dir, "metadata")
+	e.dataPath = filepath.Join(e.dir, "data")
+	for path, size := range map[string]int64{e.metaPath: metaBytes, e.dataPath: dataBytes} {
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Truncate(size); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	mf, n, err := bm.OpenFile(e.metaPath, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, err := metadata.Create(mf, n, testBlockSectors, 0, metadata.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.meta, e.md = mf, md
+	e.open()
+	t.Cleanup(e.close)
+	return e
+}
+
+func (e *env) open() {
+	e.t.Helper()
+	data, err := blk.OpenFile(e.dataPath, blk.FileOptions{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	p, err := thinpool.Open(e.md, data, e.cfg)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.pool = p
+}
+
+func (e *env) close() {
+	if e.pool != nil {
+		e.pool.Close()
+		e.pool = nil
+	}
+	if e.md != nil {
+		e.md.Close()
+		e.md = nil
+	}
+	if e.meta != nil {
+		e.meta.Close()
+		e.meta = nil
+	}
+}
+
+func (e *env) thin(id, size uint64) *thinpool.Thin {
+	e.t.Helper()
+	if _, err := e.pool.Metadata().Device(id); err != nil {
+		if err := e.pool.CreateThin(id); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	th, err := e.pool.OpenThin(id, size)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { th.Close() })
+	return th
+}
+
+var bg = context.Background()

@@ -1,0 +1,220 @@
+package thinpool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/thind-storage/thind/bioprison"
+	"github.com/thind-storage/thind/blk"
+	"github.com/thind-storage/thind/thinpool/metadata"
+)
+
+// Pool is a thin pool in service: metadata, the data device behind a
+// dispatcher, the bio prison and the commit machinery. It is safe for
+// concurrent use.
+type Pool struct {
+	md     *metadata.Pool
+	data   *blk.Dispatcher
+	cfg    Config
+	log    *slog.Logger
+	bs     uint64 // data block size in bytes
+	prison *bioprison.Prison[*waiter]
+
+	// txn's read side is held by every metadata change (alloc, map,
+	// unmap, snapshot), its write side by commit.
+	txn     sync.RWMutex
+	mdDirty atomic.Bool // metadata changed since the last commit
+
+	mode       atomic.Int32
+	modeMu     sync.Mutex
+	metaLow    atomic.Bool // the metadata space map crossed its threshold
+	lowWaterOn atomic.Bool
+	spaceMu    sync.Mutex
+	spaceCh    chan struct{} // closed when data space may have appeared
+
+	thinsMu sync.Mutex
+	thins   map[uint64]*Thin
+
+	commits   chan chan error
+	closing   chan struct{}
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+	closed    atomic.Bool
+
+	st poolCounters
+}
+
+// Open puts a pool in service over its metadata and its data device (which
+// the pool takes over and closes). A data device larger than the data
+// space map grows the pool; a smaller one is refused, as dm-thin does.
+func Open(md *metadata.Pool, data blk.Backend, cfg Config) (*Pool, error) {
+	cfg.setDefaults()
+	bs := uint64(md.DataBlockSize()) * 512
+	size, err := data.Size()
+	if err != nil {
+		data.Close()
+		return nil, fmt.Errorf("data device size: %w", err)
+	}
+	blocks := uint64(size) / bs
+	switch have := md.DataBlocks(); {
+	case blocks < have:
+		data.Close()
+		return nil, fmt.Errorf("data device holds %d blocks of %d bytes, the pool's metadata %d: it must not shrink", blocks, bs, have)
+	case blocks > have:
+		if err := md.ResizeData(blocks); err != nil {
+			data.Close()
+			return nil, err
+		}
+		if err := md.Commit(); err != nil {
+			data.Close()
+			return nil, err
+		}
+	}
+	d, err := blk.New(data, cfg.Dispatcher)
+	if err != nil {
+		data.Close()
+		return nil, err
+	}
+	p := &Pool{
+		md:      md,
+		data:    d,
+		cfg:     cfg,
+		log:     cfg.Logger,
+		bs:      bs,
+		prison:  bioprison.New[*waiter](bioprison.Options{}),
+		thins:   map[uint64]*Thin{},
+		commits: make(chan chan error, 256),
+		closing: make(chan struct{}),
+		spaceCh: make(chan struct{}),
+	}
+	// Reserve ends at a quarter of the device or 1024 blocks, as
+	// dm-thin's calc_metadata_threshold.
+	md.SetMetadataThreshold(min(1024, md.MetadataBlocks()/4), func() { p.metaLow.Store(true) })
+	if md.NeedsCheck() {
+		p.mode.Store(int32(ModeReadOnly))
+		p.log.Warn("metadata has the needs_check flag set: pool is read-only until it is checked")
+	}
+	p.wg.Add(1)
+	go p.committer()
+	return p, nil
+}
+
+// Metadata returns the pool's metadata.
+func (p *Pool) Metadata() *metadata.Pool { return p.md }
+
+// BlockSize returns the data block size in bytes.
+func (p *Pool) BlockSize() uint64 { return p.bs }
+
+// Mode returns the pool's mode.
+func (p *Pool) Mode() Mode { return Mode(p.mode.Load()) }
+
+func (p *Pool) setMode(m Mode, why string) {
+	p.modeMu.Lock()
+	old := Mode(p.mode.Load())
+	if old == m || (old == ModeFail) || (old == ModeReadOnly && m == ModeOutOfDataSpace) {
+		p.modeMu.Unlock()
+		return
+	}
+	p.mode.Store(int32(m))
+	p.modeMu.Unlock()
+	p.log.Warn("pool mode changed", "from", old.String(), "to", m.String(), "reason", why)
+	if p.cfg.OnModeChange != nil {
+		p.cfg.OnModeChange(old, m)
+	}
+}
+
+// SetWriteMode returns a read-only or out-of-space pool to normal service
+// (after the data device grew, or the metadata was checked and the flag
+// cleared). It fails while the metadata needs a check.
+func (p *Pool) SetWriteMode() error {
+	if p.md.NeedsCheck() {
+		return errors.New("metadata needs a check (thind meta check) before the pool can be written again")
+	}
+	if Mode(p.mode.Load()) == ModeFail {
+		return ErrFailed
+	}
+	if err := p.md.SetReadWrite(); err != nil {
+		return err
+	}
+	p.metaLow.Store(false)
+	p.setMode(ModeWrite, "requested")
+	return nil
+}
+
+// metadataFailed handles a failed metadata change, as dm-thin's
+// metadata_operation_failed: the metadata layer has aborted the
+// transaction; the pool stops changing metadata and asks for a check.
+func (p *Pool) metadataFailed(op string, err error) error {
+	p.log.Error("metadata operation failed", "op", op, "err", err)
+	p.st.metadataErrors.Add(1)
+	if serr := p.md.SetNeedsCheck(); serr != nil {
+		p.log.Error("could not set needs_check", "err", serr)
+	}
+	if rerr := p.md.SetReadOnly(); rerr != nil {
+		p.setMode(ModeFail, "metadata abort failed: "+rerr.Error())
+		return fmt.Errorf("%s: %w (%v)", op, ErrFailed, err)
+	}
+	p.setMode(ModeReadOnly, op+": "+err.Error())
+	return fmt.Errorf("%s: %w (%v)", op, ErrReadOnly, err)
+}
+
+// Close drains the commit loop, commits, and closes the data device. Thin
+// handles must be closed first.
+func (p *Pool) Close() error {
+	var err error
+	p.closeOnce.Do(func() {
+		p.closed.Store(true)
+		close(p.closing)
+		p.wg.Wait()
+		err = p.commitNow()
+		if derr := p.data.Close(); err == nil {
+			err = derr
+		}
+	})
+	return err
+}
+
+// Resize grows the data device to what its backend now holds (after the
+// file or device was made bigger), and leaves out-of-space mode.
+func (p *Pool) Resize(ctx context.Context) error {
+	if err := p.data.Revalidate(); err != nil {
+		return err
+	}
+	blocks := uint64(p.data.Size()) / p.bs
+	p.txn.RLock()
+	err := p.md.ResizeData(blocks)
+	if err == nil {
+		p.mdDirty.Store(true)
+	}
+	p.txn.RUnlock()
+	if err != nil {
+		return err
+	}
+	if err := p.Commit(ctx); err != nil {
+		return err
+	}
+	if p.Mode() == ModeOutOfDataSpace {
+		p.setMode(ModeWrite, "data device grew")
+	}
+	p.lowWaterOn.Store(false)
+	p.signalSpace()
+	return nil
+}
+
+// signalSpace wakes writes waiting for data space.
+func (p *Pool) signalSpace() {
+	p.spaceMu.Lock()
+	close(p.spaceCh)
+	p.spaceCh = make(chan struct{})
+	p.spaceMu.Unlock()
+}
+
+func (p *Pool) spaceWait() <-chan struct{} {
+	p.spaceMu.Lock()
+	defer p.spaceMu.Unlock()
+	return p.spaceCh
+}

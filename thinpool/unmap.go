@@ -1,0 +1,208 @@
+package thinpool
+
+import (
+	"context"
+
+	"github.com/thind-storage/thind/bioprison"
+	"github.com/thind-storage/thind/discard"
+	"github.com/thind-storage/thind/thinpool/metadata"
+)
+
+// Discard unmaps the whole blocks in [off, off+n) and passes the data
+// blocks this frees down to the data device as holes. Partial blocks at
+// the edges are left alone: a discard is advisory.
+func (t *Thin) Discard(ctx context.Context, off, n uint64) error {
+	if err := t.checkRange(off, n); err != nil {
+		return err
+	}
+	g, err := discard.NewGeometry(t.p.bs, t.size.Load())
+	if err != nil {
+		return err
+	}
+	s, err := g.Split(off, n)
+	if err != nil {
+		return err
+	}
+	if s.Blocks.Empty() {
+		return nil
+	}
+	if err := t.p.canChangeMetadata(); err != nil {
+		return err
+	}
+	t.writes.RLock()
+	defer t.writes.RUnlock()
+	return t.unmapBlocks(ctx, s.Blocks.Begin, s.Blocks.End)
+}
+
+// unmapBlocks unmaps virtual blocks [begin, end), a prison range cell at a
+// time (at most 1024 blocks, as the kernel's range cells), and passes
+// freed data blocks down.
+func (t *Thin) unmapBlocks(ctx context.Context, begin, end uint64) error {
+	p := t.p
+	freed := uint64(0)
+	for ch := range (discard.BlockRange{Begin: begin, End: end}).Chunks() {
+		key := bioprison.Key{Space: bioprison.Virtual, Dev: t.id, Begin: ch.Begin, End: ch.End}
+		c, err := p.lock(ctx, key)
+		if err != nil {
+			return err
+		}
+		n, err := t.unmapChunk(ctx, ch)
+		p.unlock(c)
+		if err != nil {
+			return err
+		}
+		freed += n
+	}
+	if freed > 0 && Mode(p.mode.Load()) == ModeOutOfDataSpace {
+		// Freed blocks become allocatable at the next commit.
+		if err := p.Commit(ctx); err == nil {
+			p.signalSpace()
+		}
+	}
+	return nil
+}
+
+// unmapChunk unmaps one chunk, holding its cell, and returns how many data
+// blocks it freed. The transaction lock is held throughout, so no commit
+// can make a freed block reusable before its hole is punched.
+func (t *Thin) unmapChunk(ctx context.Context, ch discard.BlockRange) (uint64, error) {
+	p := t.p
+	p.txn.RLock()
+	defer p.txn.RUnlock()
+	var blocks []uint64
+	err := p.md.WalkMappings(t.id, ch.Begin, ch.End, func(_ uint64, l metadata.Lookup) error {
+		blocks = append(blocks, l.DataBlock)
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	if len(blocks) == 0 {
+		return 0, nil
+	}
+	// I/O that looked these mappings up must finish first.
+	if err := t.waitEarlierIO(ctx); err != nil {
+		return 0, err
+	}
+	n, err := p.md.RemoveRange(t.id, ch.Begin, ch.End)
+	if err != nil {
+		return 0, p.metadataFailed("remove mappings", err)
+	}
+	p.mdDirty.Store(true)
+	t.changed.Store(true)
+	t.st.blocksUnmapped.Add(n)
+	// Blocks no one else maps are free now.
+	eb := discard.ExtentBuilder{MaxLen: discard.MaxChunk}
+	freed := uint64(0)
+	for _, b := range blocks {
+		count, err := p.md.DataBlockCount(b)
+		if err != nil {
+			return 0, err
+		}
+		if count == 0 {
+			eb.Add(b)
+			freed++
+		}
+	}
+	if p.cfg.NoDiscardPassdown || freed == 0 {
+		return freed, nil
+	}
+	extents, err := eb.AppendBytes(nil, p.bs)
+	if err != nil {
+		return freed, err
+	}
+	for _, e := range extents {
+		if err := p.data.Discard(ctx, int64(e.Off), int64(e.Len)); err != nil {
+			// Passdown is advisory: the blocks are free either way.
+			p.log.Warn("discard passdown failed", "off", e.Off, "len", e.Len, "err", err)
+			continue
+		}
+		t.st.passdownBytes.Add(e.Len)
+	}
+	return freed, nil
+}
+
+// WriteZeroes makes [off, off+n) read as zeroes: whole blocks are unmapped
+// (or, with noHole, provisioned and zeroed), partial blocks have their
+// part zeroed where they are mapped.
+func (t *Thin) WriteZeroes(ctx context.Context, off, n uint64, noHole, fua bool) error {
+	if err := t.checkRange(off, n); err != nil {
+		return err
+	}
+	g, err := discard.NewGeometry(t.p.bs, t.size.Load())
+	if err != nil {
+		return err
+	}
+	plan, err := g.WriteZeroes(off, n, noHole)
+	if err != nil {
+		return err
+	}
+	t.writes.RLock()
+	err = t.zeroPlan(ctx, plan, noHole, fua)
+	t.writes.RUnlock()
+	if err != nil {
+		return err
+	}
+	if fua && t.changed.Load() {
+		return t.p.Commit(ctx)
+	}
+	return nil
+}
+
+func (t *Thin) zeroPlan(ctx context.Context, plan discard.ZeroPlan, noHole, fua bool) error {
+	bs := t.p.bs
+	for _, part := range []discard.ByteRange{plan.Head, plan.Tail} {
+		if part.Empty() {
+			continue
+		}
+		if err := t.zeroPart(ctx, part.Off/bs, part.Off%bs, part.Len, noHole); err != nil {
+			return err
+		}
+	}
+	if !plan.Unmap.Empty() {
+		if err := t.p.canChangeMetadata(); err != nil {
+			return err
+		}
+		if err := t.unmapBlocks(ctx, plan.Unmap.Begin, plan.Unmap.End); err != nil {
+			return err
+		}
+	}
+	for v := plan.Provision.Begin; v < plan.Provision.End; v++ {
+		if err := t.writeBlock(ctx, v, 0, zeroPayload(bs), fua); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// zeroPart zeroes n bytes at offset o of block v: nothing to do for an
+// unmapped block (it reads as zeroes) unless holes are not allowed.
+func (t *Thin) zeroPart(ctx context.Context, v, o, n uint64, noHole bool) error {
+	if !noHole {
+		_, mapped, err := t.find(v)
+		if err != nil {
+			return err
+		}
+		if !mapped {
+			// A write racing with us may map it meanwhile; zeroing
+			// under the cell settles it.
+			return t.zeroIfMapped(ctx, v, o, n)
+		}
+	}
+	return t.writeBlock(ctx, v, o, zeroPayload(n), false)
+}
+
+// zeroIfMapped re-checks the mapping under the block's cell.
+func (t *Thin) zeroIfMapped(ctx context.Context, v, o, n uint64) error {
+	p := t.p
+	c, err := p.lock(ctx, p.virtualKey(t.id, v))
+	if err != nil {
+		return err
+	}
+	_, mapped, err := t.find(v)
+	p.unlock(c)
+	if err != nil || !mapped {
+		return err
+	}
+	return t.writeBlock(ctx, v, o, zeroPayload(n), false)
+}

@@ -1,0 +1,265 @@
+package thinpool
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/thind-storage/thind/spacemap"
+)
+
+// payload is what a block write puts down: bytes, or zeroes.
+type payload struct {
+	buf  []byte // nil for zeroes
+	size uint64
+}
+
+func bytesPayload(b []byte) payload { return payload{buf: b, size: uint64(len(b))} }
+func zeroPayload(n uint64) payload  { return payload{size: n} }
+
+// WriteAt writes buf at off. With fua, the write (and any mapping it made)
+// is durable when WriteAt returns.
+func (t *Thin) WriteAt(ctx context.Context, buf []byte, off uint64, fua bool) error {
+	if err := t.checkRange(off, uint64(len(buf))); err != nil {
+		return err
+	}
+	if Mode(t.p.mode.Load()) == ModeFail {
+		return ErrFailed
+	}
+	t.writes.RLock()
+	err := t.forBlocks(off, uint64(len(buf)), func(v, o, n, pos uint64) error {
+		return t.writeBlock(ctx, v, o, bytesPayload(buf[pos:pos+n]), fua)
+	})
+	t.writes.RUnlock()
+	if err != nil {
+		return err
+	}
+	if fua && t.changed.Load() {
+		return t.p.Commit(ctx)
+	}
+	return nil
+}
+
+// forBlocks cuts [off, off+n) at block boundaries: fn gets the virtual
+// block, the offset in it, the length, and the position in the range.
+func (t *Thin) forBlocks(off, n uint64, fn func(v, o, n, pos uint64) error) error {
+	bs := t.p.bs
+	for pos := uint64(0); pos < n; {
+		cur := off + pos
+		v, o := cur/bs, cur%bs
+		chunk := min(bs-o, n-pos)
+		if err := fn(v, o, chunk, pos); err != nil {
+			return err
+		}
+		pos += chunk
+	}
+	return nil
+}
+
+// writeBlock writes src at offset o of virtual block v (process_bio for a
+// write): in place if the block is mapped and not shared, by breaking
+// sharing if it is shared, by provisioning if it is unmapped.
+func (t *Thin) writeBlock(ctx context.Context, v, o uint64, src payload, fua bool) error {
+	p := t.p
+	c, err := p.lock(ctx, p.virtualKey(t.id, v))
+	if err != nil {
+		return err
+	}
+	l, mapped, err := t.find(v)
+	if err != nil {
+		p.unlock(c)
+		return err
+	}
+	if mapped && !l.Shared {
+		// The common case: the kernel releases the cell before
+		// issuing, and so do we.
+		e := t.allIO.Inc()
+		p.unlock(c)
+		err := t.putData(ctx, l.DataBlock*p.bs+o, src, fua)
+		t.endIO(e)
+		return err
+	}
+	defer p.unlock(c)
+	if err := p.canChangeMetadata(); err != nil {
+		return err
+	}
+	if mapped {
+		return t.breakSharing(ctx, v, l.DataBlock, o, src)
+	}
+	return t.provision(ctx, v, o, src)
+}
+
+// putData writes a payload to the data device.
+func (t *Thin) putData(ctx context.Context, off uint64, src payload, fua bool) error {
+	d := t.p.data
+	if src.buf == nil {
+		if err := d.WriteZeroes(ctx, int64(off), int64(src.size)); err != nil {
+			return err
+		}
+		if fua {
+			return d.Flush(ctx)
+		}
+		return nil
+	}
+	return d.Write(ctx, src.buf, int64(off), fua)
+}
+
+// allocate takes a data block under the transaction lock (which the
+// caller holds) and returns it; on a full data device it drops the lock
+// to make room or wait, and takes it again.
+func (t *Thin) allocate(ctx context.Context) (uint64, error) {
+	p := t.p
+	for {
+		b, err := p.md.AllocDataBlock()
+		if err == nil {
+			p.mdDirty.Store(true)
+			if Mode(p.mode.Load()) == ModeOutOfDataSpace {
+				p.setMode(ModeWrite, "data space available")
+			}
+			p.checkLowWater()
+			return b, nil
+		}
+		if !errors.Is(err, spacemap.ErrNoSpace) {
+			return 0, p.metadataFailed("allocate data block", err)
+		}
+		p.txn.RUnlock()
+		err = p.waitForSpace(ctx)
+		p.txn.RLock()
+		if err != nil {
+			return 0, err
+		}
+	}
+}
+
+// provision maps a new data block to virtual block v, writing src into it
+// and zeroes around it (unless block zeroing is off).
+func (t *Thin) provision(ctx context.Context, v, o uint64, src payload) error {
+	p := t.p
+	p.txn.RLock()
+	defer p.txn.RUnlock()
+	b, err := t.allocate(ctx)
+	if err != nil {
+		return err
+	}
+	if err := t.fillNewBlock(ctx, b, o, src, nil); err != nil {
+		// The block never got mapped: give it back.
+		if derr := p.md.DecDataBlock(b); derr != nil {
+			return p.metadataFailed("release data block", derr)
+		}
+		return err
+	}
+	if err := p.md.Insert(t.id, v, b); err != nil {
+		return p.metadataFailed("insert mapping", err)
+	}
+	t.changed.Store(true)
+	t.st.provisioned.Add(1)
+	return nil
+}
+
+// breakSharing gives virtual block v a block of its own: copy the shared
+// block (unless src covers all of it), write src over it, wait for the
+// I/O still reading the old block through v, then remap.
+func (t *Thin) breakSharing(ctx context.Context, v, old, o uint64, src payload) error {
+	p := t.p
+	p.txn.RLock()
+	defer p.txn.RUnlock()
+	b, err := t.allocate(ctx)
+	if err != nil {
+		return err
+	}
+	from := &old
+	if err := t.fillNewBlock(ctx, b, o, src, from); err != nil {
+		if derr := p.md.DecDataBlock(b); derr != nil {
+			return p.metadataFailed("release data block", derr)
+		}
+		return err
+	}
+	if err := t.waitEarlierIO(ctx); err != nil {
+		if derr := p.md.DecDataBlock(b); derr != nil {
+			return p.metadataFailed("release data block", derr)
+		}
+		return err
+	}
+	if err := p.md.Insert(t.id, v, b); err != nil {
+		return p.metadataFailed("remap shared block", err)
+	}
+	t.changed.Store(true)
+	t.st.sharingBroken.Add(1)
+	return nil
+}
+
+// smallBlock is the largest block filled in memory and written once;
+// bigger ones are filled in place on the data device.
+const smallBlock = 1 << 20
+
+var blockBufs = sync.Pool{New: func() any { b := make([]byte, smallBlock); return &b }}
+
+// fillNewBlock writes a new data block b: src at offset o, and around it
+// either a copy of block *from (breaking sharing) or zeroes (provisioning,
+// unless block zeroing is off). A write covering the whole block needs
+// neither.
+func (t *Thin) fillNewBlock(ctx context.Context, b, o uint64, src payload, from *uint64) error {
+	p := t.p
+	bs := p.bs
+	base := b * bs
+	if src.size == bs {
+		return t.putData(ctx, base, src, false)
+	}
+	if from == nil && p.cfg.SkipBlockZeroing {
+		return t.putData(ctx, base+o, src, false)
+	}
+	if bs <= smallBlock {
+		bp := blockBufs.Get().(*[]byte)
+		defer blockBufs.Put(bp)
+		blk := (*bp)[:bs]
+		if from != nil {
+			if err := p.data.Read(ctx, blk, int64(*from*bs)); err != nil {
+				return err
+			}
+		} else {
+			clear(blk)
+		}
+		if src.buf != nil {
+			copy(blk[o:], src.buf)
+		} else {
+			clear(blk[o : o+src.size])
+		}
+		return p.data.Write(ctx, blk, int64(base), false)
+	}
+	// Big blocks: copy or zero the whole block piecewise, then write.
+	if from != nil {
+		if err := t.copyBlock(ctx, *from, b); err != nil {
+			return err
+		}
+	} else if err := p.data.WriteZeroes(ctx, int64(base), int64(bs)); err != nil {
+		return err
+	}
+	return t.putData(ctx, base+o, src, false)
+}
+
+// copyBlock copies data block from to data block to, a buffer at a time.
+func (t *Thin) copyBlock(ctx context.Context, from, to uint64) error {
+	p := t.p
+	bp := blockBufs.Get().(*[]byte)
+	defer blockBufs.Put(bp)
+	buf := *bp
+	for off := uint64(0); off < p.bs; off += uint64(len(buf)) {
+		n := min(uint64(len(buf)), p.bs-off)
+		if err := p.data.Read(ctx, buf[:n], int64(from*p.bs+off)); err != nil {
+			return err
+		}
+		if err := p.data.Write(ctx, buf[:n], int64(to*p.bs+off), false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Flush makes every write completed before it durable, on every thin of
+// the pool.
+func (t *Thin) Flush(ctx context.Context) error {
+	if Mode(t.p.mode.Load()) == ModeFail {
+		return ErrFailed
+	}
+	return t.p.Commit(ctx)
+}
