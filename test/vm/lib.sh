@@ -12,6 +12,8 @@
 
 VM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 VM_CACHE=${THIND_VM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/thind-vm}
+# shellcheck disable=SC2034 # used by run.sh and the tests
+VM_LOGS=${THIND_VM_LOGS:-${TMPDIR:-/tmp}/thind-vm-logs} # console logs, kept after the run
 VM_PIDS=()
 
 vm_die() { echo "thind-vm: $*" >&2; exit 1; }
@@ -80,6 +82,9 @@ vm_busybox() {
 vm_copy_path() {
 	local root=$1 p=$2 r
 	r=$(readlink -f "$p") || vm_die "cannot resolve $p"
+	# Canonical directory (/lib is usr/lib on Debian 12): a real "lib" directory in a later
+	# cpio layer would replace the base's lib -> usr/lib link and hide /lib/modules.
+	p=$(readlink -f "$(dirname "$p")")/$(basename "$p")
 	[ -e "$root$r" ] || { mkdir -p "$root$(dirname "$r")" && cp -p "$r" "$root$r"; } ||
 		vm_die "cannot copy $r"
 	if [ "$p" != "$r" ] && [ ! -e "$root$p" ] && [ ! -L "$root$p" ]; then

@@ -11,7 +11,7 @@
 #   -e KEY=VALUE     environment variable for the guest script
 #   -m MODULE        load MODULE before the test (e.g. nbd, dm-thin-pool); others load on demand
 #   -o DIR           copy the guest's /vmtest/out (and its dmesg) into DIR after the run
-#   -l LOG           console log (default $TMPDIR/thind-vm-NAME.log)
+#   -l LOG           console log (default $VM_LOGS/NAME.log, VM_LOGS from lib.sh)
 #   -M MIB           guest memory (default 1024)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -37,7 +37,7 @@ shift $((OPTIND - 1))
 [ $# -eq 1 ] && [ -f "$1" ] || usage
 script=$1
 name=$(basename "$script" .sh)
-log=${log:-${TMPDIR:-/tmp}/thind-vm-$name.log}
+log=${log:-$VM_LOGS/$name.log}
 [ -n "$watchdog" ] || watchdog=$((timeout_s > 30 ? timeout_s - 15 : timeout_s / 2))
 
 vm_need_harness
@@ -105,7 +105,7 @@ if [ -n "$outdir" ]; then
 	mkdir -p "$outdir"
 	tar -xf "$tmp/out.img" -C "$outdir" 2>/dev/null || vm_log "no output archive from the guest"
 fi
-verdict=$(grep -a "^VMTEST-RESULT $nonce " "$log" | tail -n 1 | cut -d' ' -f3-)
+verdict=$(grep -a "^VMTEST-RESULT $nonce " "$log" | tail -n 1 | cut -d' ' -f3- || true)
 oops=$(grep -a -m 3 -E 'Kernel panic|BUG: |Oops: |general protection fault' "$log" || true)
 if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
 	vm_log "$name: FAIL: host timeout after ${timeout_s}s (log $log)"

@@ -5,17 +5,24 @@
 #
 #   step NAME CMD...          run CMD (in a subshell; shell functions work); print
 #                             "STEP NAME ok 1.2s", or "STEP NAME FAIL ..." + its output, and end
-#                             the test. Its output is kept in $STEP_OUT for the next commands.
+#                             the test. Its output is kept in $STEP_OUT for later commands
+#                             (and steps): fstrim -v ... then grep trimmed "$STEP_OUT".
 #                             Conditions are steps too: step big-enough [ "$n" -gt 5 ]
 #   check_eq NAME WANT GOT    "STEP NAME ok" if equal, else FAIL with both values
+#   check_ge NAME MIN GOT     "STEP NAME ok" if the integer GOT >= MIN, else FAIL with both
 #   wait_for NAME SECS CMD... poll CMD every 0.1 s until it succeeds, FAIL after SECS
 #   disk SERIAL               print /dev/vdX of the virtio disk with that serial (waits 10 s)
+#   watchdog SECS             re-arm the guest watchdog: power off SECS from now (for a phase
+#                             that may hang; the boot-time one counts from boot)
 #   fail MSG                  print "STEP <current step> FAIL MSG", kernel log tail, end test
 #   mib N                     N MiB in bytes
+# Capture values before checking them (v=$(cmd); check_eq x 1 "$v"): errexit sees a failing
+# $(cmd) in an assignment, not in an argument list.
 # Real util-linux/coreutils tools come first in PATH; busybox applets are the fallback
 # (/usr/lib/busybox). Files put in /vmtest/out reach the host when run.sh has -o DIR.
 
 set -Eeuo pipefail
+shopt -s inherit_errexit
 set -a
 # shellcheck disable=SC1091
 . /vmtest/env
@@ -52,8 +59,9 @@ step() {
 	_current "$name"
 	t0=$(_now)
 	# In the background so that errexit stays on inside (it is off in a "||" context).
-	("$@") >"$STEP_OUT" 2>&1 </dev/null &
+	("$@") >"$STEP_OUT.new" 2>&1 </dev/null &
 	wait $! || rc=$?
+	mv "$STEP_OUT.new" "$STEP_OUT" # the next step may read the previous one's output
 	if [ $rc -eq 0 ]; then
 		echo "STEP $name ok $(_since "$t0")"
 		return 0
@@ -70,6 +78,12 @@ check_eq() {
 	_current "$1"
 	[ "$2" = "$3" ] || fail "want <$2> got <$3>"
 	echo "STEP $1 ok ($3)"
+}
+
+check_ge() {
+	_current "$1"
+	[ "$3" -ge "$2" ] 2>/dev/null || fail "want >= $2 got <$3>"
+	echo "STEP $1 ok ($3 >= $2)"
 }
 
 wait_for() {
@@ -96,6 +110,19 @@ disk() {
 	done
 	echo "STEP disk-$serial FAIL no virtio disk with serial $serial after 10 s" >&2
 	return 1
+}
+
+watchdog() {
+	local secs=$1 old
+	old=$(cat /run/vmtest.watchdog 2>/dev/null || true)
+	[ -z "$old" ] || kill "$old" 2>/dev/null || true
+	(
+		sleep "$secs"
+		echo "VMTEST watchdog: ${secs}s since re-armed, step: $(cat /run/vmtest.step)"
+		echo "VMTEST-RESULT $(cat /run/vmtest.nonce) FAIL watchdog"
+		echo o >/proc/sysrq-trigger
+	) >/dev/console 2>&1 </dev/null &
+	echo $! >/run/vmtest.watchdog
 }
 
 mib() { echo $(($1 * 1048576)); }
