@@ -29,6 +29,7 @@ set -a
 set +a
 STEP_OUT=/tmp/vmtest-step.out
 VMTEST_PID=$$
+VMTEST_T0=$(cut -d' ' -f1 /proc/uptime) # kernel lines before this are boot noise
 : >"$STEP_OUT"
 
 _now() { local up _; read -r up _ </proc/uptime; echo "$up"; }
@@ -45,11 +46,16 @@ _on_err() { # ERR trap: a command outside a step failed
 }
 trap '_on_err $? $LINENO "$BASH_COMMAND"' ERR
 
+_kernel_log() { # kernel messages since the test started (last 20)
+	echo "  kernel log since the test started (last 20 lines):"
+	dmesg | awk -v t0="$VMTEST_T0" '{ t = $0; sub(/^\[ */, "", t); if (t + 0 >= t0) print }' |
+		tail -n 20 | sed 's/^/  | /'
+}
+
 fail() {
 	trap - ERR
 	echo "STEP $(cat /run/vmtest.step) FAIL $*"
-	echo "  kernel log (last 20 lines):"
-	dmesg | tail -n 20 | sed 's/^/  | /'
+	_kernel_log
 	exit 1
 }
 
@@ -69,8 +75,7 @@ step() {
 	trap - ERR
 	echo "STEP $name FAIL exit $rc after $(_since "$t0"): $*"
 	tail -n 40 "$STEP_OUT" | sed 's/^/  | /'
-	echo "  kernel log (last 20 lines):"
-	dmesg | tail -n 20 | sed 's/^/  | /'
+	_kernel_log
 	exit 1
 }
 

@@ -4,6 +4,7 @@
 . /vmtest/lib.sh
 in_d_state() { grep -q '^State:.*D' "/proc/$1/status"; }
 flag_set() { [ -e /tmp/flag ]; }
+fails_midway() { echo "first command ran"; false; echo "not reached"; }
 wait_gone() { while kill -0 "$1" 2>/dev/null; do sleep 0.2; done; }
 
 case $MODE in
@@ -26,9 +27,9 @@ pass)
 	wait_for flag-appears 10 flag_set
 	step out-file sh -c 'echo "written in the guest" >/vmtest/out/hello.txt'
 	;;
-fail)
+fail) # errexit must stay on inside a step's function: "false" ends it, not the last command
 	step before-failure true
-	step deliberate false
+	step deliberate fails_midway
 	step after-failure true
 	;;
 stuck) # nbdkit delays every write by an hour: the write sits in D state, unkillable

@@ -19,6 +19,7 @@ guest=$here/harness.guest.sh
 expect_fail() {
 	local name=$1 max=$2 re=$3 t0 rc took out=$w/$1.out
 	shift 3
+	echo "--- $name: this run must FAIL"
 	t0=$SECONDS
 	set +e
 	vm_boot -l "$VM_LOGS/harness-$name.log" "$@" "$guest" 2>&1 | tee "$out"
@@ -53,7 +54,11 @@ hstep boot-line grep -a -q '^STEP boot ok' "$VM_LOGS/harness-pass.log"
 
 # --- runs that must fail
 expect_fail failing-step 120 '^STEP deliberate FAIL exit 1' -t 120 -e MODE=fail
-hstep failing-step-stops bash -c "! grep -a -q '^STEP after-failure' '$VM_LOGS/harness-failing-step.log'"
+log=$VM_LOGS/harness-failing-step.log
+hstep failing-step-output grep -a -q '^  | first command ran' "$log"
+hstep failing-step-line grep -a -q '^  |   at line [0-9]*: false (exit 1)' "$log"
+hstep failing-step-errexit bash -c "! grep -a -q 'not reached' '$log'"
+hstep failing-step-stops bash -c "! grep -a -q '^STEP after-failure' '$log'"
 
 stalled() { exec nbdkit --foreground --exit-with-parent -i 127.0.0.1 -p "$1" --filter=delay memory 64M delay-write=3600; }
 vm_serve stalled-nbdkit stalled
