@@ -4,7 +4,7 @@
 # guest printed its PASS marker. Never hangs: the guest has a watchdog, qemu a host timeout.
 #
 #   -t SECS          hard host timeout for the whole run (default 300)
-#   -w SECS          guest watchdog, powers off from inside (default SECS-15 of -t; 0 = none)
+#   -w SECS          guest watchdog: powers off from inside (default: -t minus 15; 0 = none)
 #   -d SERIAL=IMG    attach IMG (raw) as a virtio disk; the guest finds it with: disk SERIAL
 #   -f FILE[=PATH]   put FILE into the guest at PATH (default /vmtest/NAME, which is in PATH),
 #                    with the shared libraries ldd names (none for a static Go binary)
@@ -62,6 +62,9 @@ for fp in "${files[@]}"; do
 	src=${fp%%=*} dest=/vmtest/$(basename "${fp%%=*}")
 	[[ $fp == *=* ]] && dest=${fp#*=}
 	[ -f "$src" ] || vm_die "-f $src: no such file"
+	case $dest in /vmtest/lib.sh | /vmtest/test.sh | /vmtest/env | /vmtest/vm.conf | /init)
+		vm_die "-f $fp: $dest belongs to the harness; give another guest path (-f FILE=PATH)" ;;
+	esac
 	vm_copy_elf "$layer" "$src" "$dest"
 done
 
