@@ -11,7 +11,7 @@
 # The harness itself uses vm_cache, vm_busybox and vm_copy_elf.
 
 VM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-VM_CACHE=${THIND_VM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/thind-vm}
+VM_CACHE=${THIND_VM_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/thind-vm}
 # shellcheck disable=SC2034 # used by run.sh and the tests
 VM_LOGS=${THIND_VM_LOGS:-${TMPDIR:-/tmp}/thind-vm-logs} # console logs, kept after the run
 VM_PIDS=()

@@ -10,16 +10,17 @@
 #                    with the shared libraries ldd names (none for a static Go binary)
 #   -e KEY=VALUE     environment variable for the guest script
 #   -m MODULE        load MODULE before the test (e.g. nbd, dm-thin-pool); others load on demand
+#   -k ARGS          more kernel command line, e.g. module parameters: -k nbd.nbds_max=8
 #   -o DIR           copy the guest's /vmtest/out (and its dmesg) into DIR after the run
 #   -l LOG           console log (default $VM_LOGS/NAME.log, VM_LOGS from lib.sh)
 #   -M MIB           guest memory (default 1024)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-usage() { sed -n '2,16s/^# \{0,1\}//p' "$0" >&2; exit 2; }
-timeout_s=300 watchdog='' log='' outdir='' mem=1024
+usage() { sed -n '2,17s/^# \{0,1\}//p' "$0" >&2; exit 2; }
+timeout_s=300 watchdog='' log='' outdir='' mem=1024 kargs=''
 disks=() files=() envs=() modules=()
-while getopts t:w:d:f:e:m:o:l:M:h o; do
+while getopts t:w:d:f:e:m:k:o:l:M:h o; do
 	case $o in
 	t) timeout_s=$OPTARG ;;
 	w) watchdog=$OPTARG ;;
@@ -27,6 +28,7 @@ while getopts t:w:d:f:e:m:o:l:M:h o; do
 	f) files+=("$OPTARG") ;;
 	e) envs+=("$OPTARG") ;;
 	m) modules+=("$OPTARG") ;;
+	k) kargs="$kargs $OPTARG" ;;
 	o) outdir=$OPTARG ;;
 	l) log=$OPTARG ;;
 	M) mem=$OPTARG ;;
@@ -71,7 +73,7 @@ done
 # shellcheck disable=SC2054 # commas belong to qemu's option syntax
 qemu=(qemu-system-x86_64 -machine q35 -cpu max -smp 2 -m "$mem" -nographic -accel tcg
 	-no-reboot -kernel "$kdir/vmlinuz" -initrd "$tmp/initrd"
-	-append "console=ttyS0 quiet panic=1 nbd.nbds_max=4"
+	-append "console=ttyS0 quiet panic=1 nbd.nbds_max=4$kargs"
 	-netdev user,id=n0 -device virtio-net-pci,netdev=n0,romfile=)
 i=0
 for ds in "${disks[@]}"; do
