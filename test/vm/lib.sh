@@ -35,7 +35,7 @@ vm_need() {
 
 # vm_need_harness : the host tools the runner and the initramfs builder need.
 vm_need_harness() {
-	vm_need qemu-system-x86_64:qemu-system-x86 cpio:cpio gzip:gzip flock:util-linux \
+	vm_need qemu-system-x86_64:qemu-system-x86 cpio:cpio flock:util-linux \
 		timeout:coreutils dpkg-deb:dpkg apt-get:apt bash:bash tar:tar \
 		nbd-client:nbd-client mkfs.ext4:e2fsprogs mkfs.xfs:xfsprogs xfs_io:xfsprogs \
 		dmsetup:dmsetup thin_check:thin-provisioning-tools fstrim:util-linux
