@@ -28,7 +28,7 @@ func (c *Catalog) CreateVolume(ctx context.Context, pool Pool, spec Spec) (Volum
 		}
 		v = c.newVolume(&spec, id, nil)
 		in := &Intent{Op: OpCreate, Volume: v}
-		_, err = c.transact(pool, in, func(p Pool) error { return p.CreateThin(id) })
+		err = c.transact(pool, in, func(p Pool) error { return p.CreateThin(id) })
 		return err
 	})
 	if err != nil {
@@ -65,7 +65,7 @@ func (c *Catalog) SnapshotVolume(ctx context.Context, pool Pool, origin string, 
 		}
 		v = c.newVolume(&spec, id, &Origin{Name: o.Name, DevID: o.DevID})
 		in := &Intent{Op: OpSnapshot, Volume: v}
-		_, err = c.transact(pool, in, func(p Pool) error { return p.CreateSnap(id, o.DevID) })
+		err = c.transact(pool, in, func(p Pool) error { return p.CreateSnap(id, o.DevID) })
 		return err
 	})
 	if err != nil {
@@ -86,7 +86,7 @@ func (c *Catalog) DeleteVolume(ctx context.Context, pool Pool, name string) erro
 			return ErrNotFound
 		}
 		in := &Intent{Op: OpDelete, Volume: *v}
-		_, err = c.transact(pool, in, func(p Pool) error { return p.DeleteThin(v.DevID) })
+		err = c.transact(pool, in, func(p Pool) error { return p.DeleteThin(v.DevID) })
 		return err
 	})
 	if err != nil {
@@ -119,7 +119,7 @@ func (c *Catalog) ResizeVolume(ctx context.Context, pool Pool, name string, size
 		}
 		v.Size = size
 		in := &Intent{Op: OpResize, Volume: v}
-		_, err = c.transact(pool, in, func(p Pool) error {
+		err = c.transact(pool, in, func(p Pool) error {
 			if size >= cur.Size {
 				return nil // the transaction id alone marks the commit
 			}

@@ -33,13 +33,20 @@ import (
 // uncommitted changes are lost with the crash), so the operation is
 // rolled back; after step 2 it is completed; after step 3 there is
 // nothing to do.
-func (c *Catalog) transact(pool Pool, in *Intent, change func(Pool) error) (done bool, err error) {
+//
+// Without a crash, transact decides at once only what it knows: if the
+// change or SetTransactionID fails, nothing was committed, so it aborts
+// the metadata and rolls the intent back. If Commit fails, the outcome
+// is unknown (a device that failed a write or flush may hold the new
+// superblock or lose it later), so the intent stays pending and the
+// error says ErrNeedsReconcile.
+func (c *Catalog) transact(pool Pool, in *Intent, change func(Pool) error) error {
 	s, err := c.agreedState(pool)
 	if err != nil {
-		return false, err
+		return err
 	}
 	if s.txID == math.MaxUint64 {
-		return false, fmt.Errorf("%w: transaction id %d is the last", ErrDiverged, s.txID)
+		return fmt.Errorf("%w: transaction id %d is the last", ErrDiverged, s.txID)
 	}
 	in.TxID = s.txID + 1
 	key := intentKey(in.TxID)
@@ -50,39 +57,50 @@ func (c *Catalog) transact(pool Pool, in *Intent, change func(Pool) error) (done
 		// (the metadata is still at T, so it rolls back), but let
 		// Reconcile be the one to say so.
 		c.ready = false
-		return false, fmt.Errorf("%v %q: writing intent %d: %w", in.Op, in.Volume.Name, in.TxID, err)
+		return fmt.Errorf("%v %q: writing intent %d: %w", in.Op, in.Volume.Name, in.TxID, err)
 	}
 
 	// Step 2.
-	metaErr := change(pool)
-	if metaErr == nil {
-		metaErr = pool.SetTransactionID(s.txID, in.TxID)
+	err = change(pool)
+	if err == nil {
+		err = pool.SetTransactionID(s.txID, in.TxID)
 	}
-	if metaErr == nil {
-		metaErr = pool.Commit()
-	}
-	if metaErr != nil {
-		// Drop whatever part of the change is in core. A failed commit
-		// may still have reached the disk; resolve reads the id the
-		// metadata has after the abort and goes by that.
+	if err != nil {
+		// Nothing was committed: drop the in-core part of the change,
+		// then the intent (resolve sees the old id and rolls back).
 		if aerr := pool.Abort(); aerr != nil {
 			c.ready = false
-			return false, fmt.Errorf("%v %q: %w (abort: %v; the intent stays for Reconcile)", in.Op, in.Volume.Name, metaErr, aerr)
+			return fmt.Errorf("%v %q: %w (abort: %v; the intent stays for Reconcile)", in.Op, in.Volume.Name, err, aerr)
 		}
+		if _, rerr := c.resolve(pool, s, in, false); rerr != nil {
+			c.ready = false
+			return errors.Join(err, fmt.Errorf("%v %q: rolling back intent %d: %w", in.Op, in.Volume.Name, in.TxID, rerr))
+		}
+		return err
+	}
+	if err := pool.Commit(); err != nil {
+		// The commit may or may not be durable, whatever the metadata
+		// reads back now: a device that failed a write or a flush may
+		// still hold it, or lose it later. Abort as dm-thin does after a
+		// failed commit, and leave the intent to a Reconcile against the
+		// metadata reopened from its device.
+		c.ready = false
+		if aerr := pool.Abort(); aerr != nil {
+			err = fmt.Errorf("%w (abort: %v)", err, aerr)
+		}
+		return fmt.Errorf("%v %q: committing transaction %d: %w (%w)", in.Op, in.Volume.Name, in.TxID, err, ErrNeedsReconcile)
 	}
 
 	// Step 3.
-	done, err = c.resolve(pool, s, in, false)
+	done, err := c.resolve(pool, s, in, false)
+	if err == nil && !done {
+		err = fmt.Errorf("%w: the metadata committed, but its transaction id is not %d", ErrDiverged, in.TxID)
+	}
 	if err != nil {
 		c.ready = false
-		return false, errors.Join(metaErr, fmt.Errorf("%v %q: resolving intent %d: %w", in.Op, in.Volume.Name, in.TxID, err))
+		return fmt.Errorf("%v %q: applying intent %d: %w", in.Op, in.Volume.Name, in.TxID, err)
 	}
-	if done && metaErr != nil {
-		c.log.Warn("metadata reported an error but committed the operation",
-			"op", in.Op.String(), "volume", in.Volume.Name, "dev", in.Volume.DevID, "txid", in.TxID, "err", metaErr)
-		return true, nil
-	}
-	return done, metaErr
+	return nil
 }
 
 // agreedState loads the state and checks that the metadata is where the
