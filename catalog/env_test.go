@@ -30,6 +30,7 @@ type testEnv struct {
 	t     testing.TB
 	fs    *vfs.MemFS
 	dev   *bm.MemDevice
+	io    *hookDevice // dev as the pool sees it
 	pool  *metadata.Pool
 	cat   *Catalog
 	clock *testClock
@@ -51,11 +52,12 @@ func testLogger(t testing.TB) *slog.Logger {
 func newEnv(t testing.TB) *testEnv {
 	t.Helper()
 	dev := bm.NewMemDevice(testMetaBlocks * bm.BlockSize)
-	pool, err := metadata.Create(dev, testMetaBlocks, testBlockSector, testDataBlocks, metadata.Options{})
+	io := &hookDevice{MemDevice: dev}
+	pool, err := metadata.Create(io, testMetaBlocks, testBlockSector, testDataBlocks, metadata.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &testEnv{t: t, fs: vfs.NewCrashableMem(), dev: dev, pool: pool, clock: &testClock{}}
+	e := &testEnv{t: t, fs: vfs.NewCrashableMem(), dev: dev, io: io, pool: pool, clock: &testClock{}}
 	e.open()
 	e.reconcile()
 	return e
@@ -116,13 +118,35 @@ func (e *testEnv) restart(s snapshot) *testEnv {
 	if err := e.cat.Close(); err != nil && !errors.Is(err, ErrClosed) {
 		e.t.Fatalf("close catalog: %v", err)
 	}
-	pool, err := metadata.Open(s.dev, testMetaBlocks, metadata.Options{})
+	io := &hookDevice{MemDevice: s.dev}
+	pool, err := metadata.Open(io, testMetaBlocks, metadata.Options{})
 	if err != nil {
 		e.t.Fatalf("open metadata after crash: %v", err)
 	}
-	n := &testEnv{t: e.t, fs: s.fs, dev: s.dev, pool: pool, clock: e.clock}
+	n := &testEnv{t: e.t, fs: s.fs, dev: s.dev, io: io, pool: pool, clock: e.clock}
 	n.open()
 	return n
+}
+
+// hookDevice calls hook before every write and sync of the metadata
+// device, so a test can take a crash clone between any two of them.
+type hookDevice struct {
+	*bm.MemDevice
+	hook func()
+}
+
+func (d *hookDevice) WriteAt(p []byte, off int64) (int, error) {
+	if d.hook != nil {
+		d.hook()
+	}
+	return d.MemDevice.WriteAt(p, off)
+}
+
+func (d *hookDevice) Sync() error {
+	if d.hook != nil {
+		d.hook()
+	}
+	return d.MemDevice.Sync()
 }
 
 // mapBlocks maps virtual blocks [begin, end) of dev to fresh data blocks
