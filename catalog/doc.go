@@ -27,12 +27,13 @@
 // completes it if the metadata is at T+1 or drops it if it is still at
 // T. The outcome of a crash after each step:
 //
-//	crash             metadata   catalog after Reconcile
-//	before step 1     T          unchanged (no intent)
-//	after step 1      T          intent rolled back: unchanged
-//	during step 2     T          rolled back (uncommitted metadata is lost)
-//	after step 2      T+1        intent completed: the operation is done
-//	after step 3      T+1        done (no intent)
+//	crash                      metadata  catalog after Reconcile
+//	before step 1              T         unchanged (no intent)
+//	after step 1               T         intent rolled back: unchanged
+//	in step 2, before Commit   T         rolled back (uncommitted metadata is lost)
+//	in step 2, during Commit   T or T+1  whichever the superblock holds
+//	after step 2               T+1       intent completed: the operation is done
+//	after step 3               T+1       done (no intent)
 //
 // for every operation alike. Reconcile then repairs anything else,
 // always in favour of the metadata, and reports it: a volume whose
@@ -41,6 +42,24 @@
 // transaction id moved by someone else is accepted. Check reports the
 // same disagreements without repairing them. Changes are refused until
 // Reconcile has succeeded.
+//
+// Without a crash, a failed metadata change is rolled back at once; a
+// failed metadata Commit leaves the intent pending and every change
+// refused (ErrNeedsReconcile) until Reconcile, because a device that
+// failed a write may or may not hold the new superblock.
+//
+// The catalog relies on nothing else committing the metadata while one
+// of its operations runs, and on nothing else setting the transaction id
+// (see Pool); if that is broken, Reconcile still ends in agreement and
+// says so in its Report.
+//
+// # Device ids
+//
+// New volumes get ids from 1 upwards, skipping every id the metadata or
+// the catalog uses, and a deleted volume's id is not handed out again
+// until all 2^24 have been (lineage is by id). The catalog imports
+// thinpool/metadata for DeviceInfo and MaxDevID only; it changes the
+// metadata only through the Pool it is given, and Reconcile not at all.
 //
 // # Storage
 //
