@@ -309,3 +309,37 @@ func TestClosedCatalog(t *testing.T) {
 		t.Fatalf("create after close: %v", err)
 	}
 }
+
+// TestOnDisk runs the catalog on the real file system: what it writes
+// survives a close and reopen.
+func TestOnDisk(t *testing.T) {
+	dir := t.TempDir()
+	e := newEnv(t)
+	open := func() *Catalog {
+		c, err := Open(bg, dir, Options{Logger: testLogger(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Reconcile(bg, e.pool); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	c := open()
+	v, err := c.CreateVolume(bg, e.pool, Spec{Name: "disk", Size: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c = open()
+	defer c.Close()
+	got, err := c.ByID(bg, v.DevID)
+	if err != nil || !reflect.DeepEqual(got, v) {
+		t.Fatalf("after reopening: %+v, %v; want %+v", got, err, v)
+	}
+	if err := c.Check(bg, e.pool); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -28,8 +28,7 @@ func (c *Catalog) CreateVolume(ctx context.Context, pool Pool, spec Spec) (Volum
 		}
 		v = c.newVolume(&spec, id, nil)
 		in := &Intent{Op: OpCreate, Volume: v}
-		err = c.transact(pool, in, func(p Pool) error { return p.CreateThin(id) })
-		return err
+		return c.transact(pool, in, func(p Pool) error { return p.CreateThin(id) })
 	})
 	if err != nil {
 		return Volume{}, fmt.Errorf("create volume %q: %w", spec.Name, err)
@@ -65,8 +64,7 @@ func (c *Catalog) SnapshotVolume(ctx context.Context, pool Pool, origin string, 
 		}
 		v = c.newVolume(&spec, id, &Origin{Name: o.Name, DevID: o.DevID})
 		in := &Intent{Op: OpSnapshot, Volume: v}
-		err = c.transact(pool, in, func(p Pool) error { return p.CreateSnap(id, o.DevID) })
-		return err
+		return c.transact(pool, in, func(p Pool) error { return p.CreateSnap(id, o.DevID) })
 	})
 	if err != nil {
 		return Volume{}, fmt.Errorf("snapshot %q as %q: %w", origin, spec.Name, err)
@@ -86,8 +84,7 @@ func (c *Catalog) DeleteVolume(ctx context.Context, pool Pool, name string) erro
 			return ErrNotFound
 		}
 		in := &Intent{Op: OpDelete, Volume: *v}
-		err = c.transact(pool, in, func(p Pool) error { return p.DeleteThin(v.DevID) })
-		return err
+		return c.transact(pool, in, func(p Pool) error { return p.DeleteThin(v.DevID) })
 	})
 	if err != nil {
 		return fmt.Errorf("delete volume %q: %w", name, err)
@@ -119,7 +116,7 @@ func (c *Catalog) ResizeVolume(ctx context.Context, pool Pool, name string, size
 		}
 		v.Size = size
 		in := &Intent{Op: OpResize, Volume: v}
-		err = c.transact(pool, in, func(p Pool) error {
+		return c.transact(pool, in, func(p Pool) error {
 			if size >= cur.Size {
 				return nil // the transaction id alone marks the commit
 			}
@@ -131,7 +128,6 @@ func (c *Catalog) ResizeVolume(ctx context.Context, pool Pool, name string, size
 			_, err := p.RemoveRange(v.DevID, first, math.MaxUint64)
 			return err
 		})
-		return err
 	})
 	if err != nil {
 		return Volume{}, fmt.Errorf("resize volume %q: %w", name, err)

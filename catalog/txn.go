@@ -27,12 +27,12 @@ import (
 //
 //	metadata id == intent's id      the commit happened: apply the intent
 //	metadata id == intent's id - 1  it did not: delete the intent
-//	anything else                   ErrDiverged: someone else moved it
+//	anything else                   someone else moved it (see resolve)
 //
-// A crash after step 1 or during step 2 leaves the metadata at T (its
-// uncommitted changes are lost with the crash), so the operation is
-// rolled back; after step 2 it is completed; after step 3 there is
-// nothing to do.
+// A crash after step 1, or in step 2 before the new superblock is on
+// disk, leaves the metadata at T (uncommitted changes die with the
+// crash), so the operation is rolled back; once the superblock is on
+// disk it is completed; after step 3 there is nothing to do.
 //
 // Without a crash, transact decides at once only what it knows: if the
 // change or SetTransactionID fails, nothing was committed, so it aborts
