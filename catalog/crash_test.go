@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 
 	"github.com/thind-storage/thind/thinpool/metadata"
 )
@@ -277,6 +280,62 @@ func TestCrashDuringCommit(t *testing.T) {
 			t.Logf("%d clones: %v", len(snaps), outcomes)
 			if outcomes["undone"] == 0 || outcomes["done"] == 0 {
 				t.Fatalf("outcomes %v: want both", outcomes)
+			}
+		})
+	}
+}
+
+// TestCrashDuringCatalogWrites takes crash clones before every pebble
+// file operation of step 1 (writing the intent) and step 3 (applying
+// it), keeping none, some or all of the unsynced data: a crash in step 1
+// leaves the operation undone, one in step 3 done.
+func TestCrashDuringCatalogWrites(t *testing.T) {
+	rng := seeded(t)
+	for _, op := range crashOps {
+		t.Run(op.name, func(t *testing.T) {
+			e := newEnv(t)
+			crashSetup(e)
+			before := e.world()
+			var mu sync.Mutex
+			snaps := map[string][]snapshot{}
+			arm := func(step string) {
+				hook := func(errorfs.Op) {
+					mu.Lock()
+					defer mu.Unlock()
+					for _, c := range clones {
+						snaps[step] = append(snaps[step], e.crashClone(rng, c.unsyncedPct, c.keep))
+					}
+				}
+				e.fsHook.Store(&hook)
+			}
+			arm("step 1")
+			first := true
+			p := &crashPool{Pool: e.pool, hook: func(pt string) {
+				switch {
+				case first:
+					first = false
+					e.fsHook.Store(nil)
+				case pt == "after Commit":
+					arm("step 3")
+				}
+			}}
+			if err := op.run(e, p); err != nil {
+				t.Fatal(err)
+			}
+			e.fsHook.Store(nil)
+			after := e.world()
+			for step, want := range map[string]world{"step 1": before, "step 3": after} {
+				if len(snaps[step]) == 0 {
+					t.Fatalf("%s made no file system operations", step)
+				}
+				for i, s := range snaps[step] {
+					r := e.restart(s)
+					rep := r.reconcile()
+					if got := r.world(); rep.Repaired() || !reflect.DeepEqual(got, want) {
+						t.Fatalf("%s, clone %d: reconcile %+v\n got %v\nwant %v", step, i, rep, got, want)
+					}
+				}
+				t.Logf("%s: %d clones", step, len(snaps[step]))
 			}
 		})
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/thind-storage/thind/bm"
 	"github.com/thind-storage/thind/thinpool/metadata"
 )
@@ -34,6 +35,21 @@ type testEnv struct {
 	pool  *metadata.Pool
 	cat   *Catalog
 	clock *testClock
+	// fsHook, if set, runs before every pebble file system operation;
+	// pebble calls it from its own goroutines too.
+	fsHook atomic.Pointer[func(errorfs.Op)]
+}
+
+// hookInjector runs a testEnv's fsHook and injects no errors.
+type hookInjector struct{ e *testEnv }
+
+func (h hookInjector) String() string { return "hook" }
+
+func (h hookInjector) MaybeError(op errorfs.Op) error {
+	if fn := h.e.fsHook.Load(); fn != nil {
+		(*fn)(op)
+	}
+	return nil
 }
 
 // testClock ticks a second per reading, so creation times are distinct
@@ -66,7 +82,8 @@ func newEnv(t testing.TB) *testEnv {
 // open opens the catalog on e.fs and arranges for it to be closed.
 func (e *testEnv) open() {
 	e.t.Helper()
-	cat, err := Open(context.Background(), testDir, Options{FS: e.fs, Logger: testLogger(e.t), Now: e.clock.now})
+	fs := errorfs.Wrap(e.fs, hookInjector{e})
+	cat, err := Open(context.Background(), testDir, Options{FS: fs, Logger: testLogger(e.t), Now: e.clock.now})
 	if err != nil {
 		e.t.Fatalf("open catalog: %v", err)
 	}
