@@ -66,6 +66,11 @@ func (r *Report) Repaired() bool {
 //
 // Reconcile is idempotent: a crash during it leaves work that the next
 // run redoes.
+//
+// Reconcile cannot tell whether pool is this catalog's pool: nothing
+// identifies a pool but its devices. Handed another pool, it would drop
+// every volume and adopt every device. A daemon unsure of its wiring can
+// run Check first and look before it repairs.
 func (c *Catalog) Reconcile(ctx context.Context, pool PoolView) (Report, error) {
 	c.opMu.Lock()
 	defer c.opMu.Unlock()
