@@ -105,6 +105,7 @@ func (p *Pool) commitNow() error {
 	}
 	p.mdDirty.Store(false)
 	p.clearChanged()
+	p.runPassdown()
 	p.st.commits.Add(1)
 	p.st.commitNanos.Add(uint64(time.Since(start)))
 	return nil

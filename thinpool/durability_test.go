@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"strconv"
 	"testing"
 
 	"github.com/thind-storage/thind/bm"
@@ -16,7 +18,7 @@ const (
 	volBytes  = 8 << 20
 	volUnits  = volBytes / unit
 	metaBytes = 8 << 20
-	dataBytes = 16 << 20
+	dataBytes = 64 << 20
 )
 
 // durModel tracks, per 4 KiB unit of a volume, which versions a power cut
@@ -80,7 +82,11 @@ func version(b []byte) (uint64, bool) {
 // every unit holds its durable version or a later one, that the metadata
 // passes both checkers, and goes on from there.
 func TestFlushedWritesSurvivePowerCuts(t *testing.T) {
-	for seed := uint64(1); seed <= 3; seed++ {
+	seeds := uint64(3)
+	if n, err := strconv.ParseUint(os.Getenv("THIND_POWERCUT_SEEDS"), 10, 64); err == nil {
+		seeds = n // the long run, on demand
+	}
+	for seed := uint64(1); seed <= seeds; seed++ {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			t.Logf("seed %d", seed)
 			powerCuts(t, seed, 12, 80)
@@ -97,7 +103,7 @@ func powerCuts(t *testing.T, seed uint64, cycles, ops int) {
 		t.Fatal(err)
 	}
 	open := func(md *metadata.Pool, data *bm.MemDevice) (*thinpool.Pool, *thinpool.Thin) {
-		p, err := thinpool.Open(md, memData{data}, thinpool.Config{})
+		p, err := thinpool.Open(md, memData{data}, thinpool.Config{Logger: testLogger(t), ErrorIfNoSpace: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -130,6 +136,13 @@ func powerCuts(t *testing.T, seed uint64, cycles, ops int) {
 					next++
 				}
 				if err := th.WriteAt(bg, buf[:n*unit], uint64(u*unit), fua); err != nil {
+					pool.Commit(bg)
+					for _, d := range md.Devices() {
+						t.Logf("device %d maps %d blocks", d.ID, d.MappedBlocks)
+					}
+					t.Logf("free %d of %d", md.FreeDataBlocks(), md.DataBlocks())
+					r := checkDurable(t, metaDev)
+					t.Logf("check: %d data blocks used, %d mappings", r.DataBlocksUsed, r.Mappings)
 					t.Fatal(err)
 				}
 			case x < 75:
@@ -151,19 +164,18 @@ func powerCuts(t *testing.T, seed uint64, cycles, ops int) {
 					m.write(u, 0, false)
 				}
 			case x < 93:
+				// At most three snapshots live at a time, so copy on
+				// write cannot fill the data device.
+				if len(md.Devices()) > 3 {
+					old := md.Devices()[1].ID
+					if err := pool.DeleteThin(bg, old); err != nil {
+						t.Fatal(err)
+					}
+				}
 				if err := pool.CreateSnap(bg, nextSnap, 1); err != nil {
 					t.Fatal(err)
 				}
 				nextSnap++
-			default:
-				if nextSnap > 100 {
-					id := 100 + rng.Uint64N(nextSnap-100)
-					if _, err := md.Device(id); err == nil {
-						if err := pool.DeleteThin(bg, id); err != nil {
-							t.Fatal(err)
-						}
-					}
-				}
 			}
 		}
 		// Power cut: each device keeps its synced writes and a random

@@ -6,8 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/thind-storage/thind/bm"
 	"github.com/thind-storage/thind/blk"
+	"github.com/thind-storage/thind/bm"
 	"github.com/thind-storage/thind/thinpool"
 	"github.com/thind-storage/thind/thinpool/metadata"
 )
@@ -16,10 +16,10 @@ import (
 // flushed (bm.MemDevice), so a test can cut the power and keep only those.
 type memData struct{ *bm.MemDevice }
 
-func (m memData) Discard(off, n int64) error     { return m.WriteZeroes(off, n) }
-func (m memData) Flush() error                   { return m.Sync() }
-func (m memData) Size() (int64, error)           { return m.MemDevice.Size(), nil }
-func (m memData) Close() error                   { return nil }
+func (m memData) Discard(off, n int64) error { return m.WriteZeroes(off, n) }
+func (m memData) Flush() error               { return m.Sync() }
+func (m memData) Size() (int64, error)       { return m.MemDevice.Size(), nil }
+func (m memData) Close() error               { return nil }
 func (m memData) WriteZeroes(off, n int64) error {
 	zero := make([]byte, min(n, 1<<20))
 	for n > 0 {

@@ -39,6 +39,8 @@ type Pool struct {
 	thinsMu sync.Mutex
 	thins   map[uint64]*Thin
 
+	pd passdown
+
 	commits   chan chan error
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -150,6 +152,7 @@ func (p *Pool) SetWriteMode() error {
 // transaction; the pool stops changing metadata and asks for a check.
 func (p *Pool) metadataFailed(op string, err error) error {
 	p.log.Error("metadata operation failed", "op", op, "err", err)
+	p.dropPassdown()
 	p.st.metadataErrors.Add(1)
 	if serr := p.md.SetNeedsCheck(); serr != nil {
 		p.log.Error("could not set needs_check", "err", serr)

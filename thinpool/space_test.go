@@ -41,6 +41,11 @@ func TestDiscardPassdown(t *testing.T) {
 			if err := th.Discard(bg, 0, 32<<20); err != nil {
 				t.Fatal(err)
 			}
+			// Freed blocks are passed down once the commit that frees
+			// them is durable.
+			if err := th.Flush(bg); err != nil {
+				t.Fatal(err)
+			}
 			after := allocatedBytes(t, e.dataPath)
 			if off && after < before {
 				t.Fatalf("passdown off, but the data file shrank from %d to %d", before, after)
@@ -128,6 +133,9 @@ func TestDeletingEveryDeviceFreesEveryBlock(t *testing.T) {
 		if err := e.pool.DeleteThin(bg, id); err != nil {
 			t.Fatalf("delete %d: %v", id, err)
 		}
+	}
+	if err := e.pool.Commit(bg); err != nil {
+		t.Fatal(err)
 	}
 	r := e.commitAndCheck()
 	if r.DataBlocksUsed != 0 || r.Devices != 0 {

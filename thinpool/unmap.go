@@ -52,6 +52,11 @@ func (t *Thin) unmapBlocks(ctx context.Context, begin, end uint64) error {
 			return err
 		}
 		freed += n
+		if p.passdownPending() >= maxPendingPassdown {
+			if err := p.Commit(ctx); err != nil {
+				return err
+			}
+		}
 	}
 	if freed > 0 && Mode(p.mode.Load()) == ModeOutOfDataSpace {
 		// Freed blocks become allocatable at the next commit.
@@ -91,8 +96,10 @@ func (t *Thin) unmapChunk(ctx context.Context, ch discard.BlockRange) (uint64, e
 	p.mdDirty.Store(true)
 	t.changed.Store(true)
 	t.st.blocksUnmapped.Add(n)
-	// Blocks no one else maps are free now.
-	eb := discard.ExtentBuilder{MaxLen: discard.MaxChunk}
+	// Blocks no one else maps are free now, but the last commit may
+	// still map them (say, a snapshot's block whose origin copied it on
+	// write in this transaction): they are passed down after the next
+	// commit, before anything can reuse them.
 	freed := uint64(0)
 	for _, b := range blocks {
 		count, err := p.md.DataBlockCount(b)
@@ -100,24 +107,11 @@ func (t *Thin) unmapChunk(ctx context.Context, ch discard.BlockRange) (uint64, e
 			return 0, err
 		}
 		if count == 0 {
-			eb.Add(b)
 			freed++
+			if !p.cfg.NoDiscardPassdown {
+				p.pendingPassdown(t, b)
+			}
 		}
-	}
-	if p.cfg.NoDiscardPassdown || freed == 0 {
-		return freed, nil
-	}
-	extents, err := eb.AppendBytes(nil, p.bs)
-	if err != nil {
-		return freed, err
-	}
-	for _, e := range extents {
-		if err := p.data.Discard(ctx, int64(e.Off), int64(e.Len)); err != nil {
-			// Passdown is advisory: the blocks are free either way.
-			p.log.Warn("discard passdown failed", "off", e.Off, "len", e.Len, "err", err)
-			continue
-		}
-		t.st.passdownBytes.Add(e.Len)
 	}
 	return freed, nil
 }
