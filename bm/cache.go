@@ -1,31 +1,62 @@
 package bm
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
-// entry is one cached block. Its lock state and pins are guarded by the
-// shard's mutex; its data by the block lock it represents.
+// Lock states of a cached block (entry.state).
+const (
+	stateFree    = 0  // cached, unlocked
+	stateWriter  = -1 // write-locked
+	stateEvicted = -2 // gone from the cache; a stale pointer must retry
+	// > 0: that many readers
+)
+
+// entry is one cached block. A read lock on a cached, validated block is
+// taken without any mutex: a CAS on state. Misses, write locks and
+// evictions run under the shard's mutex; an eviction claims an entry by
+// moving it from free to evicted, which no lock holder can be in.
 type entry struct {
-	loc       uint64
-	data      []byte
-	validator Validator // the validator the content passed, nil if unchecked
-	readers   int32
-	writer    bool
-	dirty     bool
-	prev      *entry // LRU neighbours; head is the most recently used
-	next      *entry
+	loc   uint64
+	data  []byte
+	state atomic.Int64
+	ref   atomic.Bool // CLOCK bit: used since the eviction hand last passed
+	vbox  atomic.Pointer[validatorBox]
+	dirty atomic.Bool
+	prev  *entry // eviction order, under the shard mutex; head is newest
+	next  *entry
 }
 
-func (e *entry) pinned() bool { return e.readers > 0 || e.writer }
+// validatorBox lets an entry publish its validator atomically.
+type validatorBox struct{ v Validator }
 
-// shard is one slice of the cache, with its own lock and LRU list, so that
-// lookups of unrelated blocks do not contend.
+func (e *entry) validator() Validator {
+	if b := e.vbox.Load(); b != nil {
+		return b.v
+	}
+	return nil
+}
+
+// shard is one slice of the cache, with its own lock and eviction list, so
+// that misses of unrelated blocks do not contend.
 type shard struct {
 	mu       sync.Mutex
-	blocks   map[uint64]*entry
+	blocks   sync.Map // uint64 -> *entry; read without mu, written under it
+	count    int
 	head     *entry
 	tail     *entry
 	capacity int
 	free     [][]byte // recycled block buffers
+	hits     atomic.Uint64
+	_        [64]byte // keep neighbouring shards' hot fields apart
+}
+
+func (s *shard) get(b uint64) *entry {
+	if x, ok := s.blocks.Load(b); ok {
+		return x.(*entry)
+	}
+	return nil
 }
 
 func (s *shard) pushFront(e *entry) {
@@ -54,13 +85,6 @@ func (s *shard) unlink(e *entry) {
 	e.prev, e.next = nil, nil
 }
 
-func (s *shard) touch(e *entry) {
-	if s.head != e {
-		s.unlink(e)
-		s.pushFront(e)
-	}
-}
-
 func (s *shard) newBuffer() []byte {
 	if n := len(s.free); n > 0 {
 		b := s.free[n-1]
@@ -70,9 +94,27 @@ func (s *shard) newBuffer() []byte {
 	return make([]byte, BlockSize)
 }
 
+// add caches e, under mu.
+func (s *shard) add(e *entry) {
+	s.blocks.Store(e.loc, e)
+	s.count++
+	s.pushFront(e)
+}
+
+// remove drops an entry already claimed (state evicted), under mu.
 func (s *shard) remove(e *entry) {
 	s.unlink(e)
-	delete(s.blocks, e.loc)
+	s.blocks.Delete(e.loc)
+	s.count--
 	s.free = append(s.free, e.data)
 	e.data = nil
+}
+
+// forEach calls fn for every cached entry, under mu.
+func (s *shard) forEach(fn func(*entry)) {
+	for e := s.head; e != nil; {
+		next := e.next
+		fn(e)
+		e = next
+	}
 }

@@ -11,7 +11,7 @@ import (
 // DefaultCacheBytes is the cache size when Options leave it zero.
 const DefaultCacheBytes = 64 << 20
 
-// minShardBlocks keeps shards big enough that pinned blocks rarely push a
+// minShardBlocks keeps shards big enough that locked blocks rarely push a
 // shard over its share of the bound.
 const minShardBlocks = 16
 
@@ -34,8 +34,9 @@ type Manager struct {
 	mask     uint64
 	closed   atomic.Bool
 	flushMu  sync.Mutex // one flush at a time
+	boxes    sync.Map   // Validator -> *validatorBox
 
-	hits, misses, reads, writes, evictions atomic.Uint64
+	misses, reads, writes, evictions atomic.Uint64
 }
 
 // Stats is a snapshot of the cache's counters.
@@ -64,7 +65,6 @@ func New(dev Device, nrBlocks uint64, opts Options) *Manager {
 	}
 	m.nrBlocks.Store(nrBlocks)
 	for i := range m.shards {
-		m.shards[i].blocks = make(map[uint64]*entry)
 		m.shards[i].capacity = capacity / nshards
 	}
 	return m
@@ -148,24 +148,41 @@ func (m *Manager) lock(b uint64, v Validator, mode lockMode) (Block, error) {
 	if n := m.nrBlocks.Load(); b >= n {
 		return Block{}, fmt.Errorf("block %d of %d: %w", b, n, ErrOutOfRange)
 	}
-	if mode != lockRead && m.readOnly {
+	s := m.shardOf(b)
+	if mode == lockRead {
+		// Fast path: a cached block already checked with v takes a
+		// read lock with one CAS, no mutex.
+		if e := s.get(b); e != nil {
+			if vb := e.vbox.Load(); vb != nil && (vb.v == v || v == NoValidator) {
+				for {
+					st := e.state.Load()
+					if st < stateFree {
+						break
+					}
+					if e.state.CompareAndSwap(st, st+1) {
+						e.ref.Store(true)
+						s.hits.Add(1)
+						return Block{e: e}, nil
+					}
+				}
+			}
+		}
+	} else if m.readOnly {
 		return Block{}, fmt.Errorf("block %d: %w", b, ErrReadOnly)
 	}
-	s := m.shardOf(b)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 
-	e, cached := s.blocks[b]
-	if cached {
-		m.hits.Add(1)
-		if e.writer || (mode != lockRead && e.readers > 0) {
-			held := "read"
-			if e.writer {
-				held = "write"
-			}
-			return Block{}, &LockError{Block: b, Want: mode.String(), Held: held}
+	e := s.get(b)
+	if e != nil {
+		s.hits.Add(1)
+		switch st := e.state.Load(); {
+		case st == stateWriter:
+			return Block{}, &LockError{Block: b, Want: mode.String(), Held: "write"}
+		case mode != lockRead && st > stateFree:
+			return Block{}, &LockError{Block: b, Want: mode.String(), Held: "read"}
 		}
-		s.touch(e)
+		e.ref.Store(true)
 	} else {
 		m.misses.Add(1)
 		if err := m.makeRoom(s); err != nil {
@@ -178,38 +195,47 @@ func (m *Manager) lock(b uint64, v Validator, mode lockMode) (Block, error) {
 			s.free = append(s.free, e.data)
 			return Block{}, err
 		}
-		s.blocks[b] = e
-		s.pushFront(e)
+		s.add(e)
 	}
 
 	if mode == lockWriteZero {
 		clear(e.data)
-		e.validator = v
-	} else if err := validate(e, v); err != nil {
+		e.vbox.Store(m.box(v))
+	} else if err := m.validate(e, v); err != nil {
 		return Block{}, err
 	}
 	if mode == lockRead {
-		e.readers++
+		e.state.Add(1) // no writer: checked above, and writers need mu
 		return Block{e: e}, nil
 	}
-	e.writer = true
-	e.dirty = true
+	e.state.Store(stateWriter) // free: checked above, under mu
+	e.dirty.Store(true)
 	return Block{e: e, write: true}, nil
 }
 
-// validate checks e's content with v unless it already passed v. Raw reads
-// (NoValidator) are compatible with any type.
-func validate(e *entry, v Validator) error {
-	if v == NoValidator || e.validator == v {
+// box returns the shared box of a validator.
+func (m *Manager) box(v Validator) *validatorBox {
+	if b, ok := m.boxes.Load(v); ok {
+		return b.(*validatorBox)
+	}
+	b, _ := m.boxes.LoadOrStore(v, &validatorBox{v: v})
+	return b.(*validatorBox)
+}
+
+// validate checks e's content with v unless it already passed v, under
+// the shard mutex. Raw reads (NoValidator) are compatible with any type.
+func (m *Manager) validate(e *entry, v Validator) error {
+	have := e.validator()
+	if v == NoValidator || have == v {
 		return nil
 	}
-	if e.validator != nil && e.validator != NoValidator {
-		return &ValidatorMismatchError{Block: e.loc, Have: e.validator.Name(), Use: v.Name()}
+	if have != nil && have != NoValidator {
+		return &ValidatorMismatchError{Block: e.loc, Have: have.Name(), Use: v.Name()}
 	}
 	if err := v.Check(e.data, e.loc); err != nil {
 		return err
 	}
-	e.validator = v
+	e.vbox.Store(m.box(v))
 	return nil
 }
 
@@ -225,38 +251,47 @@ func (m *Manager) readBlock(e *entry) error {
 	return &IOError{Block: e.loc, Op: "read", Err: err}
 }
 
-// makeRoom evicts unlocked blocks from the tail of s until it is below its
-// capacity. Dirty blocks are written back first: they are never blocks the
-// committed superblock reaches (tm never writes those in place), so
-// writing them early is safe. The superblock is only written by
-// FlushAndUnlock.
+// makeRoom evicts unlocked blocks until s is below its capacity, giving
+// blocks used since the hand last passed a second chance (CLOCK). Dirty
+// blocks are written back first: they are never blocks the committed
+// superblock reaches (tm never writes those in place), so writing them
+// early is safe. The superblock is only written by FlushAndUnlock.
 func (m *Manager) makeRoom(s *shard) error {
-	for e := s.tail; e != nil && len(s.blocks) >= s.capacity; {
-		prev := e.prev
-		if !e.pinned() && !(e.dirty && e.loc == 0) {
-			if e.dirty {
-				if err := m.writeRun([]*entry{e}, nil); err != nil {
-					return err
-				}
-			}
-			s.remove(e)
-			m.evictions.Add(1)
+	for scanned := 0; s.count >= s.capacity && scanned < 2*s.count+2; scanned++ {
+		e := s.tail
+		if e == nil {
+			return nil
 		}
-		e = prev
+		s.unlink(e)
+		s.pushFront(e)
+		if e.ref.Swap(false) {
+			continue
+		}
+		if e.dirty.Load() && e.loc == 0 {
+			continue
+		}
+		if !e.state.CompareAndSwap(stateFree, stateEvicted) {
+			continue // locked
+		}
+		if e.dirty.Load() {
+			if err := m.writeRun([]*entry{e}, nil); err != nil {
+				e.state.Store(stateFree)
+				return err
+			}
+		}
+		s.remove(e)
+		m.evictions.Add(1)
 	}
 	return nil
 }
 
 // Unlock releases a block returned by one of the lock calls.
 func (m *Manager) Unlock(b Block) {
-	s := m.shardOf(b.e.loc)
-	s.mu.Lock()
 	if b.write {
-		b.e.writer = false
+		b.e.state.Store(stateFree)
 	} else {
-		b.e.readers--
+		b.e.state.Add(-1)
 	}
-	s.mu.Unlock()
 }
 
 // Flush writes every dirty block except the superblock (block 0) and syncs
@@ -309,11 +344,11 @@ func (m *Manager) collectDirty() []*entry {
 	for i := range m.shards {
 		s := &m.shards[i]
 		s.mu.Lock()
-		for _, e := range s.blocks {
-			if e.dirty && e.loc != 0 {
+		s.forEach(func(e *entry) {
+			if e.dirty.Load() && e.loc != 0 {
 				dirty = append(dirty, e)
 			}
-		}
+		})
 		s.mu.Unlock()
 	}
 	slices.SortFunc(dirty, func(a, b *entry) int {
@@ -352,8 +387,8 @@ func (m *Manager) writeRun(run []*entry, scratch *[]byte) error {
 	first := run[0].loc
 	buf := run[0].data
 	for _, e := range run {
-		if e.validator != nil {
-			e.validator.Prepare(e.data, e.loc)
+		if v := e.validator(); v != nil {
+			v.Prepare(e.data, e.loc)
 		}
 	}
 	if len(run) > 1 {
@@ -371,7 +406,7 @@ func (m *Manager) writeRun(run []*entry, scratch *[]byte) error {
 		return &IOError{Block: first, Op: "write", Err: err}
 	}
 	for _, e := range run {
-		e.dirty = false
+		e.dirty.Store(false)
 	}
 	return nil
 }
@@ -379,28 +414,23 @@ func (m *Manager) writeRun(run []*entry, scratch *[]byte) error {
 // DiscardDirty forgets every dirty, unlocked block without writing it: the
 // abort of a transaction. Clean blocks stay cached.
 func (m *Manager) DiscardDirty() {
-	for i := range m.shards {
-		s := &m.shards[i]
-		s.mu.Lock()
-		for _, e := range s.blocks {
-			if e.dirty && !e.pinned() {
-				s.remove(e)
-			}
-		}
-		s.mu.Unlock()
-	}
+	m.drop(func(e *entry) bool { return e.dirty.Load() })
 }
 
 // Forget drops every unlocked block from the cache, clean or dirty.
 func (m *Manager) Forget() {
+	m.drop(func(*entry) bool { return true })
+}
+
+func (m *Manager) drop(which func(*entry) bool) {
 	for i := range m.shards {
 		s := &m.shards[i]
 		s.mu.Lock()
-		for _, e := range s.blocks {
-			if !e.pinned() {
+		s.forEach(func(e *entry) {
+			if which(e) && e.state.CompareAndSwap(stateFree, stateEvicted) {
 				s.remove(e)
 			}
-		}
+		})
 		s.mu.Unlock()
 	}
 }
@@ -412,11 +442,11 @@ func (m *Manager) LockedBlocks() int {
 	for i := range m.shards {
 		s := &m.shards[i]
 		s.mu.Lock()
-		for _, e := range s.blocks {
-			if e.pinned() {
+		s.forEach(func(e *entry) {
+			if e.state.Load() != stateFree {
 				n++
 			}
-		}
+		})
 		s.mu.Unlock()
 	}
 	return n
@@ -425,19 +455,20 @@ func (m *Manager) LockedBlocks() int {
 // Stats returns a snapshot of the cache's counters.
 func (m *Manager) Stats() Stats {
 	st := Stats{
-		Hits: m.hits.Load(), Misses: m.misses.Load(), Reads: m.reads.Load(),
+		Misses: m.misses.Load(), Reads: m.reads.Load(),
 		Writes: m.writes.Load(), Evictions: m.evictions.Load(),
 	}
 	for i := range m.shards {
 		s := &m.shards[i]
+		st.Hits += s.hits.Load()
 		s.mu.Lock()
-		st.CachedBlocks += len(s.blocks)
+		st.CachedBlocks += s.count
 		st.CapacityBlocks += s.capacity
-		for _, e := range s.blocks {
-			if e.dirty {
+		s.forEach(func(e *entry) {
+			if e.dirty.Load() {
 				st.DirtyBlocks++
 			}
-		}
+		})
 		s.mu.Unlock()
 	}
 	return st

@@ -12,7 +12,7 @@ import (
 
 // checkMetadataFile runs thind's checker and the real thin_check on a
 // metadata file nobody is writing, and returns thind's report.
-func checkMetadataFile(t *testing.T, path string) *metatools.Report {
+func checkMetadataFile(t testing.TB, path string) *metatools.Report {
 	t.Helper()
 	img, err := metatools.OpenImage(path)
 	if err != nil {
@@ -38,7 +38,7 @@ func checkMetadataFile(t *testing.T, path string) *metatools.Report {
 
 // checkDurable checks what a power cut would leave of a memory metadata
 // device.
-func checkDurable(t *testing.T, dev *bm.MemDevice) *metatools.Report {
+func checkDurable(t testing.TB, dev *bm.MemDevice) *metatools.Report {
 	t.Helper()
 	buf := make([]byte, dev.Size())
 	dev.CrashClone(0, nil).ReadAt(buf, 0)

@@ -105,6 +105,9 @@ func (p *Pool) commitNow() error {
 	}
 	p.mdDirty.Store(false)
 	p.clearChanged()
+	// From here blocks this transaction freed may be reused; first let
+	// every I/O that may still have them in hand finish.
+	p.waitInFlight()
 	p.runPassdown()
 	p.st.commits.Add(1)
 	p.st.commitNanos.Add(uint64(time.Since(start)))
@@ -119,4 +122,17 @@ func (p *Pool) clearChanged() {
 		t.changed.Store(false)
 	}
 	p.thinsMu.Unlock()
+}
+
+// waitInFlight waits for the I/O in flight on every open thin.
+func (p *Pool) waitInFlight() {
+	p.thinsMu.Lock()
+	thins := make([]*Thin, 0, len(p.thins))
+	for _, t := range p.thins {
+		thins = append(thins, t)
+	}
+	p.thinsMu.Unlock()
+	for _, t := range thins {
+		t.waitEarlierIO(context.Background())
+	}
 }

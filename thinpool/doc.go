@@ -2,14 +2,15 @@
 // logic (Linux drivers/md/dm-thin.c) over a metadata.Pool and a blk
 // dispatcher in front of the data device.
 //
-// Every I/O is cut at data block boundaries and, block by block, follows
-// the kernel's protocol: the request detains the block's virtual cell in
-// the bio prison (so it waits for a block being provisioned, shared or
-// discarded), looks up the mapping, joins the thin's all-I/O deferred set,
-// and releases the cell before the data I/O. Changes of a mapping keep the
-// cell, and a change that drops a mapping first waits for the I/O that
-// joined the deferred set before it, so no I/O ever reads a data block that
-// has been unmapped under it.
+// Every I/O is cut at data block boundaries. Reads, and writes to a block
+// the thin owns alone, join the thin's in-flight set (all_io_ds) and look
+// the mapping up without a prison cell. Changes of a mapping (provisioning,
+// breaking sharing, unmapping) hold the block's virtual cell in the bio
+// prison, so they never race each other. A block unmapped or remapped
+// away is not punched or reused before the commit of its transaction, and
+// that commit first waits for the I/O in flight: no I/O can ever see a
+// freed block's new life. (The kernel instead detains a cell for every
+// bio; this keeps the hot path free of the prison.)
 //
 //   - read of an unmapped block: zeroes, no data I/O;
 //   - write to an unmapped block: provision a data block (zeroing what the

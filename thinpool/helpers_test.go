@@ -36,7 +36,7 @@ var _ blk.Backend = memData{}
 
 // env is a pool on real files in a temporary directory.
 type env struct {
-	t        *testing.T
+	t        testing.TB
 	dir      string
 	metaPath string
 	dataPath string
@@ -50,7 +50,12 @@ const testBlockSectors = 128 // 64 KiB
 
 func newFileEnv(t *testing.T, metaBytes, dataBytes int64, cfg thinpool.Config) *env {
 	t.Helper()
-	e := &env{t: t, dir: t.TempDir(), cfg: cfg}
+	return newFileEnvTB(t, t.TempDir(), metaBytes, dataBytes, cfg)
+}
+
+func newFileEnvTB(t testing.TB, dir string, metaBytes, dataBytes int64, cfg thinpool.Config) *env {
+	t.Helper()
+	e := &env{t: t, dir: dir, cfg: cfg}
 	e.metaPath = filepath.Join(e.dir, "metadata")
 	e.dataPath = filepath.Join(e.dir, "data")
 	for path, size := range map[string]int64{e.metaPath: metaBytes, e.dataPath: dataBytes} {

@@ -2,15 +2,12 @@ package thinpool
 
 import (
 	"context"
-
-	"github.com/thind-storage/thind/bioprison"
 )
 
 // readRun is a piece of a read mapped to the data device.
 type readRun struct {
 	dataOff  uint64
 	from, to int // in the caller's buffer
-	entry    bioprison.DeferredEntry
 }
 
 // maxReadBatch bounds the blocks looked up before their data is read.
@@ -19,6 +16,13 @@ const maxReadBatch = 32
 // ReadAt reads len(buf) bytes at off. Unmapped blocks read as zeroes with
 // no data I/O; mapped ones are read from the data device, contiguous data
 // blocks in one request.
+//
+// Reads take no prison cell (the kernel's do): the read joins the thin's
+// in-flight set before its first lookup, and a commit, before it lets
+// anything punch or reuse the blocks its transaction freed, waits for the
+// I/O in flight. A read racing with an unmap or a remap of its block may
+// still read the old block, which nothing can have changed yet: the read
+// is simply ordered before the change.
 func (t *Thin) ReadAt(ctx context.Context, buf []byte, off uint64) error {
 	if err := t.checkRange(off, uint64(len(buf))); err != nil {
 		return err
@@ -27,6 +31,8 @@ func (t *Thin) ReadAt(ctx context.Context, buf []byte, off uint64) error {
 	if Mode(p.mode.Load()) == ModeFail {
 		return ErrFailed
 	}
+	e := t.allIO.Inc()
+	defer t.endIO(e)
 	bs := p.bs
 	var runs [maxReadBatch]readRun
 	pos := 0
@@ -36,34 +42,22 @@ func (t *Thin) ReadAt(ctx context.Context, buf []byte, off uint64) error {
 			cur := off + uint64(pos)
 			v, o := cur/bs, cur%bs
 			chunk := int(min(bs-o, uint64(len(buf)-pos)))
-			c, err := p.lock(ctx, p.virtualKey(t.id, v))
-			if err != nil {
-				t.finishRuns(runs[:n])
-				return err
-			}
 			l, mapped, err := t.find(v)
 			if err != nil {
-				p.unlock(c)
-				t.finishRuns(runs[:n])
 				return err
 			}
 			if !mapped {
-				p.unlock(c)
 				clear(buf[pos : pos+chunk])
-				pos += chunk
-				continue
+			} else {
+				runs[n] = readRun{dataOff: l.DataBlock*bs + o, from: pos, to: pos + chunk}
+				n++
 			}
-			// Join the in-flight set while the cell still keeps
-			// unmappers out: they wait for us from here on.
-			e := t.allIO.Inc()
-			p.unlock(c)
-			runs[n] = readRun{dataOff: l.DataBlock*bs + o, from: pos, to: pos + chunk, entry: e}
-			n++
 			pos += chunk
 		}
-		err := t.readRuns(ctx, buf, runs[:n])
-		t.finishRuns(runs[:n])
-		if err != nil {
+		if err := t.readRuns(ctx, buf, runs[:n]); err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
 			return err
 		}
 	}
@@ -85,10 +79,4 @@ func (t *Thin) readRuns(ctx context.Context, buf []byte, runs []readRun) error {
 		i = j
 	}
 	return nil
-}
-
-func (t *Thin) finishRuns(runs []readRun) {
-	for _, r := range runs {
-		t.endIO(r.entry)
-	}
 }

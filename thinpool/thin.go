@@ -20,8 +20,9 @@ type Thin struct {
 	// writes is held shared by every write, discard and zeroing, and
 	// exclusively to quiesce them (snapshot, shrink).
 	writes sync.RWMutex
-	// allIO counts I/O in flight by generation; a change that drops a
-	// mapping waits for the I/O that started before it (all_io_ds).
+	// allIO counts I/O in flight by generation (all_io_ds): a commit
+	// waits for the I/O that started before it, which may still hold
+	// blocks the transaction freed.
 	allIO bioprison.DeferredSet[chan struct{}]
 	// changed says the thin's mappings changed since the last commit: a
 	// FUA write must then commit (dm_thin_changed_this_transaction).

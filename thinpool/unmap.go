@@ -85,10 +85,6 @@ func (t *Thin) unmapChunk(ctx context.Context, ch discard.BlockRange) (uint64, e
 	if len(blocks) == 0 {
 		return 0, nil
 	}
-	// I/O that looked these mappings up must finish first.
-	if err := t.waitEarlierIO(ctx); err != nil {
-		return 0, err
-	}
 	n, err := p.md.RemoveRange(t.id, ch.Begin, ch.End)
 	if err != nil {
 		return 0, p.metadataFailed("remove mappings", err)

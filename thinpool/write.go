@@ -61,25 +61,34 @@ func (t *Thin) forBlocks(off, n uint64, fn func(v, o, n, pos uint64) error) erro
 // sharing if it is shared, by provisioning if it is unmapped.
 func (t *Thin) writeBlock(ctx context.Context, v, o uint64, src payload, fua bool) error {
 	p := t.p
+	// The common case, a block of its own, needs no cell: like a read it
+	// joins the in-flight set before looking up (see ReadAt).
+	e := t.allIO.Inc()
+	l, mapped, err := t.find(v)
+	if err == nil && mapped && !l.Shared {
+		err = t.putData(ctx, l.DataBlock*p.bs+o, src, fua)
+		t.endIO(e)
+		return err
+	}
+	t.endIO(e)
+	if err != nil {
+		return err
+	}
+	// Changing the mapping: hold the block's cell, and look again.
 	c, err := p.lock(ctx, p.virtualKey(t.id, v))
 	if err != nil {
 		return err
 	}
-	l, mapped, err := t.find(v)
-	if err != nil {
-		p.unlock(c)
+	defer p.unlock(c)
+	if l, mapped, err = t.find(v); err != nil {
 		return err
 	}
 	if mapped && !l.Shared {
-		// The common case: the kernel releases the cell before
-		// issuing, and so do we.
 		e := t.allIO.Inc()
-		p.unlock(c)
 		err := t.putData(ctx, l.DataBlock*p.bs+o, src, fua)
 		t.endIO(e)
 		return err
 	}
-	defer p.unlock(c)
 	if err := p.canChangeMetadata(); err != nil {
 		return err
 	}
@@ -157,8 +166,9 @@ func (t *Thin) provision(ctx context.Context, v, o uint64, src payload) error {
 }
 
 // breakSharing gives virtual block v a block of its own: copy the shared
-// block (unless src covers all of it), write src over it, wait for the
-// I/O still reading the old block through v, then remap.
+// block (unless src covers all of it), write src over it, remap. Reads
+// still on the old block are safe: if the remap frees it, the commit
+// waits for them before anything reuses it.
 func (t *Thin) breakSharing(ctx context.Context, v, old, o uint64, src payload) error {
 	p := t.p
 	p.txn.RLock()
@@ -169,12 +179,6 @@ func (t *Thin) breakSharing(ctx context.Context, v, old, o uint64, src payload) 
 	}
 	from := &old
 	if err := t.fillNewBlock(ctx, b, o, src, from); err != nil {
-		if derr := p.md.DecDataBlock(b); derr != nil {
-			return p.metadataFailed("release data block", derr)
-		}
-		return err
-	}
-	if err := t.waitEarlierIO(ctx); err != nil {
 		if derr := p.md.DecDataBlock(b); derr != nil {
 			return p.metadataFailed("release data block", derr)
 		}
