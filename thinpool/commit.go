@@ -2,6 +2,7 @@ package thinpool
 
 import (
 	"context"
+	"sync"
 	"time"
 )
 
@@ -37,7 +38,9 @@ func (p *Pool) committer() {
 				break drain
 			}
 		}
+		p.hold.Lock()
 		err := p.commitNow()
+		p.hold.Unlock()
 		for _, c := range batch {
 			c <- err
 		}
@@ -135,4 +138,30 @@ func (p *Pool) waitInFlight() {
 	for _, t := range thins {
 		t.waitEarlierIO(context.Background())
 	}
+}
+
+// HoldCommits stops background commits until release is called, and
+// returns a commit function for the holder, which is the only one that
+// may commit meanwhile. A caller that must get several metadata changes
+// into one commit (a catalog operation and its transaction id) holds
+// commits around them; requests to commit made by others meanwhile wait.
+func (p *Pool) HoldCommits() (commit func() error, release func()) {
+	p.hold.Lock()
+	var once sync.Once
+	return p.commitNow, func() { once.Do(p.hold.Unlock) }
+}
+
+// Abort drops every uncommitted metadata change, of every thin, and
+// reopens the last commit, as dm-thin does after a failed operation.
+func (p *Pool) Abort() error {
+	p.txn.Lock()
+	defer p.txn.Unlock()
+	p.dropPassdown()
+	if err := p.md.Abort(); err != nil {
+		p.setMode(ModeFail, "abort failed: "+err.Error())
+		return err
+	}
+	p.mdDirty.Store(false)
+	p.clearChanged()
+	return nil
 }

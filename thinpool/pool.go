@@ -41,6 +41,11 @@ type Pool struct {
 
 	pd passdown
 
+	// hold keeps background commits (periodic, FLUSH, FUA) from running
+	// while a caller makes a change that must reach the disk in one
+	// commit with other state of its own (the catalog's transaction id).
+	hold sync.Mutex
+
 	commits   chan chan error
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -173,7 +178,9 @@ func (p *Pool) Close() error {
 		p.closed.Store(true)
 		close(p.closing)
 		p.wg.Wait()
+		p.hold.Lock()
 		err = p.commitNow()
+		p.hold.Unlock()
 		if derr := p.data.Close(); err == nil {
 			err = derr
 		}

@@ -52,8 +52,12 @@ func (t *Thin) unmapBlocks(ctx context.Context, begin, end uint64) error {
 			return err
 		}
 		freed += n
-		if p.passdownPending() >= maxPendingPassdown {
-			if err := p.Commit(ctx); err != nil {
+		if p.passdownPending() >= maxPendingPassdown && p.hold.TryLock() {
+			// Commit early to bound the pending list, unless someone
+			// holds commits (then the list grows until they commit).
+			err := p.commitNow()
+			p.hold.Unlock()
+			if err != nil {
 				return err
 			}
 		}
@@ -195,4 +199,34 @@ func (t *Thin) zeroIfMapped(ctx context.Context, v, o, n uint64) error {
 		return err
 	}
 	return t.writeBlock(ctx, v, o, zeroPayload(n), false)
+}
+
+// UnmapBlocks unmaps virtual blocks [begin, end) of device id, as a
+// discard does (freed blocks are passed down after the next commit). The
+// device may be open or not.
+func (p *Pool) UnmapBlocks(ctx context.Context, id, begin, end uint64) (uint64, error) {
+	if err := p.canChangeMetadata(); err != nil {
+		return 0, err
+	}
+	before, err := p.md.MappedBlocks(id)
+	if err != nil {
+		return 0, err
+	}
+	p.thinsMu.Lock()
+	t := p.thins[id]
+	p.thinsMu.Unlock()
+	if t == nil {
+		t = &Thin{p: p, id: id}
+	} else {
+		t.writes.RLock()
+		defer t.writes.RUnlock()
+	}
+	if err := t.unmapBlocks(ctx, begin, end); err != nil {
+		return 0, err
+	}
+	after, err := p.md.MappedBlocks(id)
+	if err != nil {
+		return 0, err
+	}
+	return before - after, nil
 }

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/thind-storage/thind/daemon"
+)
+
+func newServeCommand() *cobra.Command {
+	var cfg daemon.Config
+	var dataSize, metaSize, blockSize, defaultSize, cacheSize uint64
+	dataSizeF, metaSizeF, blockSizeF := &sizeFlag{v: &dataSize}, &sizeFlag{v: &metaSize}, &sizeFlag{v: &blockSize}
+	defaultSizeF, cacheF := &sizeFlag{v: &defaultSize}, &sizeFlag{v: &cacheSize}
+	var tlsCert, tlsKey, tlsCA, logLevel, logFormat string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the daemon: serve the pool's volumes over NBD",
+		Long: `Run thind on the pool in --data-dir (default ./thind-data). On first start it
+creates the pool: DIR/metadata and DIR/data (sparse files), DIR/catalog/ and a
+volume named "default". Volumes are served over NBD on DIR/nbd.sock and
+127.0.0.1:10809, metrics on http://127.0.0.1:9810/metrics, and the control API
+on DIR/control.sock. SIGTERM or SIGINT: stop accepting, finish the requests in
+flight, commit, exit 0.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg.DataDir = dataDir(cmd)
+			cfg.DataSize, cfg.DataSizeSet = dataSize, dataSizeF.set
+			cfg.MetadataSize, cfg.MetadataSizeSet = metaSize, metaSizeF.set
+			cfg.BlockSize, cfg.BlockSizeSet = blockSize, blockSizeF.set
+			cfg.DefaultSize = defaultSize
+			cfg.MetadataCacheBytes = int64(cacheSize)
+			logger, err := newLogger(logLevel, logFormat)
+			if err != nil {
+				return err
+			}
+			cfg.Logger = logger
+			if tlsCert != "" || tlsKey != "" {
+				if cfg.TLS, err = loadTLS(tlsCert, tlsKey, tlsCA); err != nil {
+					return err
+				}
+			} else if cfg.TLSRequired {
+				return errors.New("--tls-required needs --tls-cert and --tls-key")
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			d, err := daemon.New(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			return d.Run(ctx)
+		},
+	}
+	f := cmd.Flags()
+	addDataDirFlag(cmd)
+	f.Var(dataSizeF, "data-size", "size of the pool's data (a new sparse data file, or growing one); default 64G")
+	f.Var(metaSizeF, "metadata-size", "size of a new metadata file; default 1G (sparse)")
+	f.Var(blockSizeF, "block-size", "data block size, a multiple of 64K up to 1G; default 64K")
+	f.Var(defaultSizeF, "default-size", "size of the volume \"default\" made on first start; default 16G")
+	f.StringArrayVar(&cfg.Listen, "listen", nil, "NBD listen address, repeatable: unix:PATH or HOST:PORT (default: DIR/nbd.sock and 127.0.0.1:10809)")
+	f.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics (default 127.0.0.1:9810; \"off\" disables)")
+	f.StringVar(&cfg.ControlSocket, "control-socket", "", "control API unix socket (default DIR/control.sock)")
+	f.StringVar(&cfg.DataDevice, "data-device", "", "data file or block device (default DIR/data)")
+	f.StringVar(&cfg.MetadataDevice, "metadata-device", "", "metadata file or block device (default DIR/metadata)")
+	f.StringVar(&tlsCert, "tls-cert", "", "PEM certificate for NBD STARTTLS")
+	f.StringVar(&tlsKey, "tls-key", "", "PEM key for --tls-cert")
+	f.StringVar(&tlsCA, "tls-client-ca", "", "PEM CA bundle: require client certificates signed by it")
+	f.BoolVar(&cfg.TLSRequired, "tls-required", false, "refuse NBD clients that do not start TLS")
+	f.BoolVar(&cfg.Engine.SkipBlockZeroing, "skip-block-zeroing", false, "do not zero the rest of a newly provisioned block (faster; old data may show if passdown is off)")
+	f.BoolVar(&cfg.Engine.NoDiscardPassdown, "no-discard-passdown", false, "keep freed blocks allocated in the data file instead of punching holes")
+	f.BoolVar(&cfg.Engine.ErrorIfNoSpace, "error-if-no-space", false, "fail writes at once when the pool is full instead of queueing them")
+	f.Var(cacheF, "metadata-cache", "metadata block cache size; default 64M")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&logFormat, "log-format", "text", "text or json")
+	return cmd
+}
+
+func newLogger(level, format string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	switch strings.ToLower(format) {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+func loadTLS(certFile, keyFile, caFile string) (*tls.Config, error) {
+	if certFile == "" || keyFile == "" {
+		return nil, errors.New("--tls-cert and --tls-key go together")
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("TLS certificate: %w", err)
+	}
+	c := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s: no certificates", caFile)
+		}
+		c.ClientCAs = pool
+		c.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return c, nil
+}

@@ -1,0 +1,269 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/thind-storage/thind/daemon"
+	"github.com/thind-storage/thind/thinpool/metatools"
+)
+
+func newVolumeCommand() *cobra.Command {
+	vol := groupCommand(&cobra.Command{
+		Use:   "volume",
+		Short: "Create, snapshot, resize, delete and list volumes of a running daemon",
+	})
+	vol.AddCommand(newVolumeCreate(), newVolumeSnapshot(), newVolumeDelete(), newVolumeResize(), newVolumeList(), newVolumeShow())
+	return vol
+}
+
+func labelsFlag(cmd *cobra.Command) *[]string {
+	return cmd.Flags().StringArray("label", nil, "label KEY=VALUE, repeatable")
+}
+
+func parseLabels(in []string) (*map[string]string, error) {
+	if len(in) == 0 {
+		return nil, nil
+	}
+	m := map[string]string{}
+	for _, l := range in {
+		k, v, ok := strings.Cut(l, "=")
+		if !ok {
+			return nil, fmt.Errorf("--label %q: want KEY=VALUE", l)
+		}
+		m[k] = v
+	}
+	return &m, nil
+}
+
+func newVolumeCreate() *cobra.Command {
+	var size uint64
+	sf := &sizeFlag{v: &size}
+	var desc string
+	var readOnly, requireTLS bool
+	cmd := &cobra.Command{
+		Use:   "create NAME --size SIZE",
+		Short: "Create an empty thin volume",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !sf.set {
+				return fmt.Errorf("--size is required (K, M, G, T suffixes)")
+			}
+			labels, err := parseLabels(*labelsOf(cmd))
+			if err != nil {
+				return err
+			}
+			req := daemon.VolumeRequest{Name: args[0], Size: size, Labels: labels}
+			setOptional(cmd, &req, desc, readOnly, requireTLS)
+			var v daemon.VolumeJSON
+			if err := newControl(cmd).call(cmd.Context(), "POST", "/v1/volumes", req, &v); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "created volume %s (%s, thin device %d)\n", v.Name, metatools.FormatDiskUnit(v.Size), v.DevID)
+			return nil
+		},
+	}
+	addControlFlags(cmd)
+	cmd.Flags().Var(sf, "size", "virtual size (K, M, G, T suffixes)")
+	labelsFlag(cmd)
+	cmd.Flags().StringVar(&desc, "description", "", "free text shown by NBD LIST and INFO")
+	cmd.Flags().BoolVar(&readOnly, "read-only", false, "export it read-only")
+	cmd.Flags().BoolVar(&requireTLS, "require-tls", false, "serve it only over TLS")
+	return cmd
+}
+
+func labelsOf(cmd *cobra.Command) *[]string {
+	l, _ := cmd.Flags().GetStringArray("label")
+	return &l
+}
+
+func setOptional(cmd *cobra.Command, req *daemon.VolumeRequest, desc string, readOnly, requireTLS bool) {
+	if cmd.Flags().Changed("description") {
+		req.Description = &desc
+	}
+	if cmd.Flags().Changed("read-only") {
+		req.ReadOnly = &readOnly
+	}
+	if cmd.Flags().Changed("require-tls") {
+		req.RequireTLS = &requireTLS
+	}
+}
+
+func newVolumeSnapshot() *cobra.Command {
+	var desc string
+	var readOnly, requireTLS bool
+	cmd := &cobra.Command{
+		Use:   "snapshot ORIGIN NAME",
+		Short: "Snapshot a volume (live: writes pause for an instant), in O(1)",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			labels, err := parseLabels(*labelsOf(cmd))
+			if err != nil {
+				return err
+			}
+			req := daemon.VolumeRequest{Name: args[1], Labels: labels}
+			setOptional(cmd, &req, desc, readOnly, requireTLS)
+			var v daemon.VolumeJSON
+			if err := newControl(cmd).call(cmd.Context(), "POST", "/v1/volumes/"+url.PathEscape(args[0])+"/snapshot", req, &v); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "created snapshot %s of %s (thin device %d)\n", v.Name, args[0], v.DevID)
+			return nil
+		},
+	}
+	addControlFlags(cmd)
+	labelsFlag(cmd)
+	cmd.Flags().StringVar(&desc, "description", "", "free text shown by NBD LIST and INFO")
+	cmd.Flags().BoolVar(&readOnly, "read-only", false, "export it read-only")
+	cmd.Flags().BoolVar(&requireTLS, "require-tls", false, "serve it only over TLS")
+	return cmd
+}
+
+func newVolumeDelete() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "delete NAME",
+		Short: "Delete a volume (not while connected), freeing the blocks only it used",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := newControl(cmd).call(cmd.Context(), "DELETE", "/v1/volumes/"+url.PathEscape(args[0]), nil, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "deleted volume %s\n", args[0])
+			return nil
+		},
+	}
+	addControlFlags(cmd)
+	return cmd
+}
+
+func newVolumeResize() *cobra.Command {
+	var size uint64
+	sf := &sizeFlag{v: &size}
+	cmd := &cobra.Command{
+		Use:   "resize NAME --size SIZE",
+		Short: "Grow or shrink a volume (shrinking drops the data past the new end)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !sf.set {
+				return fmt.Errorf("--size is required (K, M, G, T suffixes)")
+			}
+			var v daemon.VolumeJSON
+			err := newControl(cmd).call(cmd.Context(), "POST", "/v1/volumes/"+url.PathEscape(args[0])+"/resize", daemon.VolumeRequest{Size: size}, &v)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "volume %s is now %s\n", v.Name, metatools.FormatDiskUnit(v.Size))
+			return nil
+		},
+	}
+	addControlFlags(cmd)
+	cmd.Flags().Var(sf, "size", "new size (K, M, G, T suffixes)")
+	return cmd
+}
+
+func newVolumeList() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List volumes",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			q := url.Values{}
+			for _, l := range *labelsOf(cmd) {
+				q.Add("label", l)
+			}
+			var vols []daemon.VolumeJSON
+			if err := newControl(cmd).call(cmd.Context(), "GET", "/v1/volumes?"+q.Encode(), nil, &vols); err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(vols)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tSIZE\tMAPPED\tDEV\tORIGIN\tCONNECTIONS\tCREATED")
+			for _, v := range vols {
+				origin := v.Origin
+				if origin == "" {
+					origin = "-"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%s\n", v.Name, metatools.FormatDiskUnit(v.Size),
+					metatools.FormatDiskUnit(v.MappedBytes), v.DevID, origin, v.Connections, v.Created.Format("2006-01-02 15:04:05"))
+			}
+			return tw.Flush()
+		},
+	}
+	addControlFlags(cmd)
+	labelsFlag(cmd)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func newVolumeShow() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "show NAME",
+		Short: "Show one volume as JSON",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var v daemon.VolumeJSON
+			if err := newControl(cmd).call(cmd.Context(), "GET", "/v1/volumes/"+url.PathEscape(args[0]), nil, &v); err != nil {
+				return err
+			}
+			enc := json.NewEncoder(cmd.OutOrStdout())
+			enc.SetIndent("", "  ")
+			return enc.Encode(v)
+		},
+	}
+	addControlFlags(cmd)
+	return cmd
+}
+
+func newPoolCommand() *cobra.Command {
+	pool := groupCommand(&cobra.Command{Use: "pool", Short: "Show the pool of a running daemon"})
+	var asJSON bool
+	status := &cobra.Command{
+		Use:   "status",
+		Short: "Data and metadata used and total, mode, transaction id",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var s daemon.PoolStatus
+			if err := newControl(cmd).call(cmd.Context(), "GET", "/v1/pool", nil, &s); err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(s)
+			}
+			pct := func(a, b uint64) float64 {
+				if b == 0 {
+					return 0
+				}
+				return 100 * float64(a) / float64(b)
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "pool:           %s\n", s.DataDir)
+			fmt.Fprintf(w, "mode:           %s\n", s.Mode)
+			fmt.Fprintf(w, "transaction id: %d\n", s.TransactionID)
+			fmt.Fprintf(w, "data:           %d/%d blocks used (%.1f%%), %s of %s, blocks of %s\n", s.DataBlocksUsed, s.DataBlocks,
+				pct(s.DataBlocksUsed, s.DataBlocks), metatools.FormatDiskUnit(s.DataBytesUsed), metatools.FormatDiskUnit(s.DataBytes), metatools.FormatDiskUnit(s.BlockSize))
+			fmt.Fprintf(w, "metadata:       %d/%d blocks used (%.1f%%, reserve of %d included)\n", s.MetadataBlocksUsed, s.MetadataBlocks,
+				pct(s.MetadataBlocksUsed, s.MetadataBlocks), s.MetadataReserve)
+			fmt.Fprintf(w, "volumes:        %d\n", s.Volumes)
+			if s.NeedsCheck {
+				fmt.Fprintln(w, "needs check:    yes (stop thind and run `thind meta check`)")
+			}
+			return nil
+		},
+	}
+	addControlFlags(status)
+	status.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	pool.AddCommand(status)
+	return pool
+}
