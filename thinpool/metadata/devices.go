@@ -43,6 +43,7 @@ func (p *Pool) CreateThin(id uint64) error {
 	p.devices[id] = &device{
 		DeviceDetails: DeviceDetails{TransactionID: p.transID, CreationTime: p.time, SnapshottedTime: p.time},
 		changed:       true,
+		gen:           newGen(),
 	}
 	return nil
 }
@@ -90,6 +91,7 @@ func (p *Pool) CreateSnap(id, origin uint64) error {
 			SnapshottedTime: p.time,
 		},
 		changed: true,
+		gen:     newGen(),
 	}
 	return nil
 }

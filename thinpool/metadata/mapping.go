@@ -29,6 +29,12 @@ func (p *Pool) Find(dev, vblock uint64) (Lookup, error) {
 	if !ok {
 		return Lookup{}, fmt.Errorf("device %d: %w", dev, ErrNoDevice)
 	}
+	ck, cacheable := cacheKey(dev, vblock)
+	if cacheable {
+		if bt, ok := p.cache.get(ck, d.gen); ok {
+			return unpackLookup(d, bt), nil
+		}
+	}
 	var v [8]byte
 	keys := [2]uint64{dev, vblock}
 	if err := btree.Lookup(&p.tr.info, p.root, keys[:], v[:]); err != nil {
@@ -37,7 +43,11 @@ func (p *Pool) Find(dev, vblock uint64) (Lookup, error) {
 		}
 		return Lookup{}, err
 	}
-	return unpackLookup(d, binary.LittleEndian.Uint64(v[:])), nil
+	bt := binary.LittleEndian.Uint64(v[:])
+	if cacheable {
+		p.cache.fill(ck, bt, d.gen)
+	}
+	return unpackLookup(d, bt), nil
 }
 
 func unpackLookup(d *device, v uint64) Lookup {
@@ -132,6 +142,9 @@ func (p *Pool) Insert(dev, vblock, dataBlock uint64) error {
 	if inserted {
 		d.MappedBlocks++
 	}
+	if ck, ok := cacheKey(dev, vblock); ok {
+		p.cache.set(ck, binary.LittleEndian.Uint64(v[:]), d.gen)
+	}
 	return nil
 }
 
@@ -148,6 +161,9 @@ func (p *Pool) Remove(dev, vblock uint64) error {
 		return fmt.Errorf("device %d: %w", dev, ErrNoDevice)
 	}
 	keys := [2]uint64{dev, vblock}
+	if ck, ok := cacheKey(dev, vblock); ok {
+		p.cache.forget(ck)
+	}
 	root, err := btree.Remove(&p.tr.info, p.root, keys[:])
 	p.root = root
 	if errors.Is(err, btree.ErrNotFound) {
@@ -176,6 +192,7 @@ func (p *Pool) RemoveRange(dev, begin, end uint64) (uint64, error) {
 	if begin >= end {
 		return 0, nil
 	}
+	d.gen = newGen() // every cached mapping of the device goes
 	// Work on the device's own tree: take it out of the top level
 	// (keeping a reference so it survives), prune it, put it back.
 	var v [8]byte

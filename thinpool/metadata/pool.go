@@ -49,12 +49,15 @@ type Pool struct {
 
 	metaThreshold   uint64
 	metaThresholdFn func()
+
+	cache *lookupCache
 }
 
 // device is the in-core state of a thin device (struct dm_thin_device).
 type device struct {
 	DeviceDetails
 	changed bool
+	gen     uint64 // lookup cache generation: moves on when mappings go in bulk
 }
 
 // Create formats nrMetaBlocks blocks of dev as an empty pool with data
@@ -71,7 +74,7 @@ func Create(dev bm.Device, nrMetaBlocks uint64, dataBlockSize uint32, nrDataBloc
 	if nrMetaBlocks < 16 {
 		return nil, fmt.Errorf("metadata device of %d blocks is too small", nrMetaBlocks)
 	}
-	p := &Pool{dev: dev, opts: opts, dataBlockSize: dataBlockSize, devices: map[uint64]*device{}}
+	p := &Pool{dev: dev, opts: opts, dataBlockSize: dataBlockSize, devices: map[uint64]*device{}, cache: newLookupCache()}
 	p.bm = bm.New(dev, nrMetaBlocks, bm.Options{CacheBytes: opts.CacheBytes})
 	if err := p.format(); err != nil {
 		return nil, err
@@ -131,7 +134,7 @@ func (p *Pool) format() error {
 
 // Open opens the pool metadata on the first nrMetaBlocks blocks of dev.
 func Open(dev bm.Device, nrMetaBlocks uint64, opts Options) (*Pool, error) {
-	p := &Pool{dev: dev, opts: opts, readOnly: opts.ReadOnly}
+	p := &Pool{dev: dev, opts: opts, readOnly: opts.ReadOnly, cache: newLookupCache()}
 	p.bm = bm.New(dev, nrMetaBlocks, bm.Options{CacheBytes: opts.CacheBytes, ReadOnly: opts.ReadOnly})
 	if err := p.open(); err != nil {
 		return nil, err
@@ -202,7 +205,7 @@ func (p *Pool) beginTransaction() error {
 	p.heldRootPending = false
 	devices := map[uint64]*device{}
 	err = btree.Walk(&p.tr.details, p.detailsRoot, func(keys []uint64, v []byte) error {
-		devices[keys[0]] = &device{DeviceDetails: DecodeDeviceDetails(v)}
+		devices[keys[0]] = &device{DeviceDetails: DecodeDeviceDetails(v), gen: newGen()}
 		return nil
 	})
 	if err != nil {
