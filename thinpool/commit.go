@@ -97,8 +97,10 @@ func (p *Pool) commitNow() error {
 	if !p.mdDirty.Load() {
 		return nil
 	}
-	if Mode(p.mode.Load()) == ModeReadOnly {
-		// Read-only mode was entered with an abort: nothing to commit.
+	if Mode(p.mode.Load()) == ModeReadOnly && !p.metaFull.Load() {
+		// Read-only mode after a failure was entered with an abort:
+		// nothing to commit. (Out of metadata space, the reserve is
+		// there to commit what was done.)
 		p.mdDirty.Store(false)
 		return nil
 	}

@@ -32,6 +32,7 @@ type Pool struct {
 	mode       atomic.Int32
 	modeMu     sync.Mutex
 	metaLow    atomic.Bool // the metadata space map crossed its threshold
+	metaFull   atomic.Bool // read-only for lack of metadata space (not a failure)
 	lowWaterOn atomic.Bool
 	spaceMu    sync.Mutex
 	spaceCh    chan struct{} // closed when data space may have appeared
@@ -147,7 +148,8 @@ func (p *Pool) SetWriteMode() error {
 	if err := p.md.SetReadWrite(); err != nil {
 		return err
 	}
-	p.metaLow.Store(false)
+	p.metaLow.Store(p.md.FreeMetadataBlocks() < min(1024, p.md.MetadataBlocks()/4))
+	p.metaFull.Store(false)
 	p.setMode(ModeWrite, "requested")
 	return nil
 }

@@ -201,19 +201,27 @@ func (t *Thin) Resize(ctx context.Context, size uint64) error {
 	return nil
 }
 
-// canChangeMetadata refuses metadata changes in read-only and fail modes.
+// canChangeMetadata refuses metadata changes in read-only and fail modes,
+// and switches to read-only mode when the metadata device is full: what
+// remains, the reserve, is kept for committing what has been done, as
+// dm-thin's out-of-metadata-space mode.
 func (p *Pool) canChangeMetadata() error {
 	switch Mode(p.mode.Load()) {
 	case ModeFail:
 		return ErrFailed
 	case ModeReadOnly:
-		if p.metaLow.Load() {
+		if p.metaFull.Load() {
 			return ErrMetadataSpace
 		}
 		return ErrReadOnly
 	}
 	if p.closed.Load() {
 		return ErrClosed
+	}
+	if p.metaLow.Load() && p.md.FreeMetadataBlocks() == 0 {
+		p.metaFull.Store(true)
+		p.setMode(ModeReadOnly, "out of metadata space")
+		return ErrMetadataSpace
 	}
 	return nil
 }

@@ -38,6 +38,20 @@ func (p *Pool) ResizeData(n uint64) error {
 	return nil
 }
 
+// FreeMetadataBlocks returns how many metadata blocks can still be
+// allocated, the reserve kept back.
+func (p *Pool) FreeMetadataBlocks() uint64 {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.failed {
+		return 0
+	}
+	if free := p.msm.NrFree(); free > p.metadataReserve {
+		return free - p.metadataReserve
+	}
+	return 0
+}
+
 // MetadataBlocks returns the size of the metadata space map in blocks.
 func (p *Pool) MetadataBlocks() uint64 {
 	p.mu.RLock()
