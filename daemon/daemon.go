@@ -37,31 +37,37 @@ type Daemon struct {
 
 // New opens (creating on first start) the pool in cfg.DataDir, reconciles
 // the catalog with the thin metadata, and prepares the servers. Run serves.
-func New(ctx context.Context, cfg Config) (d *Daemon, err error) {
+func New(ctx context.Context, cfg Config) (*Daemon, error) {
 	cfg.setDefaults()
-	d = &Daemon{cfg: cfg, log: cfg.Logger, started: time.Now(), reg: registry{vols: map[string]*served{}}}
-	defer func() {
-		if err != nil {
-			d.close()
-		}
-	}()
-	if d.st, err = openStorage(&d.cfg); err != nil {
-		return nil, err
-	}
-	if d.st.fresh {
-		d.log.Info("formatted a new pool", "metadata", cfg.MetadataDevice, "data", cfg.DataDevice,
-			"block_size", cfg.BlockSize, "data_blocks", d.st.md.DataBlocks())
-	}
-	if d.cat, err = catalog.Open(ctx, filepath.Join(cfg.DataDir, "catalog"), catalog.Options{Logger: cfg.Logger}); err != nil {
-		return nil, fmt.Errorf("catalog: %w", err)
-	}
-	if err := d.reconcile(ctx); err != nil {
-		return nil, err
-	}
-	if d.nbd, err = nbd.NewServer(exports{d}, nbdOptions(&d.cfg)); err != nil {
+	d := &Daemon{cfg: cfg, log: cfg.Logger, started: time.Now(), reg: registry{vols: map[string]*served{}}}
+	if err := d.open(ctx); err != nil {
+		d.close()
 		return nil, err
 	}
 	return d, nil
+}
+
+// open brings up storage, catalog and the NBD server; on error the caller
+// closes whatever was opened.
+func (d *Daemon) open(ctx context.Context) error {
+	var err error
+	if d.st, err = openStorage(&d.cfg); err != nil {
+		return err
+	}
+	if d.st.fresh {
+		d.log.Info("formatted a new pool", "metadata", d.cfg.MetadataDevice, "data", d.cfg.DataDevice,
+			"block_size", d.cfg.BlockSize, "data_blocks", d.st.md.DataBlocks())
+	}
+	if d.cat, err = catalog.Open(ctx, filepath.Join(d.cfg.DataDir, "catalog"), catalog.Options{Logger: d.cfg.Logger}); err != nil {
+		return fmt.Errorf("catalog: %w", err)
+	}
+	if err := d.reconcile(ctx); err != nil {
+		return err
+	}
+	if d.nbd, err = nbd.NewServer(exports{d}, nbdOptions(&d.cfg)); err != nil {
+		return err
+	}
+	return nil
 }
 
 func nbdOptions(c *Config) nbd.Options {

@@ -51,7 +51,7 @@ func ensureFile(path string, size uint64, grow bool) error {
 	return nil
 }
 
-func openStorage(c *Config) (s *storage, err error) {
+func openStorage(c *Config) (_ *storage, err error) {
 	if err := os.MkdirAll(c.DataDir, 0o750); err != nil {
 		return nil, err
 	}
@@ -68,7 +68,7 @@ func openStorage(c *Config) (s *storage, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("metadata device: %w", err)
 	}
-	s = &storage{metaFile: mf}
+	s := &storage{metaFile: mf}
 	defer func() {
 		if err != nil {
 			s.close()
