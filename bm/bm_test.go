@@ -1,37 +1,18 @@
 package bm
 
 import (
-	"compress/gzip"
 	"encoding/binary"
 	"errors"
-	"io"
 	"math/rand/v2"
-	"os"
 	"testing"
+
+	"github.com/thind-storage/thind/internal/fixture"
 )
 
 var testValidator = &StampedValidator{TypeName: "test", Xor: 12345}
 
-func loadFixture(t *testing.T, name string) []byte {
-	t.Helper()
-	f, err := os.Open("../testdata/dm-thin/" + name + ".meta.gz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	z, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(z)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 func TestChecksumMatchesKernelSuperblock(t *testing.T) {
-	img := loadFixture(t, "kernel-small")
+	img := fixture.Meta(t, "kernel-small")
 	sb := img[:BlockSize]
 	const superblockXor = 160774
 	if got, want := ComputeChecksum(sb, superblockXor), StoredChecksum(sb); got != want {

@@ -57,14 +57,6 @@ func (info *Info) le64Type() *ValueType {
 	}
 }
 
-// levelType returns the value type of a level.
-func (info *Info) levelType(level int) *ValueType {
-	if level == info.Levels-1 {
-		return &info.Value
-	}
-	return info.le64Type()
-}
-
 // incChildren adds a reference to everything node n points at: child
 // blocks of an internal node, values of a leaf. Called when a shared node
 // is copied, since old and new now both point at them.

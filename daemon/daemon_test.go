@@ -2,17 +2,14 @@ package daemon_test
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,6 +17,7 @@ import (
 
 	"github.com/thind-storage/thind/catalog"
 	"github.com/thind-storage/thind/daemon"
+	"github.com/thind-storage/thind/internal/fixture"
 	"github.com/thind-storage/thind/thinpool/metatools"
 )
 
@@ -207,7 +205,7 @@ func canceled() context.Context {
 func TestServesAPoolLinuxWrote(t *testing.T) {
 	dir := t.TempDir()
 	for _, f := range []string{"meta", "data"} {
-		gunzip(t, "../testdata/dm-thin/kernel-small."+f+".gz", filepath.Join(dir, f))
+		fixture.Unpack(t, "kernel-small."+f+".gz", filepath.Join(dir, f))
 	}
 	cfg := daemon.Config{DataDir: dir, MetadataDevice: filepath.Join(dir, "meta"), DataDevice: filepath.Join(dir, "data")}
 	r := start(t, cfg)
@@ -241,25 +239,5 @@ func TestServesAPoolLinuxWrote(t *testing.T) {
 		if got := hex.EncodeToString(h.Sum(nil)); got != sum {
 			t.Errorf("%s: sha256 %s, Linux read %s", name, got, sum)
 		}
-	}
-}
-
-func gunzip(t *testing.T, src, dst string) {
-	f, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	z, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := os.Create(dst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	if _, err := io.Copy(out, z); err != nil && !errors.Is(err, io.EOF) {
-		t.Fatal(err)
 	}
 }

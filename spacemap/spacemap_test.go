@@ -348,9 +348,8 @@ func randomKey(rng *rand.Rand, m map[uint64]uint32) uint64 {
 }
 
 func TestExtendMetadataAndData(t *testing.T) {
-	p := newPool(t, 20000)
-	// The metadata map was created over all 20000 blocks; shrink the
-	// view to test extension: make a fresh pool whose map covers 1000.
+	// A pool whose metadata map covers 1000 blocks of a 40000-block
+	// device, to test extension.
 	dev := &recordingDevice{MemDevice: bm.NewMemDevice(40000 * bm.BlockSize), written: map[uint64]bool{}}
 	b := bm.New(dev, 1000, bm.Options{})
 	tmgr, msm, err := CreateMetadata(b, 0)
@@ -361,7 +360,7 @@ func TestExtendMetadataAndData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p = &pool{t: t, dev: dev, bm: b, tm: tmgr, msm: msm, dsm: dsm, data: map[uint64]uint32{}}
+	p := &pool{t: t, dev: dev, bm: b, tm: tmgr, msm: msm, dsm: dsm, data: map[uint64]uint32{}}
 	p.info = &btree.Info{TM: tmgr, Levels: 1, Value: btree.ValueType{Size: 8}}
 	p.commit()
 	// Grow the device under the block manager, then the map: 1000 ->

@@ -27,6 +27,7 @@ var layer = map[string]int{
 	"discard":            1,
 	"blk":                1,
 	"nbd/internal/wire":  0,
+	"internal/fixture":   0, // test data only
 	"nbd":                1,
 	"catalog":            6,
 	"thinpool":           7,

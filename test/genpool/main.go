@@ -22,9 +22,11 @@ func main() {
 	flag.Parse()
 	o.DataBlockSize = uint32(*block)
 	w := bufio.NewWriterSize(os.Stdout, 1<<20)
-	if err := metatools.Generate(w, o); err == nil {
+	err := metatools.Generate(w, o)
+	if err == nil {
 		err = w.Flush()
-	} else {
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "genpool:", err)
 		os.Exit(1)
 	}

@@ -2,72 +2,20 @@ package metadata_test
 
 import (
 	"bufio"
-	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/thind-storage/thind/bm"
+	"github.com/thind-storage/thind/internal/fixture"
 	"github.com/thind-storage/thind/thinpool/metadata"
 )
 
-const fixtureDir = "../../testdata/dm-thin/"
-
-// gunzipTo writes a gzipped fixture to a sparse file (runs of zeroes are
-// skipped, so a 1.1 GiB data image costs little disk).
-func gunzipTo(t testing.TB, src, dst string) {
-	t.Helper()
-	f, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	z, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := os.Create(dst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	buf := make([]byte, 1<<16)
-	var off int64
-	for {
-		n, err := io.ReadFull(z, buf)
-		if n > 0 {
-			if !allZero(buf[:n]) {
-				if _, werr := out.WriteAt(buf[:n], off); werr != nil {
-					t.Fatal(werr)
-				}
-			}
-			off += int64(n)
-		}
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := out.Truncate(off); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func allZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
-}
+var fixtureDir = fixture.Dir() + "/"
 
 type deviceSum struct {
 	dev  uint64
@@ -108,8 +56,8 @@ func TestKernelPoolContentMatchesTheKernel(t *testing.T) {
 		name := strings.TrimSuffix(filepath.Base(p), ".sha256")
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
-			gunzipTo(t, fixtureDir+name+".meta.gz", dir+"/meta")
-			gunzipTo(t, fixtureDir+name+".data.gz", dir+"/data")
+			fixture.Unpack(t, name+".meta.gz", dir+"/meta")
+			fixture.Unpack(t, name+".data.gz", dir+"/data")
 			mf, n, err := bm.OpenFile(dir+"/meta", true)
 			if err != nil {
 				t.Fatal(err)

@@ -2,31 +2,15 @@ package metadata
 
 import (
 	"bytes"
-	"compress/gzip"
-	"io"
-	"os"
 	"testing"
 
 	"github.com/thind-storage/thind/bm"
+	"github.com/thind-storage/thind/internal/fixture"
 )
-
-const fixtureDir = "../../testdata/dm-thin/"
 
 func loadImage(t testing.TB, name string) *bm.MemDevice {
 	t.Helper()
-	f, err := os.Open(fixtureDir + name + ".meta.gz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	z, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := io.ReadAll(z)
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := fixture.Meta(t, name)
 	dev := bm.NewMemDevice(int64(len(img)))
 	dev.WriteAt(img, 0)
 	dev.Sync()

@@ -1,60 +1,18 @@
 package metatools
 
 import (
-	"compress/gzip"
-	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/thind-storage/thind/bm"
+	"github.com/thind-storage/thind/internal/fixture"
 )
 
-const fixtureDir = "../../testdata/dm-thin/"
-
-func fixtureNames(t testing.TB, prefix string) []string {
-	t.Helper()
-	paths, err := filepath.Glob(fixtureDir + prefix + "*.meta.gz")
-	if err != nil || len(paths) == 0 {
-		t.Fatalf("no fixtures %s*: %v", prefix, err)
-	}
-	var names []string
-	for _, p := range paths {
-		names = append(names, strings.TrimSuffix(filepath.Base(p), ".meta.gz"))
-	}
-	return names
-}
-
-// fixtureFile decompresses a fixture into a file of its own.
-func fixtureFile(t testing.TB, name string) string {
-	t.Helper()
-	f, err := os.Open(fixtureDir + name + ".meta.gz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	z, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(t.TempDir(), name+".meta")
-	o, err := os.Create(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(o, z); err != nil {
-		t.Fatal(err)
-	}
-	if err := o.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
+var fixtureDir = fixture.Dir() + "/"
 
 func openFixture(t testing.TB, name string) *Image {
 	t.Helper()
-	img, err := OpenImage(fixtureFile(t, name))
+	img, err := OpenImage(fixture.UnpackMeta(t, name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +24,7 @@ var _ = bm.BlockSize
 
 func TestCheckPassesEveryGoodImage(t *testing.T) {
 	for _, prefix := range []string{"kernel-", "restored-"} {
-		for _, name := range fixtureNames(t, prefix) {
+		for _, name := range fixture.Names(t, prefix) {
 			t.Run(name, func(t *testing.T) {
 				r := Check(openFixture(t, name), CheckOptions{})
 				var sb strings.Builder
@@ -95,7 +53,7 @@ var corruptFaults = map[string]struct {
 }
 
 func TestCheckFailsEveryCorruptImageNamingTheFault(t *testing.T) {
-	for _, name := range fixtureNames(t, "corrupt-") {
+	for _, name := range fixture.Names(t, "corrupt-") {
 		t.Run(name, func(t *testing.T) {
 			want, ok := corruptFaults[name]
 			if !ok {

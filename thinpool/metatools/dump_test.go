@@ -4,13 +4,15 @@ import (
 	"bytes"
 	"os"
 	"testing"
+
+	"github.com/thind-storage/thind/internal/fixture"
 )
 
 // TestDumpMatchesThinDump compares thind's dump of every fixture with
 // thin_dump 0.9.0's output recorded beside it, byte for byte, including
 // the partial output thin_dump leaves on damaged images.
 func TestDumpMatchesThinDump(t *testing.T) {
-	for _, name := range fixtureNames(t, "") {
+	for _, name := range fixture.Names(t, "") {
 		t.Run(name, func(t *testing.T) {
 			want, err := os.ReadFile(fixtureDir + name + ".xml")
 			if err != nil {

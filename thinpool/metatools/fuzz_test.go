@@ -2,33 +2,11 @@ package metatools
 
 import (
 	"bytes"
-	"compress/gzip"
-	"io"
-	"os"
 	"testing"
 
 	"github.com/thind-storage/thind/bm"
+	"github.com/thind-storage/thind/internal/fixture"
 )
-
-var fuzzBase []byte
-
-func fuzzBaseImage(t testing.TB) []byte {
-	if fuzzBase == nil {
-		f, err := os.Open(fixtureDir + "restored-bs1024.meta.gz")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		z, err := gzip.NewReader(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if fuzzBase, err = io.ReadAll(z); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return fuzzBase
-}
 
 // FuzzImage patches a valid pool (restored-bs1024: superblock, space
 // maps, two devices) with arbitrary bytes at an arbitrary place and runs
@@ -43,8 +21,8 @@ func FuzzImage(f *testing.F) {
 	f.Add(uint16(9), uint16(18), []byte{0xff})       // data bitmap
 	f.Add(uint16(10), uint16(32), []byte{1, 0, 0})   // node keys
 	f.Add(uint16(1), uint16(16), []byte{7, 0, 0, 0}) // metadata index
+	base := fixture.Meta(f, "restored-bs1024")
 	f.Fuzz(func(t *testing.T, block, offset uint16, patch []byte) {
-		base := fuzzBaseImage(t)
 		img := append([]byte(nil), base...)
 		off := (int(block)%(len(img)/bm.BlockSize))*bm.BlockSize + int(offset)%bm.BlockSize
 		copy(img[off:], patch)

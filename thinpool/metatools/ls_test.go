@@ -5,13 +5,15 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/thind-storage/thind/internal/fixture"
 )
 
 var fixtureLsFields = strings.Split("DEV,MAPPED_BLOCKS,EXCLUSIVE_BLOCKS,SHARED_BLOCKS,MAPPED_BYTES,EXCLUSIVE_BYTES,SHARED_BYTES,TRANSACTION,CREATE_TIME,SNAP_TIME", ",")
 
 func TestLsMatchesThinLs(t *testing.T) {
 	for _, prefix := range []string{"kernel-", "restored-"} {
-		for _, name := range fixtureNames(t, prefix) {
+		for _, name := range fixture.Names(t, prefix) {
 			t.Run(name, func(t *testing.T) {
 				want, err := os.ReadFile(fixtureDir + name + ".ls")
 				if err != nil {

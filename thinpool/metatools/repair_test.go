@@ -6,12 +6,13 @@ import (
 	"testing"
 
 	"github.com/thind-storage/thind/bm"
+	"github.com/thind-storage/thind/internal/fixture"
 )
 
 // TestRepairMakesEveryCorruptImageValid repairs each corrupt fixture and
 // holds the result to both checkers.
 func TestRepairMakesEveryCorruptImageValid(t *testing.T) {
-	for _, name := range fixtureNames(t, "corrupt-") {
+	for _, name := range fixture.Names(t, "corrupt-") {
 		t.Run(name, func(t *testing.T) {
 			in := openFixture(t, name)
 			path := emptyFile(t, 4<<20)

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/thind-storage/thind/bm"
+	"github.com/thind-storage/thind/internal/fixture"
 )
 
 func restoreFile(t testing.TB, xml []byte, size int64) string {
@@ -27,7 +28,7 @@ func restoreFile(t testing.TB, xml []byte, size int64) string {
 // thind's own checker and dumper.
 func TestRestoreRoundTripsEveryFixture(t *testing.T) {
 	for _, prefix := range []string{"kernel-", "restored-"} {
-		for _, name := range fixtureNames(t, prefix) {
+		for _, name := range fixture.Names(t, prefix) {
 			t.Run(name, func(t *testing.T) {
 				xml, err := os.ReadFile(fixtureDir + name + ".xml")
 				if err != nil {

@@ -9,9 +9,11 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+
+	"github.com/thind-storage/thind/internal/fixture"
 )
 
-const fixtureDir = "../../testdata/dm-thin"
+var fixtureDir = fixture.Dir()
 
 // fixtures returns the paths of every XML fixture: thin_dump outputs
 // (*.xml, *.snap.xml, *.repair.xml) and thin_restore inputs (*.in.xml).
