@@ -93,9 +93,9 @@ func (t *Thin) writeBlock(ctx context.Context, v, o uint64, src payload, fua boo
 		return err
 	}
 	if mapped {
-		return t.breakSharing(ctx, v, l.DataBlock, o, src)
+		return t.remapToNew(ctx, v, o, src, &l.DataBlock)
 	}
-	return t.provision(ctx, v, o, src)
+	return t.remapToNew(ctx, v, o, src, nil)
 }
 
 // putData writes a payload to the data device.
@@ -140,9 +140,13 @@ func (t *Thin) allocate(ctx context.Context) (uint64, error) {
 	}
 }
 
-// provision maps a new data block to virtual block v, writing src into it
-// and zeroes around it (unless block zeroing is off).
-func (t *Thin) provision(ctx context.Context, v, o uint64, src payload) error {
+// remapToNew gives virtual block v a new data block holding src at
+// offset o. The rest of the block is copied from *shared when v was
+// mapped to a block shared with a snapshot (breaking the sharing), or
+// zeroed when v was unmapped (unless block zeroing is off). Reads still on
+// a shared block are safe: if the remap frees it, the commit waits for
+// them before anything reuses it.
+func (t *Thin) remapToNew(ctx context.Context, v, o uint64, src payload, shared *uint64) error {
 	p := t.p
 	p.txn.RLock()
 	defer p.txn.RUnlock()
@@ -150,7 +154,7 @@ func (t *Thin) provision(ctx context.Context, v, o uint64, src payload) error {
 	if err != nil {
 		return err
 	}
-	if err := t.fillNewBlock(ctx, b, o, src, nil); err != nil {
+	if err := t.fillNewBlock(ctx, b, o, src, shared); err != nil {
 		// The block never got mapped: give it back.
 		if derr := p.md.DecDataBlock(b); derr != nil {
 			return p.metadataFailed("release data block", derr)
@@ -158,37 +162,14 @@ func (t *Thin) provision(ctx context.Context, v, o uint64, src payload) error {
 		return err
 	}
 	if err := p.md.Insert(t.id, v, b); err != nil {
-		return p.metadataFailed("insert mapping", err)
+		return p.metadataFailed("map new data block", err)
 	}
 	t.changed.Store(true)
-	t.st.provisioned.Add(1)
-	return nil
-}
-
-// breakSharing gives virtual block v a block of its own: copy the shared
-// block (unless src covers all of it), write src over it, remap. Reads
-// still on the old block are safe: if the remap frees it, the commit
-// waits for them before anything reuses it.
-func (t *Thin) breakSharing(ctx context.Context, v, old, o uint64, src payload) error {
-	p := t.p
-	p.txn.RLock()
-	defer p.txn.RUnlock()
-	b, err := t.allocate(ctx)
-	if err != nil {
-		return err
+	if shared != nil {
+		t.st.sharingBroken.Add(1)
+	} else {
+		t.st.provisioned.Add(1)
 	}
-	from := &old
-	if err := t.fillNewBlock(ctx, b, o, src, from); err != nil {
-		if derr := p.md.DecDataBlock(b); derr != nil {
-			return p.metadataFailed("release data block", derr)
-		}
-		return err
-	}
-	if err := p.md.Insert(t.id, v, b); err != nil {
-		return p.metadataFailed("remap shared block", err)
-	}
-	t.changed.Store(true)
-	t.st.sharingBroken.Add(1)
 	return nil
 }
 
