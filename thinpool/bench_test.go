@@ -15,6 +15,7 @@ import (
 )
 
 const (
+	pairedRounds   = 6 // each side runs at least this many operations
 	benchVol       = 256 << 20
 	benchBlock     = 65536
 	benchSubmitter = 16
@@ -28,8 +29,8 @@ const (
 func paired(b *testing.B, raw, thin func(rng *rand.Rand, i int) error) {
 	b.Helper()
 	var rawT, thinT time.Duration
-	const rounds = 6
-	per := max(b.N/rounds, 1)
+	per := max(b.N/pairedRounds, 1)
+	rounds := pairedRounds
 	run := func(fn func(*rand.Rand, int) error, base int) time.Duration {
 		var wg sync.WaitGroup
 		var next atomic.Int64
@@ -139,7 +140,7 @@ func BenchmarkRandom4K(b *testing.B) {
 // written (64 KiB blocks: no zeroing). The raw side writes as much to
 // fresh places of a sparse file of its own.
 func BenchmarkFirstWrite64K(b *testing.B) {
-	vol := uint64(b.N+benchSubmitter) * benchBlock
+	vol := uint64(max(b.N, pairedRounds)+benchSubmitter) * benchBlock
 	be := newBenchEnv(b, vol, false)
 	raw, err := os.Create(filepath.Join(b.TempDir(), "raw"))
 	if err != nil {
@@ -161,7 +162,7 @@ func BenchmarkFirstWrite64K(b *testing.B) {
 // different block shared with a snapshot, so it copies a 64 KiB block.
 // The raw side writes 4 KiB at the same places of the data file.
 func BenchmarkWriteAfterSnapshot(b *testing.B) {
-	vol := uint64(b.N+benchSubmitter) * benchBlock
+	vol := uint64(max(b.N, pairedRounds)+benchSubmitter) * benchBlock
 	be := newBenchEnv(b, vol, true)
 	if err := be.e.pool.CreateSnap(bg, 2, 1); err != nil {
 		b.Fatal(err)
@@ -186,7 +187,7 @@ func BenchmarkWriteAfterSnapshot(b *testing.B) {
 // BenchmarkDiscard64K unmaps provisioned blocks one at a time (the holes
 // are punched at the next commit); the raw side punches the same holes.
 func BenchmarkDiscard64K(b *testing.B) {
-	vol := uint64(b.N+benchSubmitter) * benchBlock
+	vol := uint64(max(b.N, pairedRounds)+benchSubmitter) * benchBlock
 	be := newBenchEnv(b, vol, true)
 	b.SetBytes(benchBlock)
 	paired(b, func(_ *rand.Rand, i int) error {
