@@ -49,3 +49,13 @@ type AlignedBackend interface {
 	// of offsets and lengths; 1 means none.
 	IOAlignment() (mem, off int)
 }
+
+// HoleBackend is implemented by backends that can tell holes from data:
+// ranges of a sparse file that were never written, or were punched, read
+// as zeros with nothing stored behind them (SEEK_HOLE and SEEK_DATA).
+type HoleBackend interface {
+	Backend
+	// Holes calls fn for each hole in [off, off+length), in order. A
+	// range written but not yet flushed counts as data.
+	Holes(off, length int64, fn func(off, length int64) error) error
+}

@@ -189,3 +189,32 @@ func writePages(pages map[int64][]byte, p []byte, off int64) {
 		done += n
 	}
 }
+
+// Holes calls fn for each run of pages in [off, off+length) that were
+// never written, as SEEK_HOLE reports a sparse file's holes (page
+// granularity; the edges are clipped to the range). Writes count whether
+// synced or not: an unsynced write is data, as in a page cache.
+func (d *MemDevice) Holes(off, length int64, fn func(off, length int64) error) error {
+	d.mu.Lock()
+	var holes [][2]int64
+	end := min(off+length, d.size)
+	for pos := off; pos < end; {
+		base := pos - pos%memPage
+		next := min(base+memPage, end)
+		if _, written := d.current[base]; !written {
+			if k := len(holes); k > 0 && holes[k-1][1] == pos {
+				holes[k-1][1] = next
+			} else {
+				holes = append(holes, [2]int64{pos, next})
+			}
+		}
+		pos = next
+	}
+	d.mu.Unlock()
+	for _, h := range holes {
+		if err := fn(h[0], h[1]-h[0]); err != nil {
+			return err
+		}
+	}
+	return nil
+}

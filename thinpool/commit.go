@@ -39,7 +39,7 @@ func (p *Pool) committer() {
 			}
 		}
 		p.hold.Lock()
-		err := p.commitNow()
+		err := p.commitNow(len(batch) > 0)
 		p.hold.Unlock()
 		for _, c := range batch {
 			c <- err
@@ -80,12 +80,16 @@ func (p *Pool) Commit(ctx context.Context) error {
 	}
 }
 
-// commitNow flushes the data device and commits the metadata. Data goes
-// first: committed metadata must never map a block whose data (or whose
-// zeroing) is not yet on stable storage.
-func (p *Pool) commitNow() error {
+// commitNow commits the metadata, flushing the data device first when
+// asked (FLUSH, FUA, snapshots, shutdown: every completed write must be
+// durable) or when the transaction needs it: committed metadata must
+// never map a block whose data (or zeroing, or copy) is not on stable
+// storage, unless the block was a hole, which reads zeros after a crash
+// as an unflushed write may. Timer commits that only map holes skip the
+// flush, as dm-thin's periodic commit does.
+func (p *Pool) commitNow(flushRequested bool) error {
 	start := time.Now()
-	if p.mdDirty.Load() {
+	if p.mdDirty.Load() && (flushRequested || p.dataFirst.Load()) {
 		// Flush most of the new blocks' data before taking the lock, while
 		// I/O goes on; the flush under the lock then has only what was
 		// written meanwhile, and provisioning waits that much less.
@@ -99,9 +103,14 @@ func (p *Pool) commitNow() error {
 	if Mode(p.mode.Load()) == ModeFail {
 		return ErrFailed
 	}
-	if err := p.data.Flush(context.Background()); err != nil {
-		p.st.commitErrors.Add(1)
-		return err
+	// Under the lock nothing maps blocks, so the flag covers everything
+	// this commit will cover.
+	if p.dataFirst.Swap(false) || flushRequested {
+		if err := p.data.Flush(context.Background()); err != nil {
+			p.dataFirst.Store(true)
+			p.st.commitErrors.Add(1)
+			return err
+		}
 	}
 	if !p.mdDirty.Load() {
 		return nil
@@ -159,7 +168,7 @@ func (p *Pool) waitInFlight() {
 func (p *Pool) HoldCommits() (commit func() error, release func()) {
 	p.hold.Lock()
 	var once sync.Once
-	return p.commitNow, func() { once.Do(p.hold.Unlock) }
+	return func() error { return p.commitNow(true) }, func() { once.Do(p.hold.Unlock) }
 }
 
 // Abort drops every uncommitted metadata change, of every thin, and

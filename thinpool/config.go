@@ -17,6 +17,12 @@ type Config struct {
 	// NoDiscardPassdown keeps freed data blocks allocated on the data
 	// device instead of punching holes (no_discard_passdown).
 	NoDiscardPassdown bool
+	// IgnoreHoles treats every free data block as possibly holding old
+	// bytes, even where the data file has a hole: each new block is
+	// zeroed and flushed before the commit that maps it. Without it,
+	// blocks found to be holes at open (and when the device grows) skip
+	// both on their first provisioning.
+	IgnoreHoles bool
 	// ErrorIfNoSpace fails writes at once when the data device is full
 	// instead of queueing them (error_if_no_space).
 	ErrorIfNoSpace bool

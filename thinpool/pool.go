@@ -28,6 +28,10 @@ type Pool struct {
 	// unmap, snapshot), its write side by commit.
 	txn     sync.RWMutex
 	mdDirty atomic.Bool // metadata changed since the last commit
+	// dataFirst: this transaction mapped a block whose new data must be
+	// durable before the commit (it was copied, or may hold old bytes).
+	dataFirst atomic.Bool
+	clean     cleanBlocks
 
 	mode       atomic.Int32
 	modeMu     sync.Mutex
@@ -102,6 +106,10 @@ func Open(md *metadata.Pool, data blk.Backend, cfg Config) (*Pool, error) {
 	// Reserve ends at a quarter of the device or 1024 blocks, as
 	// dm-thin's calc_metadata_threshold.
 	md.SetMetadataThreshold(min(1024, md.MetadataBlocks()/4), func() { p.metaLow.Store(true) })
+	if err := p.findClean(0, md.DataBlocks()); err != nil {
+		d.Close()
+		return nil, err
+	}
 	if md.NeedsCheck() {
 		p.mode.Store(int32(ModeReadOnly))
 		p.log.Warn("metadata has the needs_check flag set: pool is read-only until it is checked")
@@ -181,7 +189,7 @@ func (p *Pool) Close() error {
 		close(p.closing)
 		p.wg.Wait()
 		p.hold.Lock()
-		err = p.commitNow()
+		err = p.commitNow(true)
 		p.hold.Unlock()
 		if derr := p.data.Close(); err == nil {
 			err = derr
@@ -197,12 +205,15 @@ func (p *Pool) Resize(ctx context.Context) error {
 		return err
 	}
 	blocks := uint64(p.data.Size()) / p.bs
-	p.txn.RLock()
+	// Exclusive: the new blocks' hole scan must not race allocations.
+	p.txn.Lock()
+	old := p.md.DataBlocks()
 	err := p.md.ResizeData(blocks)
 	if err == nil {
 		p.mdDirty.Store(true)
+		err = p.findClean(old, blocks)
 	}
-	p.txn.RUnlock()
+	p.txn.Unlock()
 	if err != nil {
 		return err
 	}

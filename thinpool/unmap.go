@@ -55,7 +55,7 @@ func (t *Thin) unmapBlocks(ctx context.Context, begin, end uint64) error {
 		if p.passdownPending() >= maxPendingPassdown && p.hold.TryLock() {
 			// Commit early to bound the pending list, unless someone
 			// holds commits (then the list grows until they commit).
-			err := p.commitNow()
+			err := p.commitNow(false)
 			p.hold.Unlock()
 			if err != nil {
 				return err

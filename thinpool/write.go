@@ -114,9 +114,9 @@ func (t *Thin) putData(ctx context.Context, off uint64, src payload, fua bool) e
 }
 
 // allocate takes a data block under the transaction lock (which the
-// caller holds) and returns it; on a full data device it drops the lock
-// to make room or wait, and takes it again.
-func (t *Thin) allocate(ctx context.Context) (uint64, error) {
+// caller holds) and returns it, and whether it is a clean hole; on a full
+// data device it drops the lock to make room or wait, and takes it again.
+func (t *Thin) allocate(ctx context.Context) (block uint64, clean bool, err error) {
 	p := t.p
 	for {
 		b, err := p.md.AllocDataBlock()
@@ -126,16 +126,16 @@ func (t *Thin) allocate(ctx context.Context) (uint64, error) {
 				p.setMode(ModeWrite, "data space available")
 			}
 			p.checkLowWater()
-			return b, nil
+			return b, p.clean.take(b), nil
 		}
 		if !errors.Is(err, spacemap.ErrNoSpace) {
-			return 0, p.metadataFailed("allocate data block", err)
+			return 0, false, p.metadataFailed("allocate data block", err)
 		}
 		p.txn.RUnlock()
 		err = p.waitForSpace(ctx)
 		p.txn.RLock()
 		if err != nil {
-			return 0, err
+			return 0, false, err
 		}
 	}
 }
@@ -143,18 +143,21 @@ func (t *Thin) allocate(ctx context.Context) (uint64, error) {
 // remapToNew gives virtual block v a new data block holding src at
 // offset o. The rest of the block is copied from *shared when v was
 // mapped to a block shared with a snapshot (breaking the sharing), or
-// zeroed when v was unmapped (unless block zeroing is off). Reads still on
-// a shared block are safe: if the remap frees it, the commit waits for
-// them before anything reuses it.
+// zeroed when v was unmapped (unless block zeroing is off, or the block
+// is a hole). Reads still on a shared block are safe: if the remap frees
+// it, the commit waits for them before anything reuses it.
 func (t *Thin) remapToNew(ctx context.Context, v, o uint64, src payload, shared *uint64) error {
 	p := t.p
 	p.txn.RLock()
 	defer p.txn.RUnlock()
-	b, err := t.allocate(ctx)
+	b, clean, err := t.allocate(ctx)
 	if err != nil {
 		return err
 	}
-	if err := t.fillNewBlock(ctx, b, o, src, shared); err != nil {
+	if shared != nil || !clean {
+		p.dataFirst.Store(true)
+	}
+	if err := t.fillNewBlock(ctx, b, o, src, shared, clean); err != nil {
 		// The block never got mapped: give it back.
 		if derr := p.md.DecDataBlock(b); derr != nil {
 			return p.metadataFailed("release data block", derr)
@@ -181,16 +184,16 @@ var blockBufs = sync.Pool{New: func() any { b := make([]byte, smallBlock); retur
 
 // fillNewBlock writes a new data block b: src at offset o, and around it
 // either a copy of block *from (breaking sharing) or zeroes (provisioning,
-// unless block zeroing is off). A write covering the whole block needs
-// neither.
-func (t *Thin) fillNewBlock(ctx context.Context, b, o uint64, src payload, from *uint64) error {
+// unless block zeroing is off or the block is a hole, which reads zeros
+// already). A write covering the whole block needs neither.
+func (t *Thin) fillNewBlock(ctx context.Context, b, o uint64, src payload, from *uint64, hole bool) error {
 	p := t.p
 	bs := p.bs
 	base := b * bs
 	if src.size == bs {
 		return t.putData(ctx, base, src, false)
 	}
-	if from == nil && p.cfg.SkipBlockZeroing {
+	if from == nil && (p.cfg.SkipBlockZeroing || hole) {
 		return t.putData(ctx, base+o, src, false)
 	}
 	if bs <= smallBlock {

@@ -249,6 +249,14 @@ func (p *Pool) DataBlockCount(b uint64) (uint32, error) {
 	return p.dsm.Count(b)
 }
 
+// FreeDataRuns calls fn for each run [b, e) of free data blocks in
+// [begin, end), in order.
+func (p *Pool) FreeDataRuns(begin, end uint64, fn func(b, e uint64) error) error {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.dsm.FreeRuns(begin, end, fn)
+}
+
 // IncDataBlock adds a reference to a data block (dm_pool_inc_data_range):
 // the engine holds blocks this way while a passdown discard is in flight.
 func (p *Pool) IncDataBlock(b uint64) error {
