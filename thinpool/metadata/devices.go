@@ -40,11 +40,8 @@ func (p *Pool) CreateThin(id uint64) error {
 	if p.root, _, err = btree.Insert(&p.tr.tlInfo, p.root, []uint64{id}, btree.LE64(sub)); err != nil {
 		return p.failOp(err)
 	}
-	p.devices[id] = &device{
-		DeviceDetails: DeviceDetails{TransactionID: p.transID, CreationTime: p.time, SnapshottedTime: p.time},
-		changed:       true,
-		gen:           newGen(),
-	}
+	p.devices[id] = newDevice(DeviceDetails{TransactionID: p.transID, CreationTime: p.time, SnapshottedTime: p.time}, true)
+	p.publishViews()
 	return nil
 }
 
@@ -82,17 +79,15 @@ func (p *Pool) CreateSnap(id, origin uint64) error {
 	}
 	p.time++
 	od.SnapshottedTime = p.time
+	od.view.snapshottedTime.Store(p.time)
 	od.changed = true
-	p.devices[id] = &device{
-		DeviceDetails: DeviceDetails{
-			MappedBlocks:    od.MappedBlocks,
-			TransactionID:   p.transID,
-			CreationTime:    p.time,
-			SnapshottedTime: p.time,
-		},
-		changed: true,
-		gen:     newGen(),
-	}
+	p.devices[id] = newDevice(DeviceDetails{
+		MappedBlocks:    od.MappedBlocks,
+		TransactionID:   p.transID,
+		CreationTime:    p.time,
+		SnapshottedTime: p.time,
+	}, true)
+	p.publishViews()
 	return nil
 }
 
@@ -108,6 +103,7 @@ func (p *Pool) DeleteThin(id uint64) error {
 		return fmt.Errorf("device %d: %w", id, ErrNoDevice)
 	}
 	delete(p.devices, id)
+	p.publishViews()
 	var err error
 	p.detailsRoot, err = btree.Remove(&p.tr.details, p.detailsRoot, []uint64{id})
 	if err != nil && err != btree.ErrNotFound { // created this transaction: not there yet

@@ -6,12 +6,12 @@ import "sync/atomic"
 // skips the two-level B-tree walk. It is a direct-mapped table of fixed
 // size, so its memory does not grow with the volumes.
 //
-// Every access happens under the pool's lock. Lookups and fills hold the
-// read side, many at once, so a slot is filled under its own sequence
-// count (odd while being written) and a lookup trusts a slot only if the
-// count is even and the same before and after reading it. Changes hold the
-// write side, so they update or invalidate slots with no reader around.
-// A slot also records its device's generation: removing a range or a
+// Lookups take no lock; fills hold the pool lock's read side, many at
+// once; changes hold its write side. A slot is written under its own
+// sequence count (odd while being written: a fill takes it by CAS, a
+// change, which no fill can race, by adding one) and a lookup trusts a
+// slot only if the count is even and the same before and after reading
+// it. A slot also records its device's generation: removing a range or a
 // device just moves the generation on, leaving stale slots unmatched.
 type lookupCache struct {
 	slots []cacheSlot
@@ -79,20 +79,43 @@ func (c *lookupCache) fill(key, value, gen uint64) {
 	s.seq.Store(seq + 2)
 }
 
-// set records a mapping changed under the write lock.
+// set records a mapping changed under the write lock. No fill runs then,
+// but lock-free lookups may: the count is odd while the slot changes.
 func (c *lookupCache) set(key, value, gen uint64) {
 	s := c.slot(key)
+	s.seq.Add(1)
 	s.key.Store(key)
 	s.value.Store(value)
 	s.gen.Store(gen)
-	s.seq.Add(2)
+	s.seq.Add(1)
 }
 
 // forget drops key, under the write lock.
 func (c *lookupCache) forget(key uint64) {
 	s := c.slot(key)
 	if s.key.Load() == key {
+		s.seq.Add(1)
 		s.key.Store(0)
-		s.seq.Add(2)
+		s.seq.Add(1)
 	}
+}
+
+// deviceView is what a lock-free lookup needs of a device: its cache
+// generation and its snapshot time, changed under the write lock.
+type deviceView struct {
+	gen             atomic.Uint64
+	snapshottedTime atomic.Uint32
+}
+
+// publishViews makes the current set of devices visible to lock-free
+// lookups; none after a failure or close. Called under the write lock
+// whenever a device comes or goes.
+func (p *Pool) publishViews() {
+	views := make(map[uint64]*deviceView, len(p.devices))
+	if !p.failed {
+		for id, d := range p.devices {
+			views[id] = d.view
+		}
+	}
+	p.views.Store(&views)
 }

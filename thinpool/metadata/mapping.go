@@ -19,7 +19,21 @@ type Lookup struct {
 
 // Find looks up the mapping of virtual block vblock of device dev
 // (dm_thin_find_block). ErrNotMapped if there is none.
+//
+// A lookup cache hit takes no lock. It may then return a mapping that a
+// change running at the same moment is removing, as if the lookup had
+// come just before it; callers that must not act on such a mapping hold
+// the block's cell, and a freed block is not reused before the commit
+// that frees it, which the engine holds back until earlier I/O is done.
 func (p *Pool) Find(dev, vblock uint64) (Lookup, error) {
+	ck, cacheable := cacheKey(dev, vblock)
+	if vs := p.views.Load(); cacheable && vs != nil {
+		if v := (*vs)[dev]; v != nil {
+			if bt, ok := p.cache.get(ck, v.gen.Load()); ok {
+				return unpackView(v, bt), nil
+			}
+		}
+	}
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if p.failed {
@@ -29,9 +43,9 @@ func (p *Pool) Find(dev, vblock uint64) (Lookup, error) {
 	if !ok {
 		return Lookup{}, fmt.Errorf("device %d: %w", dev, ErrNoDevice)
 	}
-	ck, cacheable := cacheKey(dev, vblock)
+	gen := d.view.gen.Load()
 	if cacheable {
-		if bt, ok := p.cache.get(ck, d.gen); ok {
+		if bt, ok := p.cache.get(ck, gen); ok {
 			return unpackLookup(d, bt), nil
 		}
 	}
@@ -45,7 +59,7 @@ func (p *Pool) Find(dev, vblock uint64) (Lookup, error) {
 	}
 	bt := binary.LittleEndian.Uint64(v[:])
 	if cacheable {
-		p.cache.fill(ck, bt, d.gen)
+		p.cache.fill(ck, bt, gen)
 	}
 	return unpackLookup(d, bt), nil
 }
@@ -53,6 +67,11 @@ func (p *Pool) Find(dev, vblock uint64) (Lookup, error) {
 func unpackLookup(d *device, v uint64) Lookup {
 	b, t := UnpackBlockTime(v)
 	return Lookup{DataBlock: b, Time: t, Shared: d.SnapshottedTime > t}
+}
+
+func unpackView(d *deviceView, v uint64) Lookup {
+	b, t := UnpackBlockTime(v)
+	return Lookup{DataBlock: b, Time: t, Shared: d.snapshottedTime.Load() > t}
 }
 
 // FindNext returns the first mapped block at or after vblock.
@@ -143,7 +162,7 @@ func (p *Pool) Insert(dev, vblock, dataBlock uint64) error {
 		d.MappedBlocks++
 	}
 	if ck, ok := cacheKey(dev, vblock); ok {
-		p.cache.set(ck, binary.LittleEndian.Uint64(v[:]), d.gen)
+		p.cache.set(ck, binary.LittleEndian.Uint64(v[:]), d.view.gen.Load())
 	}
 	return nil
 }
@@ -192,7 +211,7 @@ func (p *Pool) RemoveRange(dev, begin, end uint64) (uint64, error) {
 	if begin >= end {
 		return 0, nil
 	}
-	d.gen = newGen() // every cached mapping of the device goes
+	d.view.gen.Store(newGen()) // every cached mapping of the device goes
 	// Work on the device's own tree: take it out of the top level
 	// (keeping a reference so it survives), prune it, put it back.
 	var v [8]byte

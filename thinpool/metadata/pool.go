@@ -3,6 +3,7 @@ package metadata
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/thind-storage/thind/bm"
 	"github.com/thind-storage/thind/btree"
@@ -51,13 +52,21 @@ type Pool struct {
 	metaThresholdFn func()
 
 	cache *lookupCache
+	views atomic.Pointer[map[uint64]*deviceView] // for lock-free lookups
 }
 
 // device is the in-core state of a thin device (struct dm_thin_device).
 type device struct {
 	DeviceDetails
 	changed bool
-	gen     uint64 // lookup cache generation: moves on when mappings go in bulk
+	view    *deviceView
+}
+
+func newDevice(d DeviceDetails, changed bool) *device {
+	v := &deviceView{}
+	v.gen.Store(newGen())
+	v.snapshottedTime.Store(d.SnapshottedTime)
+	return &device{DeviceDetails: d, changed: changed, view: v}
 }
 
 // Create formats nrMetaBlocks blocks of dev as an empty pool with data
@@ -205,13 +214,14 @@ func (p *Pool) beginTransaction() error {
 	p.heldRootPending = false
 	devices := map[uint64]*device{}
 	err = btree.Walk(&p.tr.details, p.detailsRoot, func(keys []uint64, v []byte) error {
-		devices[keys[0]] = &device{DeviceDetails: DecodeDeviceDetails(v), gen: newGen()}
+		devices[keys[0]] = newDevice(DecodeDeviceDetails(v), false)
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("device details: %w", err)
 	}
 	p.devices = devices
+	p.publishViews()
 	return nil
 }
 
@@ -310,6 +320,7 @@ func (p *Pool) abort() error {
 	p.bm.Forget()
 	if err := p.open(); err != nil {
 		p.failed = true
+		p.publishViews()
 		return fmt.Errorf("reopening after abort: %w", err)
 	}
 	return nil
@@ -324,6 +335,7 @@ func (p *Pool) Close() error {
 		err = p.commit()
 	}
 	p.failed = true
+	p.publishViews()
 	if cerr := p.bm.Close(); err == nil {
 		err = cerr
 	}
