@@ -3,7 +3,6 @@ package nbd
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -16,19 +15,19 @@ import (
 
 // transmission runs the transmission phase of one connection:
 //
-//	reader ──work──► workers (Options.Workers) ──replies──► writer
-//	   ▲                                                      │
-//	   └──────────────── free request slots ◄─────────────────┘
+//	reader ──work──► workers (Options.Workers) ──► replyWriter
+//	   ▲                                                │
+//	   └──────────── free request slots ◄───────────────┘
 //
 // The reader parses and validates requests in order, reading WRITE
 // payloads into pooled buffers. It takes a request slot before each header
 // and budget bytes before each payload or READ buffer, so a full pipeline
 // stops it reading from the socket (backpressure). Workers run requests
-// against the backend concurrently and build each complete reply. The
-// writer alone writes to the socket: a reply goes out whole, its chunks
-// contiguous, in completion order, batched with whatever other replies are
-// ready into one writev. Once written, the writer releases the buffer and
-// budget and returns the slot.
+// against the backend concurrently and build each complete reply. One
+// worker at a time writes to the socket (replyWriter): a reply goes out
+// whole, its chunks contiguous, in completion order, batched with whatever
+// other replies are ready into one writev. Once written, the writer
+// releases the buffer and budget and returns the slot.
 type transmission struct {
 	c     *conn
 	be    Backend
@@ -46,10 +45,10 @@ type transmission struct {
 	baseAlloc  bool
 	maxExtents int
 
-	free    chan *request
-	work    chan *request
-	replies chan *request
-	budget  *budget
+	free   chan *request
+	work   chan *request
+	rw     *replyWriter
+	budget *budget
 
 	abortOnce sync.Once
 	abort     chan struct{}      // closed when the socket is dead
@@ -77,13 +76,13 @@ func newTransmission(c *conn, s *session) *transmission {
 		maxExtents: o.MaxExtents,
 		free:       make(chan *request, o.MaxInFlight),
 		work:       make(chan *request, o.MaxInFlight),
-		replies:    make(chan *request, o.MaxInFlight),
 		budget:     newBudget(o.BufferBudget),
 		abort:      make(chan struct{}),
 	}
 	for range o.MaxInFlight {
 		t.free <- &request{hdr: make([]byte, 0, 128), out: make([][]byte, 0, 4)}
 	}
+	t.rw = newReplyWriter(t)
 	return t
 }
 
@@ -106,15 +105,10 @@ func (t *transmission) run(ctx context.Context) {
 		workers.Go(func() {
 			for r := range t.work {
 				t.execute(ctx, r)
-				t.replies <- r
+				t.rw.send(r)
 			}
 		})
 	}
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		t.writer()
-	}()
 
 	if err := t.read(); err != nil {
 		// A broken stream or socket: a hard disconnect, so work for
@@ -123,9 +117,8 @@ func (t *transmission) run(ctx context.Context) {
 		t.cancel()
 	}
 	close(t.work)
+	// The last worker to write sends every reply still queued.
 	workers.Wait()
-	close(t.replies)
-	<-writerDone
 }
 
 // errDisconnect is the reader's clean end: DISC, EOF at a request
@@ -236,78 +229,6 @@ func (t *transmission) releaseBuf(r *request) {
 
 // maxBatch caps the replies gathered into one writev.
 const maxBatch = 64
-
-// writer owns the socket's write side until replies is closed.
-func (t *transmission) writer() {
-	var (
-		batch = make([]*request, 0, maxBatch)
-		// vb keeps the backing array: WriteTo consumes the slice it
-		// is called on, so it gets a copy of the header, vec.
-		vb   = make([][]byte, 0, 4*maxBatch)
-		vec  net.Buffers
-		bw   *bufio.Writer
-		dead bool
-	)
-	// net.Buffers becomes one writev on plain sockets; TLS has no
-	// vectored write, so coalesce records through a buffer instead.
-	if _, ok := t.c.nc.(*tls.Conn); ok {
-		bw = bufio.NewWriterSize(t.c.nc, 256<<10)
-	}
-	for r := range t.replies {
-		batch = append(batch[:0], r)
-	gather:
-		for len(batch) < maxBatch {
-			select {
-			case r2, ok := <-t.replies:
-				if !ok {
-					break gather
-				}
-				batch = append(batch, r2)
-			default:
-				break gather
-			}
-		}
-		// Count the requests before their replies leave, so a client
-		// that has its reply sees it in Stats. Latency runs from the
-		// request header to the reply handed to the socket.
-		now := time.Now()
-		for _, r := range batch {
-			t.stats.record(r.Type, r.errno, t.statBytes(r), now.Sub(r.start))
-		}
-		if !dead {
-			var err error
-			if bw != nil {
-				for _, r := range batch {
-					for _, b := range r.out {
-						bw.Write(b)
-					}
-				}
-				err = bw.Flush()
-			} else {
-				vb = vb[:0]
-				for _, r := range batch {
-					vb = append(vb, r.out...)
-				}
-				vec = vb
-				_, err = vec.WriteTo(t.c.nc)
-			}
-			if err != nil {
-				dead = true
-				t.c.log.Debug("nbd: write failed", "err", err)
-				t.abortOnce.Do(func() {
-					close(t.abort)
-					t.cancel()
-					t.c.nc.Close() // unblocks the reader
-				})
-			}
-		}
-		for _, r := range batch {
-			t.releaseBuf(r)
-			r.out = r.out[:0]
-			t.free <- r
-		}
-	}
-}
 
 // statBytes is the byte count a request contributes to statistics.
 func (t *transmission) statBytes(r *request) uint64 {
