@@ -119,7 +119,11 @@ func runToolErr(t testing.TB, name, pkg string, args ...string) (string, string,
 	cmd.Dir = t.TempDir()
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
+	start := time.Now()
 	err := cmd.Run()
+	if took := time.Since(start); took > 2*time.Second {
+		t.Logf("%s %.60s took %v", name, strings.Join(args, " "), took.Round(time.Millisecond))
+	}
 	return out.String(), errOut.String(), err
 }
 
