@@ -221,6 +221,20 @@ func (p *Pool) UnmapBlocks(ctx context.Context, id, begin, end uint64) (uint64, 
 		t.writes.RLock()
 		defer t.writes.RUnlock()
 	}
+	// Callers pass end = MaxUint64 for "to the end" (the catalog does
+	// when a volume shrinks): stop at the highest mapped block instead of
+	// visiting every empty chunk up to 2^64.
+	high, mapped, err := p.md.HighestMappedBlock(id)
+	if err != nil {
+		return 0, err
+	}
+	if !mapped {
+		return 0, nil
+	}
+	end = min(end, high+1)
+	if begin >= end {
+		return 0, nil
+	}
 	if err := t.unmapBlocks(ctx, begin, end); err != nil {
 		return 0, err
 	}
