@@ -34,6 +34,7 @@ func TestCLIErrorsAreOneClearLine(t *testing.T) {
 		{"a negative size", []string{"volume", "create", "x", "--size", "-1"}, `size "-1"`},
 		{"a size of zero", []string{"volume", "create", "x", "--size", "0"}, "size: invalid volume field: zero"},
 		{"an overflowing size", []string{"volume", "create", "x", "--size", "99999999999999999999"}, `size "99999999999999999999" is too large`},
+		{"a size not a multiple of 512", []string{"volume", "create", "x", "--size", "1000"}, "1000 bytes is not a multiple of 512"},
 		{"a resize to zero", []string{"volume", "resize", "vol", "--size", "0"}, "invalid volume field: zero"},
 		{"a bad name", []string{"volume", "create", "a/b", "--size", "1M"}, `"a/b": byte 1 ('/') is not`},
 		{"an existing name", []string{"volume", "create", "vol", "--size", "1M"}, `create volume "vol": volume already exists`},
