@@ -60,6 +60,7 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	code := m.Run()
+	http.DefaultClient.CloseIdleConnections()
 	if code == 0 {
 		if err := goleak.Find(); err != nil {
 			fmt.Fprintf(os.Stderr, "goroutines leaked: %v\n", err)
