@@ -1,6 +1,7 @@
 package test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -248,5 +249,33 @@ func TestFlushedDataSurvivesKill9(t *testing.T) {
 		if strings.Contains(out, "failed") || strings.Count(out, "read ") != len(tc.cmds) {
 			t.Errorf("%s after kill -9:\n%s", tc.vol, out)
 		}
+	}
+}
+
+func TestSIGTERMWithAClientConnectedCommitsItsWrites(t *testing.T) {
+	d := startDaemon(t)
+	d.mustCLI("volume", "create", "graceful", "--size", "16M")
+	c := d.dial(t, "graceful")
+	buf := make([]byte, 192<<10)
+	for i := range buf {
+		buf[i] = byte(i / 4096)
+	}
+	// Acknowledged, never flushed.
+	if err := c.pwrite(buf, 1<<20, 0); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	d.stop() // SIGTERM, exit status 0, with the client still connected
+	t.Logf("thind stopped in %v with a client connected", time.Since(start).Round(time.Millisecond))
+	if err := c.pread(make([]byte, 512), 0); err == nil {
+		t.Error("the client is still served after thind stopped")
+	}
+	d.start()
+	got := make([]byte, len(buf))
+	if err := d.dial(t, "graceful").pread(got, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, buf) {
+		t.Error("a write acknowledged before SIGTERM is lost: the graceful stop did not commit it")
 	}
 }
