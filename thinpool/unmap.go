@@ -62,11 +62,14 @@ func (t *Thin) unmapBlocks(ctx context.Context, begin, end uint64) error {
 			}
 		}
 	}
-	if freed > 0 && Mode(p.mode.Load()) == ModeOutOfDataSpace {
-		// Freed blocks become allocatable at the next commit.
-		if err := p.Commit(ctx); err == nil {
-			p.signalSpace()
-		}
+	if freed > 0 && Mode(p.mode.Load()) == ModeOutOfDataSpace && p.hold.TryLock() {
+		// Freed blocks become allocatable at the next commit, which
+		// wakes the writes waiting for space. Someone holding commits
+		// (a catalog operation deleting or shrinking a volume, maybe
+		// this very caller) makes that commit itself: waiting for the
+		// committer here would wait for the hold, for ever.
+		p.commitNow()
+		p.hold.Unlock()
 	}
 	return nil
 }
