@@ -279,3 +279,94 @@ func TestSIGTERMWithAClientConnectedCommitsItsWrites(t *testing.T) {
 		t.Error("a write acknowledged before SIGTERM is lost: the graceful stop did not commit it")
 	}
 }
+
+// TestKill9DuringWritesKeepsWhatWasFlushed: eight writers stamp a volume
+// while a ninth connection flushes in a loop; thind is killed at a random
+// moment. Every write answered before the last answered flush was sent
+// must be on disk after the restart; each slot holds that write or a
+// later one, whole; and the killed pool's metadata passes the checkers.
+func TestKill9DuringWritesKeepsWhatWasFlushed(t *testing.T) {
+	d := startDaemon(t)
+	d.mustCLI("volume", "create", "crash", "--size", fmt.Sprint(snapSlots*slotSize))
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 9))
+	conns := make([]*nbdClient, 4)
+	for i := range conns {
+		conns[i] = d.dial(t, "crash")
+	}
+	fc := d.dial(t, "crash")
+	sw := startStampWriters(t, conns, seed)
+
+	// The flusher: lastFlush is the send time of the last flush answered.
+	flushed := make(chan time.Time, 1<<16)
+	flusherDone := make(chan struct{})
+	go func() {
+		defer close(flusherDone)
+		for {
+			sent := time.Now()
+			if err := fc.flush(); err != nil {
+				return
+			}
+			flushed <- sent
+		}
+	}()
+	sw.waitWrites(t, int64(2000+rng.IntN(3000)), true)
+	time.Sleep(time.Duration(rng.IntN(20)) * time.Millisecond) // the kill moment, not a wait for a condition
+	d.kill()
+	sw.stopAll()
+	<-flusherDone
+	var lastFlush time.Time
+	nflush := 0
+	for len(flushed) > 0 {
+		lastFlush = <-flushed
+		nflush++
+	}
+	if nflush == 0 {
+		t.Fatal("no flush was answered before the kill")
+	}
+	checkStoppedPool(t, d)
+	d.start()
+
+	img := make([]byte, snapSlots*slotSize)
+	c := d.dial(t, "crash")
+	for off := 0; off < len(img); off += 1 << 20 {
+		if err := c.pread(img[off:off+1<<20], uint64(off)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bySlot := map[uint64][]stampedWrite{}
+	durable, later := 0, 0
+	for _, l := range sw.logs {
+		for _, r := range l {
+			bySlot[r.slot] = append(bySlot[r.slot], r)
+			if !r.failed && r.done.Before(lastFlush) {
+				durable++
+			} else {
+				later++
+			}
+		}
+	}
+	t.Logf("%d flushes; %d writes durable by the last one, %d after it or unanswered", nflush, durable, later)
+	bad := 0
+	for slot := uint64(0); slot < snapSlots; slot++ {
+		_, seq, ok := readStamp(t, "after kill -9", slot, img[slot*slotSize:(slot+1)*slotSize])
+		if !ok {
+			seq = 0
+		}
+		allowed := map[uint64]bool{}
+		var last uint64
+		for _, r := range bySlot[slot] {
+			if !r.failed && r.done.Before(lastFlush) {
+				last = r.seq
+			} else {
+				allowed[r.seq] = true
+			}
+		}
+		allowed[last] = true
+		if !allowed[seq] && bad < 10 {
+			bad++
+			t.Errorf("slot %d holds write %d; the last flushed was %d (later ones allowed: %v)", slot, seq, last, allowed)
+		}
+	}
+}

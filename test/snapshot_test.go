@@ -29,6 +29,7 @@ const (
 type stampedWrite struct {
 	slot, seq  uint64
 	sent, done time.Time
+	failed     bool // no answer: the daemon was killed
 }
 
 // stamp fills b with the content of write seq of writer w to slot.
@@ -113,6 +114,95 @@ func checkOneInstant(t *testing.T, name string, img []byte, logs [][]stampedWrit
 	}
 }
 
+// stampWriters are the writers of the snapshot and crash tests: writer w
+// owns the slots with slot % writers == w and has one write in flight at
+// a time, so each slot's writes are ordered. logs[w] holds writer w's
+// writes in order, seq i+1 at index i; a write that failed (the daemon
+// was killed) is logged too, with failed set.
+type stampWriters struct {
+	logs      [][]stampedWrite
+	completed atomic.Int64
+	stop      chan struct{}
+	errs      chan error
+	wg        sync.WaitGroup
+}
+
+func startStampWriters(t *testing.T, conns []*nbdClient, seed uint64) *stampWriters {
+	sw := &stampWriters{logs: make([][]stampedWrite, writers), stop: make(chan struct{}), errs: make(chan error, writers)}
+	for w := range writers {
+		sw.wg.Add(1)
+		go func() {
+			defer sw.wg.Done()
+			c := conns[w%len(conns)]
+			rng := rand.New(rand.NewPCG(seed, uint64(w)))
+			buf := make([]byte, slotSize)
+			for seq := uint64(1); ; seq++ {
+				select {
+				case <-sw.stop:
+					return
+				default:
+				}
+				// Half the writes go to a hot tenth of the writer's
+				// slots, so slots are rewritten often.
+				n := uint64(snapSlots / writers)
+				if rng.IntN(2) == 0 {
+					n /= 10
+				}
+				slot := rng.Uint64N(n)*writers + uint64(w)
+				stamp(buf, slot, uint64(w), seq)
+				rec := stampedWrite{slot: slot, seq: seq, sent: time.Now()}
+				var err error
+				if rng.IntN(50) == 0 {
+					err = c.pwrite(buf, slot*slotSize, nbdFlagFUA)
+				} else {
+					err = c.pwrite(buf, slot*slotSize, 0)
+				}
+				rec.done = time.Now()
+				if err != nil {
+					rec.failed = true
+					sw.logs[w] = append(sw.logs[w], rec)
+					sw.errs <- fmt.Errorf("writer %d, write %d to slot %d: %w", w, seq, slot, err)
+					return
+				}
+				sw.logs[w] = append(sw.logs[w], rec)
+				sw.completed.Add(1)
+			}
+		}()
+	}
+	t.Cleanup(sw.stopAll)
+	return sw
+}
+
+// stopAll stops the writers and waits for them.
+func (sw *stampWriters) stopAll() {
+	select {
+	case <-sw.stop:
+	default:
+		close(sw.stop)
+	}
+	sw.wg.Wait()
+}
+
+// waitWrites waits for n more writes to complete; with failFast, a
+// writer's error fails the test.
+func (sw *stampWriters) waitWrites(t *testing.T, n int64, failFast bool) {
+	t.Helper()
+	target := sw.completed.Load() + n
+	waitFor(t, "writes", 2*time.Minute, func() error {
+		if failFast {
+			select {
+			case err := <-sw.errs:
+				t.Fatal(err)
+			default:
+			}
+		}
+		if got := sw.completed.Load(); got < target {
+			return fmt.Errorf("%d of %d writes done", got, target)
+		}
+		return nil
+	})
+}
+
 // snapWindow is one snapshot and the time the CLI call took.
 type snapWindow struct {
 	name   string
@@ -129,74 +219,11 @@ func TestSnapshotWhileWritingHoldsExactlyTheDataAsOfTheSnapshot(t *testing.T) {
 	for i := range conns {
 		conns[i] = d.dial(t, "origin")
 	}
-	logs := make([][]stampedWrite, writers)
-	var completed atomic.Int64
-	stop := make(chan struct{})
-	errs := make(chan error, writers)
-	var wg sync.WaitGroup
-	for w := range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c := conns[w%len(conns)]
-			rng := rand.New(rand.NewPCG(seed, uint64(w)))
-			buf := make([]byte, slotSize)
-			for seq := uint64(1); ; seq++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				// Slots owned by this writer: slot % writers == w. Half the
-				// writes go to a hot tenth of them, so slots are rewritten
-				// around each snapshot.
-				n := uint64(snapSlots / writers)
-				if rng.IntN(2) == 0 {
-					n /= 10
-				}
-				slot := rng.Uint64N(n)*writers + uint64(w)
-				stamp(buf, slot, uint64(w), seq)
-				rec := stampedWrite{slot: slot, seq: seq, sent: time.Now()}
-				var err error
-				if rng.IntN(50) == 0 {
-					err = c.pwrite(buf, slot*slotSize, nbdFlagFUA)
-				} else {
-					err = c.pwrite(buf, slot*slotSize, 0)
-				}
-				rec.done = time.Now()
-				if err != nil {
-					errs <- fmt.Errorf("writer %d, write %d to slot %d: %w", w, seq, slot, err)
-					return
-				}
-				logs[w] = append(logs[w], rec)
-				completed.Add(1)
-			}
-		}()
-	}
-	stopWriters := func() {
-		select {
-		case <-stop:
-		default:
-			close(stop)
-		}
-		wg.Wait()
-	}
-	t.Cleanup(stopWriters)
-
+	sw := startStampWriters(t, conns, seed)
+	logs := sw.logs
 	waitWrites := func(n int64) {
 		t.Helper()
-		target := completed.Load() + n
-		waitFor(t, "writes", 2*time.Minute, func() error {
-			select {
-			case err := <-errs:
-				t.Fatal(err)
-			default:
-			}
-			if got := completed.Load(); got < target {
-				return fmt.Errorf("%d of %d writes done", got, target)
-			}
-			return nil
-		})
+		sw.waitWrites(t, n, true)
 	}
 	var snaps []snapWindow
 	for i := range 3 {
@@ -208,16 +235,16 @@ func TestSnapshotWhileWritingHoldsExactlyTheDataAsOfTheSnapshot(t *testing.T) {
 		snaps = append(snaps, s)
 	}
 	waitWrites(1500)
-	stopWriters()
+	sw.stopAll()
 	select {
-	case err := <-errs:
+	case err := <-sw.errs:
 		t.Fatal(err)
 	default:
 	}
 	for _, c := range conns {
 		c.close()
 	}
-	t.Logf("%d writes in all", completed.Load())
+	t.Logf("%d writes in all", sw.completed.Load())
 
 	// Each slot's writes, in order.
 	bySlot := make(map[uint64][]stampedWrite)
