@@ -60,7 +60,7 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	code := m.Run()
-	http.DefaultClient.CloseIdleConnections()
+	httpClient.CloseIdleConnections()
 	if code == 0 {
 		if err := goleak.Find(); err != nil {
 			fmt.Fprintf(os.Stderr, "goroutines leaked: %v\n", err)
@@ -93,6 +93,10 @@ func needTool(t testing.TB, name, pkg string) string {
 	}
 	return p
 }
+
+// httpClient talks to thind's metrics and Prometheus: a hung server
+// fails the test instead of hanging it.
+var httpClient = &http.Client{Timeout: 30 * time.Second}
 
 // toolTimeout bounds one tool run: a hung tool fails the test.
 const toolTimeout = 3 * time.Minute
@@ -354,7 +358,7 @@ func (d *daemon) ready() error {
 	if err := d.control("GET", "/v1/pool", nil, &st); err != nil {
 		return err
 	}
-	resp, err := http.Get("http://" + d.metrics + "/metrics")
+	resp, err := httpClient.Get("http://" + d.metrics + "/metrics")
 	if err != nil {
 		return err
 	}
@@ -545,7 +549,7 @@ func (d *daemon) volume(name string) volumeJSON {
 // scrape returns the daemon's /metrics text.
 func (d *daemon) scrape() string {
 	d.t.Helper()
-	resp, err := http.Get("http://" + d.metrics + "/metrics")
+	resp, err := httpClient.Get("http://" + d.metrics + "/metrics")
 	if err != nil {
 		d.t.Fatal(err)
 	}

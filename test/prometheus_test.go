@@ -18,7 +18,7 @@ import (
 
 // httpGet returns the body of a 200 answer.
 func httpGet(u string) (string, error) {
-	resp, err := http.Get(u)
+	resp, err := httpClient.Get(u)
 	if err != nil {
 		return "", err
 	}
