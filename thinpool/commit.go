@@ -132,6 +132,9 @@ func (p *Pool) commitNow(flushRequested bool) error {
 	// every I/O that may still have them in hand finish.
 	p.waitInFlight()
 	p.runPassdown()
+	if Mode(p.mode.Load()) == ModeOutOfDataSpace && p.md.FreeDataBlocks() > 0 {
+		p.signalSpace() // this commit made freed blocks allocatable
+	}
 	p.st.commits.Add(1)
 	p.st.commitNanos.Add(uint64(time.Since(start)))
 	return nil

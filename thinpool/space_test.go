@@ -2,6 +2,7 @@ package thinpool_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"syscall"
@@ -224,5 +225,68 @@ func TestQueuedWriteResumesWhenSpaceAppears(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("the queued write failed: %v", err)
+	}
+}
+
+// TestDeleteUnderAHoldFreesSpaceForQueuedWrites deletes a device of a
+// full pool while commits are held, as the catalog deletes a volume: the
+// delete must not wait for a commit the hold blocks, and the holder's
+// commit must wake the writes queued for space.
+func TestDeleteUnderAHoldFreesSpaceForQueuedWrites(t *testing.T) {
+	full := make(chan struct{}, 1)
+	cfg := thinpool.Config{NoSpaceTimeout: time.Minute, OnModeChange: func(_, to thinpool.Mode) {
+		if to == thinpool.ModeOutOfDataSpace {
+			select {
+			case full <- struct{}{}:
+			default:
+			}
+		}
+	}}
+	e := newFileEnv(t, 16<<20, 1<<20, cfg)
+	if err := e.pool.CreateThin(1); err != nil {
+		t.Fatal(err)
+	}
+	victim, err := e.pool.OpenThin(1, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := victim.WriteAt(bg, fill(5, 1<<20), 0, true); err != nil {
+		t.Fatal(err)
+	}
+	victim.Close()
+	th := e.thin(2, 16<<20)
+	done := make(chan error, 1)
+	go func() { done <- th.WriteAt(bg, []byte{7}, 4<<20, false) }()
+	select {
+	case <-full:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the pool never went out of space")
+	}
+
+	commit, release := e.pool.HoldCommits()
+	defer release()
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(bg, 20*time.Second)
+	defer cancel()
+	if err := e.pool.DeleteThin(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("DeleteThin under a hold took %v: it waited for a commit the hold blocks", took)
+	}
+	if err := commit(); err != nil {
+		t.Fatal(err)
+	}
+	release()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("the queued write failed: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the queued write was not woken by the commit that freed space")
+	}
+	if m := e.pool.Mode(); m != thinpool.ModeWrite {
+		t.Fatalf("mode %v after the space came back", m)
 	}
 }

@@ -62,11 +62,14 @@ func (t *Thin) unmapBlocks(ctx context.Context, begin, end uint64) error {
 			}
 		}
 	}
-	if freed > 0 && Mode(p.mode.Load()) == ModeOutOfDataSpace {
-		// Freed blocks become allocatable at the next commit.
-		if err := p.Commit(ctx); err == nil {
-			p.signalSpace()
-		}
+	if freed > 0 && Mode(p.mode.Load()) == ModeOutOfDataSpace && p.hold.TryLock() {
+		// Freed blocks become allocatable at the next commit, which
+		// wakes the writes waiting for space. Someone holding commits
+		// (a catalog operation deleting or shrinking a volume, maybe
+		// this very caller) makes that commit itself: waiting for the
+		// committer here would wait for the hold, for ever.
+		p.commitNow()
+		p.hold.Unlock()
 	}
 	return nil
 }
@@ -220,6 +223,20 @@ func (p *Pool) UnmapBlocks(ctx context.Context, id, begin, end uint64) (uint64, 
 	} else {
 		t.writes.RLock()
 		defer t.writes.RUnlock()
+	}
+	// Callers pass end = MaxUint64 for "to the end" (the catalog does
+	// when a volume shrinks): stop at the highest mapped block instead of
+	// visiting every empty chunk up to 2^64.
+	high, mapped, err := p.md.HighestMappedBlock(id)
+	if err != nil {
+		return 0, err
+	}
+	if !mapped {
+		return 0, nil
+	}
+	end = min(end, high+1)
+	if begin >= end {
+		return 0, nil
 	}
 	if err := t.unmapBlocks(ctx, begin, end); err != nil {
 		return 0, err
