@@ -96,3 +96,74 @@ part1() {
 	hstep thind-A-alive bash -c "kill -0 \$(cat '$w/srv/A/pid')"
 }
 part nbd part1
+
+# ---------------------------------------------------------------------------- 2. kernel
+b_thin_bytes=$((512 << 20))
+part2() {
+	local vols pool log=$VM_LOGS/thind-kernel.log
+	vols=$(thind_cli A volume list --json)
+	pool=$(thind_cli A pool status --json)
+	vol() { jq -r --arg n "$1" ".[] | select(.name == \$n) | .$2" <<<"$vols"; }
+	pst() { jq -r ".$1" <<<"$pool"; }
+	# What thind reports is what the kernel must find (ids, usage, transaction id).
+	hstep stop-A thind_stop A
+	hstep thin_check-A thin_check "$w/a/metadata"
+	hstep thind-meta-check-A "$THIND" meta check "$w/a/metadata"
+	mkdir -p "$w/b"
+	truncate -s 64M "$w/b/metadata" # all zeros: the kernel formats it
+	truncate -s 1G "$w/b/data"
+	vm_boot -t 600 -m dm-thin-pool -d ameta="$w/a/metadata" -d adata="$w/a/data" \
+		-d bmeta="$w/b/metadata" -d bdata="$w/b/data" \
+		-e "VOL_BYTES=$vol_bytes" -e "B_THIN_BYTES=$b_thin_bytes" \
+		-e "A_DEFAULT_ID=$(vol default dev_id)" -e "A_SNAP_ID=$(vol snap1 dev_id)" \
+		-e "A_DEFAULT_MAPPED=$(vol default mapped_blocks)" -e "A_SNAP_MAPPED=$(vol snap1 mapped_blocks)" \
+		-e "A_BLOCK_SECTORS=$(($(pst block_size) / 512))" -e "A_TXID=$(pst transaction_id)" \
+		-e "A_DATA_BLOCKS=$(pst data_blocks)" -e "A_DATA_USED=$(pst data_blocks_used)" \
+		-e "A_META_BLOCKS=$(pst metadata_blocks)" -e "A_META_USED=$(pst metadata_blocks_used)" \
+		-f "$glib" -f "$w/out1/origin.sums=/vmtest/origin.sums" -f "$w/out1/snap.sums=/vmtest/snap.sums" \
+		-o "$w/out2" -l "$log" "$here/thind/kernel.guest.sh"
+	collect "$log"
+	hstep thin_check-A-after-kernel thin_check "$w/a/metadata"
+	hstep thind-meta-check-A-after-kernel "$THIND" meta check "$w/a/metadata"
+	hstep thin_check-B thin_check "$w/b/metadata"
+	hstep thind-meta-check-B "$THIND" meta check "$w/b/metadata"
+	# dm-thin keeps no device size: thind sizes an adopted device by its highest mapped block.
+	local high
+	high=$(thin_dump "$w/b/metadata" | awk '
+		/<device / { dev = $0; sub(/.*dev_id="/, "", dev); sub(/".*/, "", dev) }
+		dev == 1 && /origin_block="/ { b = $0; sub(/.*origin_block="/, "", b); sub(/".*/, "", b); if (b + 0 > m) m = b + 0 }
+		dev == 1 && /origin_begin="/ { b = $0; sub(/.*origin_begin="/, "", b); sub(/".*/, "", b)
+			l = $0; sub(/.*length="/, "", l); sub(/".*/, "", l); if (b + l - 1 > m) m = b + l - 1 }
+		END { print m + 0 }')
+	hstep B-highest-mapped-block-is-last [ $(((high + 1) * 65536)) = "$b_thin_bytes" ]
+}
+part kernel part2
+
+# ---------------------------------------------------------------------------- 3. reread
+part3() {
+	local log=$VM_LOGS/thind-reread.log vols k
+	k=$w/out2/kernel.txt
+	hstep start-A thind_start A
+	vols=$(thind_cli A volume list --json)
+	hstep A-volumes-kept [ "$(jq -r '[.[].name] | sort | join(",")' <<<"$vols")" = default,snap1 ]
+	hstep A-default-mapped-as-kernel [ "$(jq -r '.[] | select(.name == "default") | .mapped_blocks * 128' <<<"$vols")" = "$(awk '$1 == "default_mapped_sectors" { print $2 }' "$k")" ]
+	hstep A-snap1-mapped-as-kernel [ "$(jq -r '.[] | select(.name == "snap1") | .mapped_blocks * 128' <<<"$vols")" = "$(awk '$1 == "snap1_mapped_sectors" { print $2 }' "$k")" ]
+	hstep A-data-used-as-kernel [ "$(thind_cli A pool status --json | jq -r '"\(.data_blocks_used)/\(.data_blocks)"')" = "$(awk '$1 == "poolA_data" { print $2 }' "$k")" ]
+	hstep start-B thind_new B "$w/b"
+	vols=$(thind_cli B volume list --json)
+	hstep B-adopted-orphan-1 [ "$(jq -r '[.[] | "\(.name) \(.dev_id) \(.size)"] | join(",")' <<<"$vols")" = "orphan-1 1 $b_thin_bytes" ]
+	thind_cli B volume list
+	vm_boot -t 600 -m nbd -e "A_PORT=$(srv_get A port)" -e "B_PORT=$(srv_get B port)" \
+		-e "VOL_BYTES=$vol_bytes" -e "B_THIN_BYTES=$b_thin_bytes" -f "$glib" \
+		-f "$w/out2/origin2.sums=/vmtest/origin2.sums" -f "$w/out1/snap.sums=/vmtest/snap.sums" \
+		-f "$w/out2/b.sums=/vmtest/b.sums" -f "$w/out2/b-marker.sum=/vmtest/b-marker.sum" \
+		-l "$log" "$here/thind/reread.guest.sh"
+	collect "$log"
+	hstep stop-A-final thind_stop A
+	hstep stop-B-final thind_stop B
+	hstep thin_check-A-final thin_check "$w/a/metadata"
+	hstep thin_check-B-final thin_check "$w/b/metadata"
+	hstep thind-meta-check-A-final "$THIND" meta check "$w/a/metadata"
+	hstep thind-meta-check-B-final "$THIND" meta check "$w/b/metadata"
+}
+part reread part3

@@ -36,7 +36,8 @@ thind_new() {
 	echo "$pool" >"$s/pool"
 	free_port >"$s/port"
 	free_port >"$s/mport"
-	printf '%s\n' "$@" >"$s/args"
+	: >"$s/args"
+	[ $# -eq 0 ] || printf '%s\n' "$@" >"$s/args"
 	thind_start "$name"
 }
 

@@ -1,0 +1,49 @@
+# shellcheck shell=bash
+# test/vm/thind/reread.guest.sh : part 3 of the thind VM suite. thind serves again the pool the
+# kernel changed (server A at $A_PORT: default, snap1) and the pool the kernel made (server B at
+# $B_PORT: its thin device 1 adopted as orphan-1); everything the kernel wrote reads back
+# through NBD (checksums from part 2 in /vmtest/*.sums), and thind writes to the kernel's pool.
+# shellcheck source=../guest/lib.sh
+. /vmtest/lib.sh
+# shellcheck source=guest-lib.sh
+. /vmtest/thind-lib.sh
+vol_sectors=$((VOL_BYTES / 512))
+mkdir -p /snap /b
+
+# ------------------------------------------------------------------ pool A after the kernel's writes
+step connect-default nbd-client $S "$A_PORT" /dev/nbd0 -N default -b 4096
+wait_for nbd0-up 10 size_is nbd0 "$vol_sectors"
+step e2fsck-default e2fsck -fn /dev/nbd0
+step mount-default mount /dev/nbd0 /mnt
+step default-has-kernel-writes verify /mnt /vmtest/origin2.sums
+step connect-snap1 nbd-client $S "$A_PORT" /dev/nbd1 -N snap1 -b 4096 -R
+wait_for nbd1-up 10 size_is nbd1 "$vol_sectors"
+step mount-snap1 mount -o ro /dev/nbd1 /snap
+step snap1-as-of-snapshot verify /snap /vmtest/snap.sums
+step umount-snap1 umount /snap
+step disconnect-snap1 nbd-client -d /dev/nbd1
+step umount-default umount /mnt
+step disconnect-default nbd-client -d /dev/nbd0
+
+# ------------------------------------------------------------------ pool B, made by the kernel
+step connect-orphan nbd-client $S "$B_PORT" /dev/nbd2 -N orphan-1 -b 4096
+wait_for nbd2-up 10 size_is nbd2 $((B_THIN_BYTES / 512))
+bytes=$(blockdev --getsize64 /dev/nbd2)
+check_eq orphan-size "$B_THIN_BYTES" "$bytes"
+step e2fsck-orphan e2fsck -fn /dev/nbd2
+step mount-orphan mount /dev/nbd2 /b
+step orphan-has-kernel-files verify /b /vmtest/b.sums
+marker=$(dd if=/dev/nbd2 bs=64k skip=$((B_THIN_BYTES / 65536 - 1)) count=1 iflag=direct status=none | sha256sum | cut -d' ' -f1)
+want=$(cat /vmtest/b-marker.sum)
+check_eq orphan-last-block-marker "$want" "$marker"
+# thind writes into the kernel's pool too (the host checks it with thin_check afterwards)
+step write-orphan make_files /b/thind 2 4
+step syncfs-orphan sync -f /b
+step sums-orphan sums /b /tmp/b2.sums
+step umount-orphan umount /b
+step drop-caches-orphan drop_caches /dev/nbd2
+step remount-orphan mount /dev/nbd2 /b
+step verify-orphan verify /b /tmp/b2.sums
+step umount-orphan-2 umount /b
+step e2fsck-orphan-after e2fsck -fn /dev/nbd2
+step disconnect-orphan nbd-client -d /dev/nbd2
