@@ -64,12 +64,11 @@ part() {
 	"$@"
 	times+=("$(printf 'part %-8s %4ds' "$name" $((SECONDS - t0)))")
 }
-collect() { # collect LOG : MEASURED lines of a console log
-	local l
+collect() { # collect LOG : the boot time and the MEASURED lines of a console log
+	local l b
+	b=$(sed -n 's/^STEP boot ok \([0-9.]*\)s since kernel start.*/\1/p' "$1" | head -n 1)
+	times+=("  boot $(basename "$1" .log): kernel start -> test script ${b}s")
 	while IFS= read -r l; do measured+=("${l#MEASURED }"); done < <(grep -a '^MEASURED ' "$1" || true)
-}
-boot_time() { # boot_time LOG : the guest's "STEP boot ok N.NNs since kernel start"
-	sed -n 's/^STEP boot ok \([0-9.]*\)s since kernel start.*/\1/p' "$1" | head -n 1
 }
 
 # ---------------------------------------------------------------------------- build
@@ -91,7 +90,6 @@ part1() {
 	vm_boot -t 900 -m nbd -c "$ctl" -e "NBD_PORT=$(srv_get A port)" -e "VOL_BYTES=$vol_bytes" \
 		-f "$THIND" -f "$glib" -o "$w/out1" -l "$log" "$here/thind/nbd.guest.sh"
 	collect "$log"
-	times+=("boot (kernel start -> test script) $(boot_time "$log")s")
 	hstep out1 test -s "$w/out1/origin.sums" -a -s "$w/out1/snap.sums"
 	hstep thind-A-alive bash -c "kill -0 \$(cat '$w/srv/A/pid')"
 }
@@ -151,12 +149,13 @@ part3() {
 	hstep A-data-used-as-kernel [ "$(thind_cli A pool status --json | jq -r '"\(.data_blocks_used)/\(.data_blocks)"')" = "$(awk '$1 == "poolA_data" { print $2 }' "$k")" ]
 	hstep start-B thind_new B "$w/b"
 	vols=$(thind_cli B volume list --json)
-	hstep B-adopted-orphan-1 [ "$(jq -r '[.[] | "\(.name) \(.dev_id) \(.size)"] | join(",")' <<<"$vols")" = "orphan-1 1 $b_thin_bytes" ]
+	hstep B-adopted-orphans [ "$(jq -r '[.[] | "\(.name) \(.dev_id) \(.size)"] | sort | join(",")' <<<"$vols")" = "orphan-1 1 $b_thin_bytes,orphan-2 2 $b_thin_bytes" ]
 	thind_cli B volume list
 	vm_boot -t 600 -m nbd -e "A_PORT=$(srv_get A port)" -e "B_PORT=$(srv_get B port)" \
 		-e "VOL_BYTES=$vol_bytes" -e "B_THIN_BYTES=$b_thin_bytes" -f "$glib" \
 		-f "$w/out2/origin2.sums=/vmtest/origin2.sums" -f "$w/out1/snap.sums=/vmtest/snap.sums" \
-		-f "$w/out2/b.sums=/vmtest/b.sums" -f "$w/out2/b-marker.sum=/vmtest/b-marker.sum" \
+		-f "$w/out2/b.sums=/vmtest/b.sums" -f "$w/out2/b-snap.sums=/vmtest/b-snap.sums" \
+		-f "$w/out2/b-marker.sum=/vmtest/b-marker.sum" \
 		-l "$log" "$here/thind/reread.guest.sh"
 	collect "$log"
 	hstep stop-A-final thind_stop A

@@ -3,7 +3,8 @@
 # pool files (virtio disks ameta, adata; thind stopped) and on a pool of its own made from
 # scratch (bmeta all zeros, bdata). The host passes what thind reported before it stopped
 # (A_* variables) and the checksums part 1 left (/vmtest/origin.sums, /vmtest/snap.sums).
-# Out: origin2.sums (default after the kernel's writes), b.sums, b-marker.sum, kernel.txt.
+# Out: origin2.sums (default after the kernel's writes), b.sums (thin 1), b-snap.sums (thin 2,
+# its snapshot), b-marker.sum, kernel.txt.
 # shellcheck source=../guest/lib.sh
 . /vmtest/lib.sh
 # shellcheck source=guest-lib.sh
@@ -108,6 +109,28 @@ step write-marker dd if=/tmp/marker of=/dev/mapper/thB bs=64k seek=$((B_THIN_BYT
 sha256sum </tmp/marker | cut -d' ' -f1 >/vmtest/out/b-marker.sum
 v=$(field thB 5)
 check_eq thin-1-highest-mapped-is-last $((b_thin_sectors - 1)) "$v"
+
+# The kernel snapshots thin 1 as thin 2 (origin suspended), then changes thin 1: thind adopts
+# both and must keep the sharing the kernel set up (part 3 writes to thin 1 through thind).
+step suspend-thin-1 dmsetup suspend thB
+step create-snap-2 dmsetup message poolB 0 "create_snap 2 1"
+step resume-thin-1 dmsetup resume thB
+cp /vmtest/out/b.sums /vmtest/out/b-snap.sums
+b_change() {
+	dd if=/dev/urandom of=/mnt/b/f1 bs=1M count=2 conv=notrunc status=none
+	rm /mnt/b/small/s1 /mnt/b/small/s2 /mnt/b/small/s3
+	make_files /mnt/b2 2 4
+	sync -f /mnt
+}
+step mount-b-again mount /dev/mapper/thB /mnt
+step change-b b_change
+step sums-b-after-snap sums /mnt /vmtest/out/b.sums
+step umount-b-again umount /mnt
+step snap-2 dmsetup create snB --table "0 $b_thin_sectors thin /dev/mapper/poolB 2"
+step mount-snap-2 mount -o ro /dev/mapper/snB /snap
+step snap-2-as-of-snapshot verify /snap /vmtest/out/b-snap.sums
+step umount-snap-2 umount /snap
+step remove-snap-2 dmsetup remove snB
 step remove-thin-1 dmsetup remove thB
 step remove-poolB dmsetup remove poolB
 left=$(dmsetup ls)

@@ -17,6 +17,8 @@ wait_for nbd0-up 10 size_is nbd0 "$sectors"
 bytes=$(blockdev --getsize64 /dev/nbd0)
 check_eq nbd0-size "$VOL_BYTES" "$bytes"
 wait_for four-connections 10 connections_are "$P" 4
+v=$(vv A default connections)
+check_eq server-counts-4-connections 4 "$v"
 step mkfs-xfs mkfs.xfs -q -f /dev/nbd0
 step mount-xfs mount /dev/nbd0 /mnt
 step write-tree-xfs make_tree /mnt/tree
@@ -54,6 +56,25 @@ step umount-xfs-2 umount /mnt
 # 34 MiB of a pattern at 255 MiB, then discard the 32 MiB in the middle: exactly 512 blocks go,
 # the range reads as zeros, the MiB on either side is intact.
 step pattern dd if=/dev/urandom of=/dev/nbd0 bs=1M seek=255 count=34 oflag=direct status=none
+
+# Discards that do not cover whole 64 KiB blocks, in the pattern's first MiB (block k of it is
+# [k*64K, (k+1)*64K)): [12K, 52K) inside block 0, and [188K, 260K) = the tail of block 2, all of
+# block 3, the head of block 4. Exactly block 3 is unmapped and reads as zeros; every byte
+# outside the two ranges is intact (what the partial ranges read is not promised).
+pat=$(mib 255)
+dd if=/dev/nbd0 of=/tmp/pat0 bs=1M skip=255 count=1 iflag=direct status=none
+mapped0=$(vv A default mapped_blocks)
+step discard-inside-block blkdiscard -f -o $((pat + (12 << 10))) -l $((40 << 10)) /dev/nbd0
+step discard-across-blocks blkdiscard -f -o $((pat + (188 << 10))) -l $((72 << 10)) /dev/nbd0
+mapped1=$(vv A default mapped_blocks)
+check_eq partial-discards-unmap-one-block 1 $((mapped0 - mapped1))
+step drop-caches-partial drop_caches /dev/nbd0
+dd if=/dev/nbd0 of=/tmp/pat1 bs=1M skip=255 count=1 iflag=direct status=none
+same() { cmp -i "$1:$1" -n "$2" /tmp/pat0 /tmp/pat1; } # same OFFSET LEN
+step partial-before-intact same 0 $((12 << 10))
+step partial-between-intact same $((52 << 10)) $((136 << 10))
+step partial-after-intact same $((260 << 10)) $(((1024 - 260) << 10))
+step partial-whole-block-zeros cmp -i $((192 << 10)):0 -n $((64 << 10)) /tmp/pat1 /dev/zero
 before_sum=$(range_sum /dev/nbd0 "$(mib 255)" "$(mib 1)")
 after_sum=$(range_sum /dev/nbd0 "$(mib 288)" "$(mib 1)")
 mapped0=$(vv A default mapped_blocks)
@@ -94,6 +115,7 @@ step all-reads-zeros zero_sample
 step disconnect-4 nbd-client -d /dev/nbd0
 wait_for nbd0-down 10 size_is nbd0 0
 wait_for no-connections 10 connections_are "$P" 0
+wait_for server-counts-0-connections 10 vv_le A default connections 0
 
 # ------------------------------------------------------------------ thind attach (go-nbd client)
 step create-goattach host thind A volume create goattach --size 256M
@@ -101,6 +123,8 @@ step thind-attach thind attach goattach --addr "$S:$P"
 dev=$(sed -n 's|^attached goattach to /dev/\(nbd[0-9]*\)$|\1|p' "$STEP_OUT")
 [ -n "$dev" ] || fail "no device in: $(cat "$STEP_OUT")"
 wait_for "$dev-up" 10 size_is "$dev" $((256 * 2048))
+v=$(vv A goattach connections)
+check_eq attach-server-counts-1-connection 1 "$v"
 q=/sys/block/$dev/queue
 v=$(cat "$q/discard_max_bytes")
 check_ge attach-discard_max_bytes 1 "$v"
@@ -138,12 +162,15 @@ step attach-drop-caches-2 drop_caches "/dev/$dev"
 step attach-reads-zeros is_zero "/dev/$dev" 0 "$(mib 32)"
 step thind-detach thind detach "/dev/$dev"
 wait_for "$dev-down" 10 size_is "$dev" 0
+wait_for attach-server-counts-0 10 vv_le A goattach connections 0 # delete refuses a connected volume
 step delete-goattach host thind A volume delete goattach
 
 # ------------------------------------------------------------------ ext4 over one connection
 step connect-1 nbd-client $S "$P" /dev/nbd0 -N default -b 4096
 wait_for nbd0-up-2 10 size_is nbd0 "$sectors"
 wait_for one-connection 10 connections_are "$P" 1
+v=$(vv A default connections)
+check_eq server-counts-1-connection 1 "$v"
 # no lazy init: a background ext4lazyinit would write while pool usage is measured
 step mkfs-ext4 mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 /dev/nbd0
 step mount-ext4 mount /dev/nbd0 /mnt
@@ -218,13 +245,28 @@ step drop-caches-origin sh -c 'echo 3 >/proc/sys/vm/drop_caches'
 step verify-origin verify /mnt /tmp/origin.sums
 
 # ------------------------------------------------------------------ daemon restart under a mounted fs
-# Synced data must survive SIGTERM + start. The old connection dies with the daemon, so the fs
-# is unmounted from a dead device (errors expected) and mounted again over a new connection.
+# Synced data must survive SIGTERM + start, with writes in flight when the daemon stops. The
+# old connection dies with the daemon, so the fs is unmounted from a dead device (errors
+# expected) and mounted again over a new connection: the journal replays, all synced files
+# are there, e2fsck finds nothing.
 step write-d make_files /mnt/d 2 4
 step syncfs-d sync -f /mnt
 step sums-final sums /mnt /tmp/final.sums
+inflight() {
+	mkdir -p /mnt/inflight
+	local i=0
+	while dd if=/dev/urandom of=/mnt/inflight/f$((i % 4)) bs=1M count=4 oflag=direct status=none; do
+		i=$((i + 1))
+	done
+}
+inflight >/tmp/inflight.log 2>&1 &
+inflight_pid=$!
+sleep 2
+step writer-running kill -0 "$inflight_pid"
 step restart-daemon host restart A
 cat "$STEP_OUT"
+gone() { ! kill -0 "$1" 2>/dev/null; }
+wait_for writer-sees-dead-device 60 gone "$inflight_pid"
 step umount-dead umount /mnt
 nbd-client -d /dev/nbd0 >/dev/null 2>&1 || true
 wait_for nbd0-released 20 size_is nbd0 0
@@ -232,6 +274,7 @@ step reconnect nbd-client $S "$P" /dev/nbd0 -N default -b 4096
 wait_for nbd0-up-3 10 size_is nbd0 "$sectors"
 step drop-caches-reconnect drop_caches /dev/nbd0
 step remount-after-restart mount /dev/nbd0 /mnt
+step drop-inflight rm -rf /mnt/inflight # not synced: may or may not be there
 step verify-after-restart verify /mnt /tmp/final.sums
 step umount-final umount /mnt
 step e2fsck-final e2fsck -fn /dev/nbd0
