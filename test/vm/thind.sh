@@ -10,8 +10,9 @@
 #   3. reread  thind serves both pools: the kernel's writes, the snapshot and the kernel's
 #              own pool (adopted as orphan-1) read back through NBD            (VM boot 3)
 #
-# Logs: consoles in $THIND_VM_LOGS (default $TMPDIR/thind-vm-logs)/thind-*.log, the daemons'
-# logs and the host requests are printed when a part fails.
+# Logs, kept after the run in $THIND_VM_LOGS (default $TMPDIR/thind-vm-logs): the consoles
+# thind-{nbd,kernel,reread}.log, the daemons' thind-server-{A,B}.log, the guest's requests to
+# the host thind-ctl.log. Their ends are printed when a part fails.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -31,8 +32,14 @@ t_suite=$SECONDS
 times=() measured=()
 
 on_exit() {
-	local rc=$?
+	local rc=$? s
 	thind_stop_all
+	# keep the daemons' logs and the host requests next to the console logs
+	mkdir -p "$VM_LOGS"
+	cp "$VM_CTL_LOG" "$VM_LOGS/thind-ctl.log" 2>/dev/null || true
+	for s in "$w"/srv/*/; do
+		[ -f "$s/log" ] && cp "$s/log" "$VM_LOGS/thind-server-$(basename "$s").log"
+	done
 	if [ "$rc" != 0 ]; then
 		echo "=== host requests of the guest (last 40 lines)"
 		tail -n 40 "$VM_CTL_LOG" 2>/dev/null || true
@@ -104,6 +111,7 @@ part2() {
 	vol() { jq -r --arg n "$1" ".[] | select(.name == \$n) | .$2" <<<"$vols"; }
 	pst() { jq -r ".$1" <<<"$pool"; }
 	# What thind reports is what the kernel must find (ids, usage, transaction id).
+	A_DEFAULT_ID=$(vol default dev_id) A_SNAP_ID=$(vol snap1 dev_id)
 	hstep stop-A thind_stop A
 	hstep thin_check-A thin_check "$w/a/metadata"
 	hstep thind-meta-check-A "$THIND" meta check "$w/a/metadata"
@@ -113,7 +121,7 @@ part2() {
 	vm_boot -t 600 -m dm-thin-pool -d ameta="$w/a/metadata" -d adata="$w/a/data" \
 		-d bmeta="$w/b/metadata" -d bdata="$w/b/data" \
 		-e "VOL_BYTES=$vol_bytes" -e "B_THIN_BYTES=$b_thin_bytes" \
-		-e "A_DEFAULT_ID=$(vol default dev_id)" -e "A_SNAP_ID=$(vol snap1 dev_id)" \
+		-e "A_DEFAULT_ID=$A_DEFAULT_ID" -e "A_SNAP_ID=$A_SNAP_ID" \
 		-e "A_DEFAULT_MAPPED=$(vol default mapped_blocks)" -e "A_SNAP_MAPPED=$(vol snap1 mapped_blocks)" \
 		-e "A_BLOCK_SECTORS=$(($(pst block_size) / 512))" -e "A_TXID=$(pst transaction_id)" \
 		-e "A_DATA_BLOCKS=$(pst data_blocks)" -e "A_DATA_USED=$(pst data_blocks_used)" \
@@ -143,7 +151,8 @@ part3() {
 	k=$w/out2/kernel.txt
 	hstep start-A thind_start A
 	vols=$(thind_cli A volume list --json)
-	hstep A-volumes-kept [ "$(jq -r '[.[].name] | sort | join(",")' <<<"$vols")" = default,snap1 ]
+	hstep A-volumes-kept-kernel-device-adopted [ "$(jq -r '[.[] | "\(.name):\(.dev_id)"] | sort | join(",")' <<<"$vols")" = "default:$A_DEFAULT_ID,orphan-9:9,snap1:$A_SNAP_ID" ]
+	hstep A-orphan-9-sized-to-2-blocks [ "$(jq -r '.[] | select(.name == "orphan-9") | .size' <<<"$vols")" = 131072 ]
 	hstep A-default-mapped-as-kernel [ "$(jq -r '.[] | select(.name == "default") | .mapped_blocks * 128' <<<"$vols")" = "$(awk '$1 == "default_mapped_sectors" { print $2 }' "$k")" ]
 	hstep A-snap1-mapped-as-kernel [ "$(jq -r '.[] | select(.name == "snap1") | .mapped_blocks * 128' <<<"$vols")" = "$(awk '$1 == "snap1_mapped_sectors" { print $2 }' "$k")" ]
 	hstep A-data-used-as-kernel [ "$(thind_cli A pool status --json | jq -r '"\(.data_blocks_used)/\(.data_blocks)"')" = "$(awk '$1 == "poolA_data" { print $2 }' "$k")" ]
@@ -155,7 +164,7 @@ part3() {
 		-e "VOL_BYTES=$vol_bytes" -e "B_THIN_BYTES=$b_thin_bytes" -f "$glib" \
 		-f "$w/out2/origin2.sums=/vmtest/origin2.sums" -f "$w/out1/snap.sums=/vmtest/snap.sums" \
 		-f "$w/out2/b.sums=/vmtest/b.sums" -f "$w/out2/b-snap.sums=/vmtest/b-snap.sums" \
-		-f "$w/out2/b-marker.sum=/vmtest/b-marker.sum" \
+		-f "$w/out2/b-marker.sum=/vmtest/b-marker.sum" -f "$w/out2/a9.sum=/vmtest/a9.sum" \
 		-l "$log" "$here/thind/reread.guest.sh"
 	collect "$log"
 	hstep stop-A-final thind_stop A
@@ -164,5 +173,6 @@ part3() {
 	hstep thin_check-B-final thin_check "$w/b/metadata"
 	hstep thind-meta-check-A-final "$THIND" meta check "$w/a/metadata"
 	hstep thind-meta-check-B-final "$THIND" meta check "$w/b/metadata"
+	hstep no-errors-in-thind-logs bash -c "! grep -h 'level=ERROR' '$w'/srv/*/log"
 }
 part reread part3

@@ -68,6 +68,13 @@ step mount-snap1-again mount -o ro /dev/mapper/snA /snap
 step snap1-unchanged-by-kernel verify /snap /vmtest/snap.sums
 step umount-snap1-again umount /snap
 step e2fsck-default-after e2fsck -fn /dev/mapper/thA
+# A device of the kernel's own in thind's pool (id 9, 128 KiB written): thind adopts it next to
+# its named volumes as orphan-9, sized to its 2 mapped blocks.
+step create-thin-9 dmsetup message poolA 0 "create_thin 9"
+step thin-9 dmsetup create th9 --table "0 131072 thin /dev/mapper/poolA 9"
+step write-thin-9 dd if=/dev/urandom of=/dev/mapper/th9 bs=64k count=2 oflag=direct status=none
+dd if=/dev/mapper/th9 bs=64k count=2 iflag=direct status=none | sha256sum | cut -d' ' -f1 >/vmtest/out/a9.sum
+step remove-thin-9 dmsetup remove th9
 v=$(field thA 4)
 echo "default_mapped_sectors $v" >>/vmtest/out/kernel.txt
 v=$(field snA 4)

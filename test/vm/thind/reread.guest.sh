@@ -24,6 +24,13 @@ step umount-snap1 umount /snap
 step disconnect-snap1 nbd-client -d /dev/nbd1
 step umount-default umount /mnt
 step disconnect-default nbd-client -d /dev/nbd0
+step connect-orphan-9 nbd-client $S "$A_PORT" /dev/nbd0 -N orphan-9 -b 4096 -R
+wait_for nbd0-up-orphan-9 10 size_is nbd0 256
+got=$(dd if=/dev/nbd0 bs=64k count=2 iflag=direct status=none | sha256sum | cut -d' ' -f1)
+want=$(cat /vmtest/a9.sum)
+check_eq orphan-9-has-kernel-data "$want" "$got"
+step disconnect-orphan-9 nbd-client -d /dev/nbd0
+wait_for nbd0-down 10 size_is nbd0 0
 
 # ------------------------------------------------------------------ pool B, made by the kernel
 step connect-orphan nbd-client $S "$B_PORT" /dev/nbd2 -N orphan-1 -b 4096
