@@ -8,6 +8,8 @@
 #                            wait until it listens; sets VM_PORT (guest reaches it at 10.0.2.2)
 #   vm_boot RUN-ARGS...      boot a guest (test/vm/run.sh); returns 0 only on the PASS marker
 #   hstep NAME CMD...        a checked host-side step, printed like the guest's "STEP" lines
+#   vm_ctl_handle FN         body of a control handler (run.sh -c): one request line from the
+#                            guest's "host" function -> FN WORDS..., output + "VMHOST-RC rc" back
 # The harness itself uses vm_cache, vm_busybox and vm_copy_elf.
 
 VM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -175,4 +177,20 @@ hstep() {
 	echo "STEP host-$name FAIL rc=$rc: $*"
 	printf '%s\n' "$out" | tail -n 30 | sed 's/^/  | /'
 	exit 1
+}
+
+# vm_ctl_handle FN : serve one request of the guest's "host REQUEST..." (the handler of run.sh
+# -c runs once per connection, stdin and stdout on it): read one line, run FN with its words
+# (split on blanks, no quoting), send FN's output (stdout and stderr) and "VMHOST-RC <status>".
+# Each request and its answer are appended to $VM_CTL_LOG when that is set.
+vm_ctl_handle() {
+	local fn=$1 line rc=0 out words=()
+	IFS= read -r line || return 0
+	read -r -a words <<<"$line"
+	out=$("$fn" "${words[@]}" 2>&1 </dev/null) || rc=$?
+	[ -z "$out" ] || printf '%s\n' "$out"
+	echo "VMHOST-RC $rc"
+	if [ -n "${VM_CTL_LOG:-}" ]; then
+		{ echo "$(date +%T.%N | cut -c1-12) [$rc] $line"; [ -z "$out" ] || printf '%s\n' "$out" | sed 's/^/    /'; } >>"$VM_CTL_LOG"
+	fi
 }

@@ -14,13 +14,15 @@
 #   -o DIR           copy the guest's /vmtest/out (and its dmesg) into DIR after the run
 #   -l LOG           console log (default $VM_LOGS/NAME.log, VM_LOGS from lib.sh)
 #   -M MIB           guest memory (default 1024)
+#   -c CMD           host control channel: each guest connection to 10.0.2.100:7 runs CMD on the
+#                    host (via sh -c) with stdin and stdout on that connection; guest: host REQ...
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-usage() { sed -n '2,17s/^# \{0,1\}//p' "$0" >&2; exit 2; }
-timeout_s=300 watchdog='' log='' outdir='' mem=1024 kargs=''
+usage() { sed -n '2,19s/^# \{0,1\}//p' "$0" >&2; exit 2; }
+timeout_s=300 watchdog='' log='' outdir='' mem=1024 kargs='' ctl=''
 disks=() files=() envs=() modules=()
-while getopts t:w:d:f:e:m:k:o:l:M:h o; do
+while getopts t:w:d:f:e:m:k:o:l:M:c:h o; do
 	case $o in
 	t) timeout_s=$OPTARG ;;
 	w) watchdog=$OPTARG ;;
@@ -32,6 +34,7 @@ while getopts t:w:d:f:e:m:k:o:l:M:h o; do
 	o) outdir=$OPTARG ;;
 	l) log=$OPTARG ;;
 	M) mem=$OPTARG ;;
+	c) ctl=$OPTARG ;;
 	*) usage ;;
 	esac
 done
@@ -74,7 +77,14 @@ done
 qemu=(qemu-system-x86_64 -machine q35 -cpu max -smp 2 -m "$mem" -nographic -accel tcg
 	-no-reboot -kernel "$kdir/vmlinuz" -initrd "$tmp/initrd"
 	-append "console=ttyS0 quiet panic=1 nbd.nbds_max=4$kargs"
-	-netdev user,id=n0 -device virtio-net-pci,netdev=n0,romfile=)
+	-device virtio-net-pci,netdev=n0,romfile=)
+netdev=user,id=n0
+if [ -n "$ctl" ]; then
+	# libslirp forks "sh -c CMD"-like (g_shell_parse_argv) per connection, stdin/stdout = the
+	# connection; a comma would end qemu's option value unless doubled.
+	netdev="$netdev,guestfwd=tcp:10.0.2.100:7-cmd:${ctl//,/,,}"
+fi
+qemu+=(-netdev "$netdev")
 i=0
 for ds in "${disks[@]}"; do
 	serial=${ds%%=*} img=${ds#*=}

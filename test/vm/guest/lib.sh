@@ -16,6 +16,9 @@
 #                             that may hang; the boot-time one counts from boot)
 #   fail MSG                  print "STEP <current step> FAIL MSG", kernel log tail, end test
 #   mib N                     N MiB in bytes
+#   host REQUEST...           ask the host (run.sh -c HANDLER): sends the words as one line to
+#                             10.0.2.100:7, prints the handler's output, returns its exit status;
+#                             gives up after HOST_TIMEOUT s (default 120) without an answer
 # Capture values before checking them (v=$(cmd); check_eq x 1 "$v"): errexit sees a failing
 # $(cmd) in an assignment, not in an argument list.
 # Real util-linux/coreutils tools come first in PATH; busybox applets are the fallback
@@ -131,3 +134,19 @@ watchdog() {
 }
 
 mib() { echo $(($1 * 1048576)); }
+
+host() {
+	local fd line rc=''
+	exec {fd}<>/dev/tcp/10.0.2.100/7 || { echo "host: no control channel (run.sh -c)" >&2; return 97; }
+	printf '%s\n' "$*" >&"$fd"
+	while IFS= read -r -t "${HOST_TIMEOUT:-120}" line <&"$fd"; do
+		if [[ $line =~ ^VMHOST-RC\ ([0-9]+)$ ]]; then
+			rc=${BASH_REMATCH[1]}
+			break
+		fi
+		printf '%s\n' "$line"
+	done
+	exec {fd}>&-
+	[ -n "$rc" ] || { echo "host: no answer within ${HOST_TIMEOUT:-120}s to: $*" >&2; return 98; }
+	return "$rc"
+}
