@@ -68,7 +68,7 @@ func (t *Thin) unmapBlocks(ctx context.Context, begin, end uint64) error {
 		// (a catalog operation deleting or shrinking a volume, maybe
 		// this very caller) makes that commit itself: waiting for the
 		// committer here would wait for the hold, for ever.
-		p.commitNow()
+		p.commitNow(false)
 		p.hold.Unlock()
 	}
 	return nil
