@@ -70,7 +70,7 @@ func TestSnapshotWhileFioWrites(t *testing.T) {
 
 	fio := exec.Command(needTool(t, "fio", pkgFio), "--name=stamp", "--ioengine=nbd", "--uri="+d.unixURI("fio"),
 		"--rw=randwrite", fmt.Sprintf("--bs=%d", bs), fmt.Sprintf("--iodepth=%d", depth), fmt.Sprintf("--size=%d", size),
-		fmt.Sprintf("--rate_iops=%d", iops), "--verify=crc32c", "--do_verify=1", "--verify_fatal=1")
+		fmt.Sprintf("--rate_iops=%d", iops), "--verify=crc32c", "--do_verify=1", "--verify_fatal=1", "--verify_state_save=0")
 	var fioOut bytes.Buffer
 	fio.Stdout, fio.Stderr = &fioOut, &fioOut
 	if err := fio.Start(); err != nil {
