@@ -114,3 +114,16 @@ func BenchmarkDeferredSet(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDeferredSetIO is the per-I/O path alone, Inc and Dec from every
+// core at once, as reads and writes to one thin device do.
+func BenchmarkDeferredSetIO(b *testing.B) {
+	var ds DeferredSet[int]
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		var run []int
+		for pb.Next() {
+			run = ds.Dec(ds.Inc(), run[:0])
+		}
+	})
+}
