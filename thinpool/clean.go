@@ -46,19 +46,6 @@ func (c *cleanBlocks) set(b, e uint64) {
 	}
 }
 
-// count returns how many blocks are clean.
-func (c *cleanBlocks) count() uint64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var n uint64
-	for _, w := range c.bits {
-		for ; w != 0; w &= w - 1 {
-			n++
-		}
-	}
-	return n
-}
-
 // findClean marks the free data blocks in [begin, end) that are holes in
 // the data device. Nothing may allocate data blocks meanwhile (the caller
 // holds the transaction lock exclusively, or the pool is not yet in
