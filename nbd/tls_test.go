@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thind-storage/thind/internal/tooltest"
 	"github.com/thind-storage/thind/nbd/internal/wire"
 )
 
@@ -287,7 +288,7 @@ func TestTLSWithLibnbd(t *testing.T) {
 		"nbds+unix:///vol0?socket=" + ts.sock + "&tls-certificates=" + pki.dir,
 		"nbds://" + ts.tcp + "/vol0?tls-certificates=" + pki.dir,
 	} {
-		out := runTool(t, "nbdinfo", pkgLibnbd, uri)
+		out := tooltest.Run(t, "nbdinfo", pkgLibnbd, uri)
 		if !strings.Contains(out, "with TLS") || !strings.Contains(out, "export-size: 4194304") {
 			t.Errorf("nbdinfo %s:\n%s", uri, out)
 		}
@@ -325,7 +326,7 @@ except nbd.Error as e:
     print("no client certificate refused:", e)
 print("all assertions passed")
 `
-	out := runPython(t, script, ts.sock, pki.dir, pki.dirNoKey)
+	out := tooltest.RunPython(t, script, ts.sock, pki.dir, pki.dirNoKey)
 	if !strings.Contains(out, "all assertions passed") {
 		t.Fatalf("script:\n%s", out)
 	}

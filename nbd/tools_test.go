@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/thind-storage/thind/internal/tooltest"
 )
 
 // Interop tests with the real clients: libnbd's nbdinfo, nbdcopy and
@@ -29,7 +31,7 @@ func TestNBDInfoListsExportsWithDescriptions(t *testing.T) {
 	ro.ReadOnly = true
 	ts := startServer(t, Options{}, a, b, ro)
 	for _, uri := range []string{ts.unixURI(""), "nbd://" + ts.tcp} {
-		out := runTool(t, "nbdinfo", pkgLibnbd, "--list", "--json", uri)
+		out := tooltest.Run(t, "nbdinfo", pkgLibnbd, "--list", "--json", uri)
 		var list struct {
 			Exports []struct {
 				Name        string   `json:"export-name"`
@@ -51,7 +53,7 @@ func TestNBDInfoListsExportsWithDescriptions(t *testing.T) {
 		}
 	}
 	// The plain text form, as a human runs it.
-	out := runTool(t, "nbdinfo", pkgLibnbd, "--list", ts.unixURI(""))
+	out := tooltest.Run(t, "nbdinfo", pkgLibnbd, "--list", ts.unixURI(""))
 	for _, s := range []string{`export="alpha":`, "description: memory volume beta", "is_read_only: true"} {
 		if !strings.Contains(out, s) {
 			t.Errorf("nbdinfo --list lacks %q:\n%s", s, out)
@@ -67,14 +69,14 @@ func TestNBDInfoFeatureProbes(t *testing.T) {
 	ts := startServer(t, Options{}, rw, ro, def)
 	probe := func(uri string, args ...string) bool {
 		t.Helper()
-		out, err := runToolErr(t, "nbdinfo", pkgLibnbd, append(args, uri)...)
-		switch exitCode(t, err) {
+		out, errOut, err := tooltest.RunErr(t, "nbdinfo", pkgLibnbd, append(args, uri)...)
+		switch tooltest.ExitStatus(t, err) {
 		case 0:
 			return true
 		case 2:
 			return false
 		}
-		t.Fatalf("nbdinfo %v %s: %v\n%s", args, uri, err, out)
+		t.Fatalf("nbdinfo %v %s: %v\n%s%s", args, uri, err, out, errOut)
 		return false
 	}
 	for _, uri := range []string{ts.unixURI("rw"), ts.tcpURI("rw")} {
@@ -96,12 +98,12 @@ func TestNBDInfoFeatureProbes(t *testing.T) {
 		}
 	}
 	// The empty name reaches the default export.
-	if out := strings.TrimSpace(runTool(t, "nbdinfo", pkgLibnbd, "--size", ts.unixURI(""))); out != strconv.Itoa(3<<20) {
+	if out := strings.TrimSpace(tooltest.Run(t, "nbdinfo", pkgLibnbd, "--size", ts.unixURI(""))); out != strconv.Itoa(3<<20) {
 		t.Errorf("default export size %q", out)
 	}
 	// An unknown export is an error (libnbd turns ERR_UNKNOWN into
 	// ENOENT); the server carries on.
-	if out, err := runToolErr(t, "nbdinfo", pkgLibnbd, ts.unixURI("nope")); err == nil || !strings.Contains(out, "No such file or directory for export: nope") {
+	if out, errOut, err := tooltest.RunErr(t, "nbdinfo", pkgLibnbd, ts.unixURI("nope")); err == nil || !strings.Contains(out+errOut, "No such file or directory for export: nope") {
 		t.Errorf("unknown export: %v\n%s", err, out)
 	}
 	if !probe(ts.unixURI("rw"), "--can", "connect") {
@@ -112,7 +114,7 @@ func TestNBDInfoFeatureProbes(t *testing.T) {
 // nbdinfoMap returns nbdinfo --map's extents as [offset, length, type].
 func nbdinfoMap(t *testing.T, uri string) [][3]int64 {
 	t.Helper()
-	out := runTool(t, "nbdinfo", pkgLibnbd, "--map", "--json", uri)
+	out := tooltest.Run(t, "nbdinfo", pkgLibnbd, "--map", "--json", uri)
 	var m []struct {
 		Offset int64 `json:"offset"`
 		Length int64 `json:"length"`
@@ -175,10 +177,10 @@ h.pwrite(b"\xcd" * 100, 5 << 20)
 h.zero(1 << 20, 8 << 20, nbd.CMD_FLAG_NO_HOLE)
 h.shutdown()
 `
-	runPython(t, nbdsh, uri)
+	tooltest.RunPython(t, nbdsh, uri)
 	check("after writes", [][3]int64{{0, 1 << 20, 3}, {1 << 20, 65536, 0}, {1<<20 + 65536, 4<<20 - 65536, 3},
 		{5 << 20, 4096, 0}, {5<<20 + 4096, 3<<20 - 4096, 3}, {8 << 20, 1 << 20, 2}, {9 << 20, size - 9<<20, 3}})
-	runPython(t, `
+	tooltest.RunPython(t, `
 import nbd, sys
 h = nbd.NBD()
 h.connect_uri(sys.argv[1])
@@ -188,7 +190,7 @@ h.trim(4096, 5 << 20)
 h.shutdown()
 `, uri)
 	check("after trims", [][3]int64{{0, size, 3}})
-	if out := runTool(t, "nbdinfo", pkgLibnbd, "--map", "--totals", uri); !strings.Contains(out, "100.0") {
+	if out := tooltest.Run(t, "nbdinfo", pkgLibnbd, "--map", "--totals", uri); !strings.Contains(out, "100.0") {
 		t.Errorf("--totals:\n%s", out)
 	}
 }
@@ -223,11 +225,11 @@ func TestQemuImgConvertRoundTrip(t *testing.T) {
 	t.Logf("seed %d", seed)
 	img := randomImage(t, src, size, seed)
 
-	runTool(t, "qemu-img", pkgQemu, "convert", "-n", "-f", "raw", "-O", "raw", src, ts.unixURI("vol0"))
-	if out := runTool(t, "qemu-img", pkgQemu, "compare", "-f", "raw", "-F", "raw", src, ts.tcpURI("vol0")); !strings.Contains(out, "Images are identical") {
+	tooltest.Run(t, "qemu-img", pkgQemu, "convert", "-n", "-f", "raw", "-O", "raw", src, ts.unixURI("vol0"))
+	if out := tooltest.Run(t, "qemu-img", pkgQemu, "compare", "-f", "raw", "-F", "raw", src, ts.tcpURI("vol0")); !strings.Contains(out, "Images are identical") {
 		t.Errorf("qemu-img compare: %s", out)
 	}
-	runTool(t, "qemu-img", pkgQemu, "convert", "-f", "raw", "-O", "raw", ts.tcpURI("vol0"), back)
+	tooltest.Run(t, "qemu-img", pkgQemu, "convert", "-f", "raw", "-O", "raw", ts.tcpURI("vol0"), back)
 	got, err := os.ReadFile(back)
 	if err != nil {
 		t.Fatal(err)
@@ -242,7 +244,7 @@ func TestQemuImgConvertRoundTrip(t *testing.T) {
 	}
 
 	// qemu-img map agrees with the backend's allocation.
-	out := runTool(t, "qemu-img", pkgQemu, "map", "--output=json", "-f", "raw", ts.unixURI("vol0"))
+	out := tooltest.Run(t, "qemu-img", pkgQemu, "map", "--output=json", "-f", "raw", ts.unixURI("vol0"))
 	var qm []struct {
 		Start, Length int64
 		Data, Zero    bool
@@ -274,7 +276,7 @@ func TestQemuIOCommands(t *testing.T) {
 	e, mem := memExport("vol0", 16<<20)
 	ts := startServer(t, Options{}, e)
 	for _, uri := range []string{ts.unixURI("vol0"), ts.tcpURI("vol0")} {
-		out := runTool(t, "qemu-io", pkgQemu, "-f", "raw",
+		out := tooltest.Run(t, "qemu-io", pkgQemu, "-f", "raw",
 			"-c", "write -P 0xab 0 1M", "-c", "read -P 0xab 0 1M",
 			"-c", "write -z 1M 1M", "-c", "read -P 0 1M 1M",
 			"-c", "write -P 0xcd 2M 1M", "-c", "write -z -u 2M 1M", "-c", "read -P 0 2M 1M",
@@ -310,11 +312,11 @@ func TestNBDCopyWithMultipleConnections(t *testing.T) {
 	img := randomImage(t, src, size, 99)
 
 	before := ts.Stats().ConnectionsTotal
-	runTool(t, "nbdcopy", pkgLibnbd, "-C", "4", "-T", "4", "--flush", src, ts.unixURI("vol0"))
+	tooltest.Run(t, "nbdcopy", pkgLibnbd, "-C", "4", "-T", "4", "--flush", src, ts.unixURI("vol0"))
 	if n := ts.Stats().ConnectionsTotal - before; n < 4 {
 		t.Errorf("nbdcopy -C 4 opened %d connections: multi-conn not used", n)
 	}
-	runTool(t, "nbdcopy", pkgLibnbd, "-C", "4", "-T", "4", ts.tcpURI("vol0"), out)
+	tooltest.Run(t, "nbdcopy", pkgLibnbd, "-C", "4", "-T", "4", ts.tcpURI("vol0"), out)
 	got, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)
@@ -331,17 +333,17 @@ func TestNBDCopyWithMultipleConnections(t *testing.T) {
 func TestFioVerifiesDataAtQueueDepth32(t *testing.T) {
 	e, _ := memExport("vol0", 64<<20)
 	ts := startServer(t, Options{}, e)
-	if out := runTool(t, "fio", pkgFio, "--enghelp"); !strings.Contains(out, "nbd") {
+	if out := tooltest.Run(t, "fio", pkgFio, "--enghelp"); !strings.Contains(out, "nbd") {
 		t.Fatalf("fio lacks the nbd engine: install a fio built with libnbd\n%s", out)
 	}
 	for _, uri := range []string{ts.unixURI("vol0"), ts.tcpURI("vol0")} {
-		out := runTool(t, "fio", pkgFio, "--name=verify", "--ioengine=nbd", "--uri="+uri,
+		out := tooltest.Run(t, "fio", pkgFio, "--name=verify", "--ioengine=nbd", "--uri="+uri,
 			"--rw=randwrite", "--bs=4k", "--iodepth=32", "--size=16M",
 			"--verify=crc32c", "--do_verify=1", "--verify_fatal=1")
 		if !strings.Contains(out, "err= 0") || strings.Contains(out, "verify: bad") {
 			t.Fatalf("fio on %s:\n%s", uri, out)
 		}
-		out = runTool(t, "fio", pkgFio, "--name=mixed", "--ioengine=nbd", "--uri="+uri,
+		out = tooltest.Run(t, "fio", pkgFio, "--name=mixed", "--ioengine=nbd", "--uri="+uri,
 			"--rw=randrw", "--bs=64k", "--iodepth=32", "--numjobs=2", "--size=16M", "--group_reporting")
 		if !strings.Contains(out, "err= 0") {
 			t.Fatalf("fio randrw on %s:\n%s", uri, out)
@@ -352,7 +354,7 @@ func TestFioVerifiesDataAtQueueDepth32(t *testing.T) {
 func TestQemuNBDListsExportsAndContexts(t *testing.T) {
 	e, _ := memExport("vol0", 1<<20)
 	ts := startServer(t, Options{}, e)
-	out := runTool(t, "qemu-nbd", pkgQemu, "--list", "-k", ts.sock)
+	out := tooltest.Run(t, "qemu-nbd", pkgQemu, "--list", "-k", ts.sock)
 	for _, s := range []string{"export: 'vol0'", "description: memory volume vol0", "size:  1048576", "base:allocation", "min block: 1", "opt block: 4096", "max block: 33554432"} {
 		if !strings.Contains(out, s) {
 			t.Errorf("qemu-nbd --list lacks %q:\n%s", s, out)
@@ -473,13 +475,13 @@ func TestLibnbdHostileRequests(t *testing.T) {
 	ro, _ := memExport("ro", 1<<20)
 	ro.ReadOnly = true
 	ts := startServer(t, Options{}, rw, ro)
-	out := runPython(t, hostileScript, ts.unixURI("rw"), ts.unixURI("ro"))
+	out := tooltest.RunPython(t, hostileScript, ts.unixURI("rw"), ts.unixURI("ro"))
 	if !strings.Contains(out, "all assertions passed") {
 		t.Fatalf("script output:\n%s", out)
 	}
 	t.Log(out)
 	// Another client is still served.
-	runTool(t, "nbdinfo", pkgLibnbd, "--can", "connect", ts.tcpURI("rw"))
+	tooltest.Run(t, "nbdinfo", pkgLibnbd, "--can", "connect", ts.tcpURI("rw"))
 }
 
 // TestLibnbdNegotiatesTheBestReplyFormat checks what the installed libnbd
@@ -489,7 +491,7 @@ func TestLibnbdHostileRequests(t *testing.T) {
 func TestLibnbdNegotiatesTheBestReplyFormat(t *testing.T) {
 	e, _ := memExport("vol0", 4<<20)
 	ts := startServer(t, Options{}, e)
-	out := runPython(t, `
+	out := tooltest.RunPython(t, `
 import sys
 import nbd
 h = nbd.NBD()
@@ -539,7 +541,7 @@ func TestServingAFile(t *testing.T) {
 	ts := startServer(t, Options{}, &Export{Name: "file", Backend: fb})
 	uri := ts.unixURI("file")
 
-	out := runTool(t, "qemu-io", pkgQemu, "-f", "raw",
+	out := tooltest.Run(t, "qemu-io", pkgQemu, "-f", "raw",
 		"-c", "write -P 0x61 1M 2M", "-c", "write -P 0x62 8M 64k", "-c", "discard 2M 1M", "-c", "flush", uri)
 	if strings.Contains(out, "failed") {
 		t.Fatalf("qemu-io:\n%s", out)

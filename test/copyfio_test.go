@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/thind-storage/thind/internal/tooltest"
 )
 
 func TestNBDCopyWithFourConnections(t *testing.T) {
@@ -17,12 +19,12 @@ func TestNBDCopyWithFourConnections(t *testing.T) {
 
 	connections := func() float64 { return metric(d.scrape(), "thind_nbd_connections_total") }
 	before := connections()
-	runTool(t, "nbdcopy", pkgLibnbd, "--connections=4", "--threads=4", "--flush", src, d.unixURI("copy"))
+	tooltest.Run(t, "nbdcopy", pkgLibnbd, "--connections=4", "--threads=4", "--flush", src, d.unixURI("copy"))
 	if n := connections() - before; n < 4 {
 		t.Errorf("nbdcopy --connections=4 opened %v connections: multi-conn not used", n)
 	}
-	runTool(t, "nbdcopy", pkgLibnbd, "--connections=4", "--threads=4", d.tcpURI("copy"), back)
-	if out, errOut, err := runToolErr(t, "cmp", pkgDiffutils, src, back); err != nil {
+	tooltest.Run(t, "nbdcopy", pkgLibnbd, "--connections=4", "--threads=4", d.tcpURI("copy"), back)
+	if out, errOut, err := tooltest.RunErr(t, "cmp", pkgDiffutils, src, back); err != nil {
 		t.Fatalf("cmp: nbdcopy's round trip differs: %v\n%s%s", err, out, errOut)
 	}
 	s := d.scrape()
@@ -49,7 +51,7 @@ type fioResult struct {
 
 func runFio(t *testing.T, args ...string) fioResult {
 	t.Helper()
-	out := runTool(t, "fio", pkgFio, append([]string{"--output-format=json"}, args...)...)
+	out := tooltest.Run(t, "fio", pkgFio, append([]string{"--output-format=json"}, args...)...)
 	var r fioResult
 	// fio may print notes before the JSON.
 	if i := strings.Index(out, "{"); i >= 0 {
@@ -72,7 +74,7 @@ func runFio(t *testing.T, args ...string) fioResult {
 func TestFioVerifiesAtQueueDepth32OverUnixAndTCP(t *testing.T) {
 	const size = 64 << 20
 	d := startDaemon(t)
-	if out := runTool(t, "fio", pkgFio, "--enghelp"); !strings.Contains(out, "nbd") {
+	if out := tooltest.Run(t, "fio", pkgFio, "--enghelp"); !strings.Contains(out, "nbd") {
 		t.Fatalf("fio lacks the nbd engine: install a fio built with libnbd (Debian's fio package)\n%s", out)
 	}
 	for _, tc := range []struct{ name, vol, uri string }{

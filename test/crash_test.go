@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/thind-storage/thind/internal/tooltest"
 )
 
 // volState is what the crash test knows of a volume.
@@ -102,7 +104,7 @@ func checkStoppedPool(t *testing.T, d *daemon) []uint64 {
 	if out, errOut, code := runThind(t, daemonEnv(), "meta", "check", meta); code != 0 {
 		t.Fatalf("thind meta check: exit %d\n%s%s", code, out, errOut)
 	}
-	runTool(t, "thin_check", pkgThinTools, meta)
+	tooltest.Run(t, "thin_check", pkgThinTools, meta)
 	var ls []struct {
 		Dev uint64 `json:"dev"`
 	}
@@ -218,7 +220,7 @@ func TestFlushedDataSurvivesKill9(t *testing.T) {
 	d := startDaemon(t)
 	d.mustCLI("volume", "create", "durable", "--size", "64M")
 	uri := d.unixURI("durable")
-	out := runTool(t, "qemu-io", pkgQemu, "-f", "raw",
+	out := tooltest.Run(t, "qemu-io", pkgQemu, "-f", "raw",
 		"-c", "write -P 0x5a 0 4M", "-c", "write -P 0x5b 10M 64k", "-c", "write -P 0x5c 20M 4k",
 		"-c", "discard 1M 1M", "-c", "flush",
 		"-c", "write -f -P 0x5d 30M 128k", // FUA: durable on its own
@@ -229,7 +231,7 @@ func TestFlushedDataSurvivesKill9(t *testing.T) {
 	// A snapshot is durable when the CLI returns; the origin then changes
 	// and is flushed again.
 	d.mustCLI("volume", "snapshot", "durable", "durable-snap")
-	runTool(t, "qemu-io", pkgQemu, "-f", "raw", "-c", "write -P 0x5e 0 64k", "-c", "flush", uri)
+	tooltest.Run(t, "qemu-io", pkgQemu, "-f", "raw", "-c", "write -P 0x5e 0 64k", "-c", "flush", uri)
 	d.kill()
 	checkStoppedPool(t, d)
 	d.start()
@@ -245,7 +247,7 @@ func TestFlushedDataSurvivesKill9(t *testing.T) {
 		for _, c := range tc.cmds {
 			args = append(args, "-c", c)
 		}
-		out := runTool(t, "qemu-io", pkgQemu, append(args, d.unixURI(tc.vol))...)
+		out := tooltest.Run(t, "qemu-io", pkgQemu, append(args, d.unixURI(tc.vol))...)
 		if strings.Contains(out, "failed") || strings.Count(out, "read ") != len(tc.cmds) {
 			t.Errorf("%s after kill -9:\n%s", tc.vol, out)
 		}

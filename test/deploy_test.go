@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/thind-storage/thind/internal/tooltest"
 )
 
 // The files of deploy/, checked with the tools that consume them.
@@ -31,7 +33,7 @@ func TestPromtoolAcceptsTheDeployConfigAndRules(t *testing.T) {
 		{[]string{"check", "rules", deployPath("prometheus", "thind-rules.yml")}, "SUCCESS: 11 rules found"},
 		{[]string{"test", "rules", deployPath("prometheus", "thind-rules.test.yml")}, "SUCCESS"},
 	} {
-		out, errOut, err := runToolErr(t, "promtool", pkgPrometheus, tc.args...)
+		out, errOut, err := tooltest.RunErr(t, "promtool", pkgPrometheus, tc.args...)
 		if err != nil || !strings.Contains(out+errOut, tc.want) {
 			t.Errorf("promtool %s: %v\n%s%s", strings.Join(tc.args, " "), err, out, errOut)
 		}
@@ -57,7 +59,7 @@ func TestSystemdAnalyzeVerifiesTheUnit(t *testing.T) {
 	if err := os.WriteFile(path, []byte(fixed), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, errOut, err := runToolErr(t, "systemd-analyze", pkgSystemd, "verify", path)
+	out, errOut, err := tooltest.RunErr(t, "systemd-analyze", pkgSystemd, "verify", path)
 	if err != nil || out+errOut != "" {
 		t.Errorf("systemd-analyze verify thind.service: %v\n%s%s", err, out, errOut)
 	}
@@ -94,7 +96,7 @@ func readEnvFile(t *testing.T, path string) map[string]string {
 // status 0.
 func TestTheUnitsCommandLineServesAndNotifiesReady(t *testing.T) {
 	env := readEnvFile(t, deployPath("thind.env"))
-	base := shortDir(t)
+	base := tooltest.ShortDir(t)
 	dataDir := filepath.Join(base, "lib")
 	nbdAddr, metricsAddr := freePort(t), freePort(t)
 	opts := strings.NewReplacer("/var/lib/thind", dataDir, "127.0.0.1:10809", nbdAddr, "127.0.0.1:9810", metricsAddr).Replace(env["THIND_OPTS"])
@@ -157,8 +159,8 @@ func TestTheUnitsCommandLineServesAndNotifiesReady(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &st); err != nil || st.Mode != "write" || st.DataBytes != 64<<30 {
 		t.Errorf("pool status %+v (%v), want write mode and the 64G of thind.env", st, err)
 	}
-	runTool(t, "nbdinfo", pkgLibnbd, "--can", "connect", "nbd://"+nbdAddr+"/default")
-	runTool(t, "nbdinfo", pkgLibnbd, "--can", "connect", "nbd+unix:///default?socket="+filepath.Join(dataDir, "nbd.sock"))
+	tooltest.Run(t, "nbdinfo", pkgLibnbd, "--can", "connect", "nbd://"+nbdAddr+"/default")
+	tooltest.Run(t, "nbdinfo", pkgLibnbd, "--can", "connect", "nbd+unix:///default?socket="+filepath.Join(dataDir, "nbd.sock"))
 	resp, err := httpGet("http://" + metricsAddr + "/metrics")
 	if err != nil || !strings.Contains(resp, "thind_pool_data_blocks ") {
 		t.Errorf("metrics right after READY=1: %v", err)
@@ -319,7 +321,7 @@ func TestDashboardAndRulesNameOnlyMetricsThindExports(t *testing.T) {
 	scrape := d.scrape()
 
 	// promtool's lint of the exposition: names, help, units, types.
-	cmd := exec.Command(needTool(t, "promtool", pkgPrometheus), "check", "metrics")
+	cmd := exec.Command(tooltest.Need(t, "promtool", pkgPrometheus), "check", "metrics")
 	cmd.Stdin = strings.NewReader(scrape)
 	if out, err := cmd.CombinedOutput(); err != nil || len(out) != 0 {
 		t.Errorf("promtool check metrics on thind's /metrics: %v\n%s", err, out)

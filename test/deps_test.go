@@ -28,6 +28,7 @@ var layer = map[string]int{
 	"blk":                1,
 	"nbd/internal/wire":  0,
 	"internal/fixture":   0, // test data only
+	"internal/tooltest":  0, // tests only
 	"nbd":                1,
 	"catalog":            6,
 	"thinpool":           7,

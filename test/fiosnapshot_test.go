@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/thind-storage/thind/internal/tooltest"
 )
 
 // fio's verify header (fio's verify.h, as fio 3.33 writes it): a block
@@ -68,7 +70,7 @@ func TestSnapshotWhileFioWrites(t *testing.T) {
 	d.mustCLI("volume", "create", "fio", "--size", "32M")
 	dir := t.TempDir()
 
-	fio := exec.Command(needTool(t, "fio", pkgFio), "--name=stamp", "--ioengine=nbd", "--uri="+d.unixURI("fio"),
+	fio := exec.Command(tooltest.Need(t, "fio", pkgFio), "--name=stamp", "--ioengine=nbd", "--uri="+d.unixURI("fio"),
 		"--rw=randwrite", fmt.Sprintf("--bs=%d", bs), fmt.Sprintf("--iodepth=%d", depth), fmt.Sprintf("--size=%d", size),
 		fmt.Sprintf("--rate_iops=%d", iops), "--verify=crc32c", "--do_verify=1", "--verify_fatal=1", "--verify_state_save=0")
 	var fioOut bytes.Buffer
@@ -96,7 +98,7 @@ func TestSnapshotWhileFioWrites(t *testing.T) {
 	snapImage := func(name string) []byte {
 		t.Helper()
 		p := filepath.Join(dir, name)
-		runTool(t, "nbdcopy", pkgLibnbd, d.unixURI("fio-snap"), p)
+		tooltest.Run(t, "nbdcopy", pkgLibnbd, d.unixURI("fio-snap"), p)
 		b, err := os.ReadFile(p)
 		if err != nil {
 			t.Fatal(err)
@@ -135,7 +137,7 @@ func TestSnapshotWhileFioWrites(t *testing.T) {
 		t.Fatal("the snapshot changed while fio wrote the origin")
 	}
 	p := filepath.Join(dir, "origin.img")
-	runTool(t, "nbdcopy", pkgLibnbd, d.unixURI("fio"), p)
+	tooltest.Run(t, "nbdcopy", pkgLibnbd, d.unixURI("fio"), p)
 	origin, err := os.ReadFile(p)
 	if err != nil {
 		t.Fatal(err)

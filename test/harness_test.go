@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -18,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thind-storage/thind/internal/tooltest"
 	"go.uber.org/goleak"
 )
 
@@ -83,118 +83,9 @@ const (
 	pkgGit        = "git"
 )
 
-// needTool returns the path of a program or fails the test: a missing
-// tool is a broken test environment, not a reason to skip.
-func needTool(t testing.TB, name, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Fatalf("%s not found: install %s (apt-get install %s)", name, pkg, pkg)
-	}
-	return p
-}
-
 // httpClient talks to thind's metrics and Prometheus: a hung server
 // fails the test instead of hanging it.
 var httpClient = &http.Client{Timeout: 30 * time.Second}
-
-// toolTimeout bounds one tool run: a hung tool fails the test.
-const toolTimeout = 3 * time.Minute
-
-// runTool runs a program in a temporary directory and returns its
-// stdout; a non-zero exit fails the test with the output.
-func runTool(t testing.TB, name, pkg string, args ...string) string {
-	t.Helper()
-	out, errOut, err := runToolErr(t, name, pkg, args...)
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s%s", name, strings.Join(args, " "), err, out, errOut)
-	}
-	return out
-}
-
-// runToolErr runs a program and returns its stdout, stderr and exit error.
-func runToolErr(t testing.TB, name, pkg string, args ...string) (string, string, error) {
-	t.Helper()
-	path := needTool(t, name, pkg)
-	ctx, cancel := context.WithTimeout(context.Background(), toolTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, path, args...)
-	// Tools may leave state files in their working directory (fio's
-	// verify state): keep them out of the source tree.
-	cmd.Dir = t.TempDir()
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	start := time.Now()
-	err := cmd.Run()
-	if took := time.Since(start); took > 2*time.Second {
-		t.Logf("%s %.60s took %v", name, strings.Join(args, " "), took.Round(time.Millisecond))
-	}
-	return out.String(), errOut.String(), err
-}
-
-// exitStatus is the exit status in err from exec, 0 for nil; an error
-// that is not an exit status fails the test.
-func exitStatus(t testing.TB, err error) int {
-	t.Helper()
-	var ee *exec.ExitError
-	if err == nil {
-		return 0
-	}
-	if errors.As(err, &ee) {
-		return ee.ExitCode()
-	}
-	t.Fatalf("running a tool: %v", err)
-	return -1
-}
-
-// libnbdPython returns a python3 that can import libnbd's bindings: the
-// first python3 on PATH may be a private build (pyenv) without Debian's
-// python3-libnbd, so the system interpreter is tried too.
-func libnbdPython(t testing.TB) string {
-	t.Helper()
-	for _, p := range []string{"python3", "/usr/bin/python3"} {
-		path, err := exec.LookPath(p)
-		if err != nil {
-			continue
-		}
-		if exec.Command(path, "-c", "import nbd").Run() == nil {
-			return path
-		}
-	}
-	t.Fatalf("no python3 can import nbd: install %s (apt-get install %s)", pkgPyLibnbd, pkgPyLibnbd)
-	return ""
-}
-
-// runPython runs a python script with libnbd and returns its output; the
-// script signals failure by raising.
-func runPython(t testing.TB, script string, args ...string) string {
-	t.Helper()
-	py := libnbdPython(t)
-	ctx, cancel := context.WithTimeout(context.Background(), toolTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, py, append([]string{"-c", script}, args...)...)
-	cmd.Dir = t.TempDir()
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("python script failed: %v\n%s", err, out)
-	}
-	return string(out)
-}
-
-// shortDir returns a temporary directory whose path leaves room for
-// unix socket names (sun_path holds 108 bytes).
-func shortDir(t testing.TB) string {
-	dir := t.TempDir()
-	if len(dir) < 60 {
-		return dir
-	}
-	dir, err := os.MkdirTemp("", "thind")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
 
 // freePort returns a loopback TCP port nobody listens on now.
 func freePort(t testing.TB) string {
@@ -252,7 +143,7 @@ var smallPool = []string{"--data-size", "4G", "--default-size", "2G", "--metadat
 // serve flags; the test's end stops it (SIGTERM, exit status 0).
 func startDaemon(t testing.TB, extra ...string) *daemon {
 	t.Helper()
-	base := shortDir(t)
+	base := tooltest.ShortDir(t)
 	d := &daemon{
 		t:       t,
 		base:    base,
@@ -503,14 +394,14 @@ func (d *daemon) mustCLI(args ...string) string {
 // runThind runs the thind binary with env.
 func runThind(t testing.TB, env []string, args ...string) (string, string, int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), toolTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), tooltest.Timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, thindBin, args...)
 	cmd.Env = env
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
-	return out.String(), errOut.String(), exitStatus(t, err)
+	return out.String(), errOut.String(), tooltest.ExitStatus(t, err)
 }
 
 // volumeJSON is a volume as `thind volume list --json` prints it.

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/thind-storage/thind/internal/tooltest"
 )
 
 // hostileScript sends what a careful client never does, through libnbd
@@ -228,7 +230,7 @@ func TestHostileRequestsGetTheProtocolsAnswersWhileAnotherClientWorks(t *testing
 	}()
 
 	before := ops.Load()
-	out := runPython(t, hostileScript, d.sock, fmt.Sprint(64<<20))
+	out := tooltest.RunPython(t, hostileScript, d.sock, fmt.Sprint(64<<20))
 	close(stop)
 	wg.Wait()
 	t.Log(out)
@@ -258,5 +260,5 @@ func TestHostileRequestsGetTheProtocolsAnswersWhileAnotherClientWorks(t *testing
 		t.Error("no handshake failures counted")
 	}
 	// And the daemon still serves new clients.
-	runTool(t, "nbdinfo", pkgLibnbd, "--can", "connect", d.tcpURI("rw"))
+	tooltest.Run(t, "nbdinfo", pkgLibnbd, "--can", "connect", d.tcpURI("rw"))
 }

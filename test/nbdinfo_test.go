@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/thind-storage/thind/internal/tooltest"
 )
 
 // blockSize is the data block size of the tests' pools (thind's default).
@@ -37,7 +39,7 @@ func TestNBDInfoListsTheVolumesAndTheirCapabilities(t *testing.T) {
 		{"gamma", "thin volume gamma", 32 << 20, true, false, true},
 	}
 	for _, uri := range []string{d.unixURI(""), "nbd://" + d.tcp} {
-		out := runTool(t, "nbdinfo", pkgLibnbd, "--list", "--json", uri)
+		out := tooltest.Run(t, "nbdinfo", pkgLibnbd, "--list", "--json", uri)
 		var list struct{ Exports []export }
 		if err := json.Unmarshal([]byte(out), &list); err != nil {
 			t.Fatalf("nbdinfo --list --json: %v\n%s", err, out)
@@ -48,7 +50,7 @@ func TestNBDInfoListsTheVolumesAndTheirCapabilities(t *testing.T) {
 		}
 	}
 	// The text form, as a person reads it.
-	out := runTool(t, "nbdinfo", pkgLibnbd, "--list", d.unixURI(""))
+	out := tooltest.Run(t, "nbdinfo", pkgLibnbd, "--list", d.unixURI(""))
 	for _, s := range []string{`export="alpha":`, `export="default":`, "description: the second one", "export-size: 33554432 (32M)"} {
 		if !strings.Contains(out, s) {
 			t.Errorf("nbdinfo --list lacks %q:\n%s", s, out)
@@ -57,8 +59,8 @@ func TestNBDInfoListsTheVolumesAndTheirCapabilities(t *testing.T) {
 
 	probe := func(uri string, args ...string) bool {
 		t.Helper()
-		out, errOut, err := runToolErr(t, "nbdinfo", pkgLibnbd, append(args, uri)...)
-		switch exitStatus(t, err) {
+		out, errOut, err := tooltest.RunErr(t, "nbdinfo", pkgLibnbd, append(args, uri)...)
+		switch tooltest.ExitStatus(t, err) {
 		case 0:
 			return true
 		case 2:
@@ -86,11 +88,11 @@ func TestNBDInfoListsTheVolumesAndTheirCapabilities(t *testing.T) {
 		}
 	}
 	// The empty export name is the default volume.
-	if out := strings.TrimSpace(runTool(t, "nbdinfo", pkgLibnbd, "--size", d.unixURI(""))); out != strconv.Itoa(2<<30) {
+	if out := strings.TrimSpace(tooltest.Run(t, "nbdinfo", pkgLibnbd, "--size", d.unixURI(""))); out != strconv.Itoa(2<<30) {
 		t.Errorf("nbdinfo --size of the default export: %q", out)
 	}
 	// An unknown volume is an error and the daemon carries on.
-	if out, errOut, err := runToolErr(t, "nbdinfo", pkgLibnbd, d.unixURI("nope")); err == nil || !strings.Contains(out+errOut, "No such file or directory") {
+	if out, errOut, err := tooltest.RunErr(t, "nbdinfo", pkgLibnbd, d.unixURI("nope")); err == nil || !strings.Contains(out+errOut, "No such file or directory") {
 		t.Errorf("nbdinfo of an unknown volume: %v\n%s%s", err, out, errOut)
 	}
 	if !probe(d.unixURI("beta"), "--can", "connect") {
@@ -103,7 +105,7 @@ type extent struct{ Off, Len, Type int64 }
 
 func nbdinfoMap(t *testing.T, uri string) []extent {
 	t.Helper()
-	out := runTool(t, "nbdinfo", pkgLibnbd, "--map", "--json", uri)
+	out := tooltest.Run(t, "nbdinfo", pkgLibnbd, "--map", "--json", uri)
 	var m []struct {
 		Offset, Length, Type int64
 	}
@@ -182,7 +184,7 @@ func TestNBDInfoMapShowsHolesWhereNothingIsProvisioned(t *testing.T) {
 		for _, c := range cmds {
 			args = append(args, "-c", c)
 		}
-		out := runTool(t, "qemu-io", pkgQemu, append(args, uri)...)
+		out := tooltest.Run(t, "qemu-io", pkgQemu, append(args, uri)...)
 		if strings.Contains(out, "failed") {
 			t.Fatalf("qemu-io %v:\n%s", cmds, out)
 		}
@@ -196,7 +198,7 @@ func TestNBDInfoMapShowsHolesWhereNothingIsProvisioned(t *testing.T) {
 	model.touch(3<<20, 1<<20)
 	model.touch(10<<20, 1)
 	check("after writes")
-	runPython(t, `
+	tooltest.RunPython(t, `
 import nbd, sys
 h = nbd.NBD()
 h.connect_uri(sys.argv[1])

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/thind-storage/thind/internal/tooltest"
 )
 
 // httpGet returns the body of a 200 answer.
@@ -45,7 +47,7 @@ type promServer struct {
 
 func startPrometheus(t *testing.T, target, rules string) *promServer {
 	t.Helper()
-	bin := needTool(t, "prometheus", pkgPrometheus)
+	bin := tooltest.Need(t, "prometheus", pkgPrometheus)
 	dir := t.TempDir()
 	config := fmt.Sprintf(`global:
   scrape_interval: 1s

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/thind-storage/thind/internal/tooltest"
 )
 
 // writeRandomImage writes a raw image of size bytes as a disk image
@@ -59,7 +61,7 @@ func writeRandomImage(t *testing.T, path string, size int64, seed uint64) provis
 // (type 0 data, 3 hole and zero).
 func qemuImgMap(t *testing.T, uri string) []extent {
 	t.Helper()
-	out := runTool(t, "qemu-img", pkgQemu, "map", "--output=json", "-f", "raw", uri)
+	out := tooltest.Run(t, "qemu-img", pkgQemu, "map", "--output=json", "-f", "raw", uri)
 	var qm []struct {
 		Start, Length int64
 		Data, Zero    bool
@@ -93,12 +95,12 @@ func TestQemuImgConvertsOneGiBIntoAVolumeAndBack(t *testing.T) {
 	nonzero := writeRandomImage(t, src, size, seed)
 	t.Logf("image written in %v", time.Since(start))
 
-	runTool(t, "qemu-img", pkgQemu, "convert", "-n", "-f", "raw", "-O", "raw", src, d.unixURI("img"))
-	runTool(t, "qemu-img", pkgQemu, "convert", "-f", "raw", "-O", "raw", d.tcpURI("img"), back)
-	if out, errOut, err := runToolErr(t, "cmp", pkgDiffutils, src, back); err != nil {
+	tooltest.Run(t, "qemu-img", pkgQemu, "convert", "-n", "-f", "raw", "-O", "raw", src, d.unixURI("img"))
+	tooltest.Run(t, "qemu-img", pkgQemu, "convert", "-f", "raw", "-O", "raw", d.tcpURI("img"), back)
+	if out, errOut, err := tooltest.RunErr(t, "cmp", pkgDiffutils, src, back); err != nil {
 		t.Fatalf("cmp: the image read back differs from the source: %v\n%s%s", err, out, errOut)
 	}
-	out := runTool(t, "qemu-img", pkgQemu, "compare", "-f", "raw", "-F", "raw", src, d.unixURI("img"))
+	out := tooltest.Run(t, "qemu-img", pkgQemu, "compare", "-f", "raw", "-F", "raw", src, d.unixURI("img"))
 	if !strings.Contains(out, "Images are identical") {
 		t.Errorf("qemu-img compare: %s", out)
 	}
@@ -119,9 +121,9 @@ func TestQemuImgConvertsOneGiBIntoAVolumeAndBack(t *testing.T) {
 
 	// A changed byte is a difference qemu-img compare finds (it reports
 	// the sector).
-	runTool(t, "qemu-io", pkgQemu, "-f", "raw", "-c", "write -P 0x5a 123456789 1", d.unixURI("img"))
-	out, errOut, err := runToolErr(t, "qemu-img", pkgQemu, "compare", "-f", "raw", "-F", "raw", src, d.unixURI("img"))
-	if exitStatus(t, err) != 1 || !strings.Contains(out, "Content mismatch at offset 123456512!") {
+	tooltest.Run(t, "qemu-io", pkgQemu, "-f", "raw", "-c", "write -P 0x5a 123456789 1", d.unixURI("img"))
+	out, errOut, err := tooltest.RunErr(t, "qemu-img", pkgQemu, "compare", "-f", "raw", "-F", "raw", src, d.unixURI("img"))
+	if tooltest.ExitStatus(t, err) != 1 || !strings.Contains(out, "Content mismatch at offset 123456512!") {
 		t.Errorf("qemu-img compare after a change: %v\n%s%s", err, out, errOut)
 	}
 }
@@ -130,7 +132,7 @@ func TestQemuIOPatternsReadBack(t *testing.T) {
 	d := startDaemon(t)
 	d.mustCLI("volume", "create", "qio", "--size", "32M")
 	for _, uri := range []string{d.unixURI("qio"), d.tcpURI("qio")} {
-		out := runTool(t, "qemu-io", pkgQemu, "-f", "raw",
+		out := tooltest.Run(t, "qemu-io", pkgQemu, "-f", "raw",
 			"-c", "write -P 0xab 0 1M", "-c", "read -P 0xab 0 1M",
 			"-c", "write -P 0x01 1M 1M", "-c", "write -z 1M 1M", "-c", "read -P 0 1M 1M",
 			"-c", "write -P 0xcd 2M 1M", "-c", "write -z -u 2M 1M", "-c", "read -P 0 2M 1M",

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/thind-storage/thind/internal/tooltest"
 )
 
 // TestTheREADMEsCommandsWorkInAFreshClone clones the repository and runs
@@ -38,7 +40,7 @@ func TestTheREADMEsCommandsWorkInAFreshClone(t *testing.T) {
 	}
 
 	clone := filepath.Join(t.TempDir(), "thind")
-	git := needTool(t, "git", pkgGit)
+	git := tooltest.Need(t, "git", pkgGit)
 	if out, err := exec.Command(git, "clone", "--quiet", repoRoot, clone).CombinedOutput(); err != nil {
 		t.Fatalf("git clone: %v\n%s", err, out)
 	}
@@ -100,7 +102,7 @@ func TestTheREADMEsCommandsWorkInAFreshClone(t *testing.T) {
 	// README: "in another shell from the same directory". go run compiles
 	// first; the daemon is up when the CLI reaches it.
 	inClone := func(name string, args ...string) (string, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), toolTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), tooltest.Timeout)
 		defer cancel()
 		c := exec.CommandContext(ctx, name, args...)
 		c.Dir = clone
@@ -122,7 +124,7 @@ func TestTheREADMEsCommandsWorkInAFreshClone(t *testing.T) {
 		}
 		return nil
 	})
-	out, err := inClone(needTool(t, "nbdinfo", pkgLibnbd), "nbd+unix:///?socket=thind-data/nbd.sock")
+	out, err := inClone(tooltest.Need(t, "nbdinfo", pkgLibnbd), "nbd+unix:///?socket=thind-data/nbd.sock")
 	if err != nil {
 		t.Fatalf("%s: %v\n%s", info, err, out)
 	}

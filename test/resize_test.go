@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/thind-storage/thind/internal/tooltest"
 )
 
 // Shrinking drops the data past the new end (a partial last block is
@@ -20,7 +22,7 @@ func TestResizeShrinksAndGrowsAVolume(t *testing.T) {
 		for _, c := range cmds {
 			args = append(args, "-c", c)
 		}
-		out := runTool(t, "qemu-io", pkgQemu, append(args, uri)...)
+		out := tooltest.Run(t, "qemu-io", pkgQemu, append(args, uri)...)
 		if strings.Contains(out, "failed") {
 			t.Fatalf("qemu-io %v:\n%s", cmds, out)
 		}
@@ -38,7 +40,7 @@ func TestResizeShrinksAndGrowsAVolume(t *testing.T) {
 		t.Errorf("after shrinking to 1536 bytes: size %d, %d bytes mapped", v.Size, v.MappedBytes)
 	}
 	d.mustCLI("volume", "resize", "rs", "--size", "8M")
-	if got := strings.TrimSpace(runTool(t, "nbdinfo", pkgLibnbd, "--size", uri)); got != fmt.Sprint(8<<20) {
+	if got := strings.TrimSpace(tooltest.Run(t, "nbdinfo", pkgLibnbd, "--size", uri)); got != fmt.Sprint(8<<20) {
 		t.Errorf("nbdinfo --size after growing: %s", got)
 	}
 	qemuIO("read -P 0x11 0 1536", "read -P 0 1536 63k", "read -P 0 64k 8128k")
@@ -48,7 +50,7 @@ func TestResizeShrinksAndGrowsAVolume(t *testing.T) {
 		t.Errorf("nbdinfo --map after shrink and grow: %v", got)
 	}
 	// The snapshot taken before still has everything.
-	runTool(t, "qemu-io", pkgQemu, "-f", "raw", "-c", "read -P 0x11 0 4M", d.unixURI("rs-before"))
+	tooltest.Run(t, "qemu-io", pkgQemu, "-f", "raw", "-c", "read -P 0x11 0 4M", d.unixURI("rs-before"))
 
 	// Growing a connected volume: the connection keeps its size, a new
 	// one sees the new size and can write at its end.

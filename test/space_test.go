@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/thind-storage/thind/internal/tooltest"
 )
 
 // fullPool starts thind on a 64 MiB pool and fills it with a volume
@@ -14,7 +16,7 @@ func fullPool(t *testing.T, extra ...string) *daemon {
 	t.Helper()
 	d := startDaemon(t, append([]string{"--data-size", "64M", "--default-size", "16M"}, extra...)...)
 	d.mustCLI("volume", "create", "filler", "--size", "128M")
-	out, _, _ := runToolErr(t, "qemu-io", pkgQemu, "-f", "raw", "-c", "write -P 0x66 0 64M", d.unixURI("filler"))
+	out, _, _ := tooltest.RunErr(t, "qemu-io", pkgQemu, "-f", "raw", "-c", "write -P 0x66 0 64M", d.unixURI("filler"))
 	if !strings.Contains(out, "No space left on device") && !strings.Contains(out, "wrote") {
 		t.Fatalf("filling the pool: %s", out)
 	}
@@ -42,7 +44,7 @@ func poolMode(t *testing.T, d *daemon) string {
 // in its mode, and deleting a volume (promptly) brings it back to write.
 func TestAFullPoolFailsWritesUntilAVolumeIsDeleted(t *testing.T) {
 	d := fullPool(t, "--error-if-no-space")
-	out, _, _ := runToolErr(t, "qemu-io", pkgQemu, "-f", "raw", "-c", "write -P 1 0 1M", d.unixURI("default"))
+	out, _, _ := tooltest.RunErr(t, "qemu-io", pkgQemu, "-f", "raw", "-c", "write -P 1 0 1M", d.unixURI("default"))
 	if !strings.Contains(out, "No space left on device") {
 		t.Fatalf("a write to a full pool: %s", out)
 	}
@@ -57,7 +59,7 @@ func TestAFullPoolFailsWritesUntilAVolumeIsDeleted(t *testing.T) {
 	if took := time.Since(start); took > 20*time.Second {
 		t.Errorf("deleting a volume of a full pool took %v", took)
 	}
-	out = runTool(t, "qemu-io", pkgQemu, "-f", "raw", "-c", "write -P 2 0 1M", "-c", "read -P 2 0 1M", d.unixURI("default"))
+	out = tooltest.Run(t, "qemu-io", pkgQemu, "-f", "raw", "-c", "write -P 2 0 1M", "-c", "read -P 2 0 1M", d.unixURI("default"))
 	if strings.Contains(out, "failed") {
 		t.Fatalf("a write after the delete: %s", out)
 	}
