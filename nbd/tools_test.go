@@ -67,33 +67,21 @@ func TestNBDInfoFeatureProbes(t *testing.T) {
 	ro.ReadOnly = true
 	def, _ := memExport(DefaultExportName, 3<<20)
 	ts := startServer(t, Options{}, rw, ro, def)
-	probe := func(uri string, args ...string) bool {
-		t.Helper()
-		out, errOut, err := tooltest.RunErr(t, "nbdinfo", pkgLibnbd, append(args, uri)...)
-		switch tooltest.ExitStatus(t, err) {
-		case 0:
-			return true
-		case 2:
-			return false
-		}
-		t.Fatalf("nbdinfo %v %s: %v\n%s%s", args, uri, err, out, errOut)
-		return false
-	}
 	for _, uri := range []string{ts.unixURI("rw"), ts.tcpURI("rw")} {
 		for _, feature := range []string{"trim", "zero", "fua", "flush", "multi-conn", "fast-zero", "cache", "df", "write", "structured-reply"} {
-			if !probe(uri, "--can", feature) {
+			if !tooltest.NBDInfoProbe(t, uri, "--can", feature) {
 				t.Errorf("%s: --can %s is false", uri, feature)
 			}
 		}
-		if probe(uri, "--is", "read-only") {
+		if tooltest.NBDInfoProbe(t, uri, "--is", "read-only") {
 			t.Errorf("%s: --is read-only", uri)
 		}
 	}
-	if !probe(ts.unixURI("ro"), "--is", "read-only") {
+	if !tooltest.NBDInfoProbe(t, ts.unixURI("ro"), "--is", "read-only") {
 		t.Error("ro: --is read-only is false")
 	}
 	for _, feature := range []string{"trim", "zero", "write", "fast-zero"} {
-		if probe(ts.unixURI("ro"), "--can", feature) {
+		if tooltest.NBDInfoProbe(t, ts.unixURI("ro"), "--can", feature) {
 			t.Errorf("ro: --can %s is true", feature)
 		}
 	}
@@ -106,7 +94,7 @@ func TestNBDInfoFeatureProbes(t *testing.T) {
 	if out, errOut, err := tooltest.RunErr(t, "nbdinfo", pkgLibnbd, ts.unixURI("nope")); err == nil || !strings.Contains(out+errOut, "No such file or directory for export: nope") {
 		t.Errorf("unknown export: %v\n%s", err, out)
 	}
-	if !probe(ts.unixURI("rw"), "--can", "connect") {
+	if !tooltest.NBDInfoProbe(t, ts.unixURI("rw"), "--can", "connect") {
 		t.Error("server stopped serving after an unknown export")
 	}
 }

@@ -57,33 +57,21 @@ func TestNBDInfoListsTheVolumesAndTheirCapabilities(t *testing.T) {
 		}
 	}
 
-	probe := func(uri string, args ...string) bool {
-		t.Helper()
-		out, errOut, err := tooltest.RunErr(t, "nbdinfo", pkgLibnbd, append(args, uri)...)
-		switch tooltest.ExitStatus(t, err) {
-		case 0:
-			return true
-		case 2:
-			return false
-		}
-		t.Fatalf("nbdinfo %v %s: %v\n%s%s", args, uri, err, out, errOut)
-		return false
-	}
 	for _, uri := range []string{d.unixURI("alpha"), d.tcpURI("alpha")} {
 		for _, feature := range []string{"trim", "zero", "fua", "flush", "multi-conn", "fast-zero", "write"} {
-			if !probe(uri, "--can", feature) {
+			if !tooltest.NBDInfoProbe(t, uri, "--can", feature) {
 				t.Errorf("nbdinfo --can %s %s: false", feature, uri)
 			}
 		}
-		if probe(uri, "--is", "read-only") {
+		if tooltest.NBDInfoProbe(t, uri, "--is", "read-only") {
 			t.Errorf("nbdinfo --is read-only %s: true", uri)
 		}
 	}
-	if !probe(d.unixURI("gamma"), "--is", "read-only") {
+	if !tooltest.NBDInfoProbe(t, d.unixURI("gamma"), "--is", "read-only") {
 		t.Error("nbdinfo --is read-only: false for a volume created --read-only")
 	}
 	for _, feature := range []string{"trim", "zero", "write"} {
-		if probe(d.unixURI("gamma"), "--can", feature) {
+		if tooltest.NBDInfoProbe(t, d.unixURI("gamma"), "--can", feature) {
 			t.Errorf("read-only volume: --can %s is true", feature)
 		}
 	}
@@ -95,7 +83,7 @@ func TestNBDInfoListsTheVolumesAndTheirCapabilities(t *testing.T) {
 	if out, errOut, err := tooltest.RunErr(t, "nbdinfo", pkgLibnbd, d.unixURI("nope")); err == nil || !strings.Contains(out+errOut, "No such file or directory") {
 		t.Errorf("nbdinfo of an unknown volume: %v\n%s%s", err, out, errOut)
 	}
-	if !probe(d.unixURI("beta"), "--can", "connect") {
+	if !tooltest.NBDInfoProbe(t, d.unixURI("beta"), "--can", "connect") {
 		t.Error("the daemon stopped serving after an unknown export")
 	}
 }

@@ -124,3 +124,18 @@ func ShortDir(t testing.TB) string {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	return dir
 }
+
+// NBDInfoProbe runs `nbdinfo ARGS... URI` for a yes/no question (--can,
+// --is, --has): exit 0 is yes, 2 is no, anything else fails the test.
+func NBDInfoProbe(t testing.TB, uri string, args ...string) bool {
+	t.Helper()
+	out, errOut, err := RunErr(t, "nbdinfo", "libnbd-bin", append(args, uri)...)
+	switch ExitStatus(t, err) {
+	case 0:
+		return true
+	case 2:
+		return false
+	}
+	t.Fatalf("nbdinfo %v %s: %v\n%s%s", args, uri, err, out, errOut)
+	return false
+}
