@@ -34,15 +34,6 @@ func (t *Thin) ReadAt(ctx context.Context, buf []byte, off uint64) error {
 	e := t.allIO.Inc()
 	defer t.endIO(e)
 	bs := p.bs
-	if o := off % bs; o+uint64(len(buf)) <= bs {
-		// Within one block, the common case: no run to gather.
-		l, mapped, err := t.find(off / bs)
-		if err != nil || !mapped {
-			clear(buf)
-			return err
-		}
-		return p.data.Read(ctx, buf, int64(l.DataBlock*bs+o))
-	}
 	var runs [maxReadBatch]readRun
 	pos := 0
 	for pos < len(buf) {
