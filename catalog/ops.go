@@ -76,12 +76,9 @@ func (c *Catalog) SnapshotVolume(ctx context.Context, pool Pool, origin string, 
 // keep it as their origin.
 func (c *Catalog) DeleteVolume(ctx context.Context, pool Pool, name string) error {
 	err := c.change(ctx, func() error {
-		v, err := c.loadVolume(name)
+		v, err := c.existingVolume(name)
 		if err != nil {
 			return err
-		}
-		if v == nil {
-			return ErrNotFound
 		}
 		in := &Intent{Op: OpDelete, Volume: *v}
 		return c.transact(pool, in, func(p Pool) error { return p.DeleteThin(v.DevID) })
@@ -103,12 +100,9 @@ func (c *Catalog) ResizeVolume(ctx context.Context, pool Pool, name string, size
 	}
 	var v Volume
 	err := c.change(ctx, func() error {
-		cur, err := c.loadVolume(name)
+		cur, err := c.existingVolume(name)
 		if err != nil {
 			return err
-		}
-		if cur == nil {
-			return ErrNotFound
 		}
 		v = *cur
 		if size == cur.Size {
@@ -141,12 +135,9 @@ func (c *Catalog) ResizeVolume(ctx context.Context, pool Pool, name string, size
 func (c *Catalog) UpdateVolume(ctx context.Context, name string, u Update) (Volume, error) {
 	var v Volume
 	err := c.change(ctx, func() error {
-		cur, err := c.loadVolume(name)
+		cur, err := c.existingVolume(name)
 		if err != nil {
 			return err
-		}
-		if cur == nil {
-			return ErrNotFound
 		}
 		v = *cur
 		if u.Labels != nil {

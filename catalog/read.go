@@ -85,6 +85,16 @@ func (c *Catalog) Children(ctx context.Context, originID uint64) ([]Volume, erro
 	return out, err
 }
 
+// existingVolume is loadVolume for a volume that must exist: ErrNotFound
+// if it does not.
+func (c *Catalog) existingVolume(name string) (*Volume, error) {
+	v, err := c.loadVolume(name)
+	if err == nil && v == nil {
+		err = ErrNotFound
+	}
+	return v, err
+}
+
 // loadVolume returns the record of name, nil if there is none.
 func (c *Catalog) loadVolume(name string) (*Volume, error) {
 	if ValidName(name) != nil {
