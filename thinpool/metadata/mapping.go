@@ -26,10 +26,10 @@ type Lookup struct {
 // the block's cell, and a freed block is not reused before the commit
 // that frees it, which the engine holds back until earlier I/O is done.
 func (p *Pool) Find(dev, vblock uint64) (Lookup, error) {
-	ck, cacheable := cacheKey(dev, vblock)
+	cacheable := vblock < maxCachedVBlock
 	if vs := p.views.Load(); cacheable && vs != nil {
 		if v := (*vs)[dev]; v != nil {
-			if bt, ok := p.cache.get(ck, v.gen.Load()); ok {
+			if bt, ok := p.cache.get(v.gen.Load(), vblock); ok {
 				return unpackView(v, bt), nil
 			}
 		}
@@ -45,7 +45,7 @@ func (p *Pool) Find(dev, vblock uint64) (Lookup, error) {
 	}
 	gen := d.view.gen.Load()
 	if cacheable {
-		if bt, ok := p.cache.get(ck, gen); ok {
+		if bt, ok := p.cache.get(gen, vblock); ok {
 			return unpackLookup(d, bt), nil
 		}
 	}
@@ -59,7 +59,7 @@ func (p *Pool) Find(dev, vblock uint64) (Lookup, error) {
 	}
 	bt := binary.LittleEndian.Uint64(v[:])
 	if cacheable {
-		p.cache.fill(ck, bt, gen)
+		p.cache.fill(gen, vblock, bt)
 	}
 	return unpackLookup(d, bt), nil
 }
@@ -161,8 +161,8 @@ func (p *Pool) Insert(dev, vblock, dataBlock uint64) error {
 	if inserted {
 		d.MappedBlocks++
 	}
-	if ck, ok := cacheKey(dev, vblock); ok {
-		p.cache.set(ck, binary.LittleEndian.Uint64(v[:]), d.view.gen.Load())
+	if vblock < maxCachedVBlock {
+		p.cache.set(d.view.gen.Load(), vblock, binary.LittleEndian.Uint64(v[:]))
 	}
 	return nil
 }
@@ -180,8 +180,8 @@ func (p *Pool) Remove(dev, vblock uint64) error {
 		return fmt.Errorf("device %d: %w", dev, ErrNoDevice)
 	}
 	keys := [2]uint64{dev, vblock}
-	if ck, ok := cacheKey(dev, vblock); ok {
-		p.cache.forget(ck)
+	if vblock < maxCachedVBlock {
+		p.cache.forget(d.view.gen.Load(), vblock)
 	}
 	root, err := btree.Remove(&p.tr.info, p.root, keys[:])
 	p.root = root
