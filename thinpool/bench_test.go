@@ -15,7 +15,8 @@ import (
 )
 
 const (
-	pairedRounds   = 6 // each side runs at least this many operations
+	pairedRounds   = 6    // each side runs at least this many operations
+	opsPerRound    = 4096 // short rounds, so that noise hits both sides alike
 	benchVol       = 256 << 20
 	benchBlock     = 65536
 	benchSubmitter = 16
@@ -29,8 +30,8 @@ const (
 func paired(b *testing.B, raw, thin func(rng *rand.Rand, i int) error) {
 	b.Helper()
 	var rawT, thinT time.Duration
-	per := max(b.N/pairedRounds, 1)
-	rounds := pairedRounds
+	rounds := max(pairedRounds, b.N/opsPerRound)
+	per := max(b.N/rounds, 1)
 	run := func(fn func(*rand.Rand, int) error, base int) time.Duration {
 		var wg sync.WaitGroup
 		var next atomic.Int64
