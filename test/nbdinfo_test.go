@@ -166,21 +166,10 @@ func TestNBDInfoMapShowsHolesWhereNothingIsProvisioned(t *testing.T) {
 			t.Errorf("%s: volume show: %d bytes mapped, the model %d", what, v.MappedBytes, len(model)*blockSize)
 		}
 	}
-	qemuIO := func(cmds ...string) {
-		t.Helper()
-		args := []string{"-f", "raw"}
-		for _, c := range cmds {
-			args = append(args, "-c", c)
-		}
-		out := tooltest.Run(t, "qemu-io", pkgQemu, append(args, uri)...)
-		if strings.Contains(out, "failed") {
-			t.Fatalf("qemu-io %v:\n%s", cmds, out)
-		}
-	}
 	check("a new volume")
 
 	// Unaligned writes provision every block they touch.
-	qemuIO("write -P 0xa1 100k 4k", "write -P 0xa2 1020k 8k", "write -P 0xa3 3M 1M", "write -P 0xa4 10M 1", "flush")
+	qemuIO(t, uri, "write -P 0xa1 100k 4k", "write -P 0xa2 1020k 8k", "write -P 0xa3 3M 1M", "write -P 0xa4 10M 1", "flush")
 	model.touch(100<<10, 4<<10)
 	model.touch(1020<<10, 8<<10)
 	model.touch(3<<20, 1<<20)
@@ -201,7 +190,7 @@ h.shutdown()
 
 	// Discards unmap the blocks they cover whole, zeroes without NO_HOLE
 	// likewise; partial blocks stay mapped.
-	qemuIO("discard 3200k 256k", "discard 100k 4k", "write -z -u 1M 64k", "discard 20M 64k")
+	qemuIO(t, uri, "discard 3200k 256k", "discard 100k 4k", "write -z -u 1M 64k", "discard 20M 64k")
 	model.unmap(3200<<10, 256<<10)
 	model.unmap(100<<10, 4<<10)
 	model.unmap(1<<20, 64<<10)
@@ -211,7 +200,7 @@ h.shutdown()
 	// What is left reads back.
 	// (A discard of part of a block may leave its data, as dm-thin's
 	// does: 100k+4k is not read.)
-	qemuIO("read -P 0xa2 1020k 4k", "read -P 0 1M 64k", "read -P 0xa3 3M 128k",
+	qemuIO(t, uri, "read -P 0xa2 1020k 4k", "read -P 0 1M 64k", "read -P 0xa3 3M 128k",
 		"read -P 0 3200k 256k", "read -P 0xa3 3456k 576k", "read -P 0xa4 10M 1", "read -P 0 20M 64k",
 		"read -P 0xb1 20544k 4464", "read -P 0 30M 64k")
 	devID := d.volume("vol").DevID

@@ -16,19 +16,7 @@ func TestResizeShrinksAndGrowsAVolume(t *testing.T) {
 	d := startDaemon(t)
 	d.mustCLI("volume", "create", "rs", "--size", "4M")
 	uri := d.unixURI("rs")
-	qemuIO := func(cmds ...string) string {
-		t.Helper()
-		args := []string{"-f", "raw"}
-		for _, c := range cmds {
-			args = append(args, "-c", c)
-		}
-		out := tooltest.Run(t, "qemu-io", pkgQemu, append(args, uri)...)
-		if strings.Contains(out, "failed") {
-			t.Fatalf("qemu-io %v:\n%s", cmds, out)
-		}
-		return out
-	}
-	qemuIO("write -P 0x11 0 4M", "flush")
+	qemuIO(t, uri, "write -P 0x11 0 4M", "flush")
 	d.mustCLI("volume", "snapshot", "rs", "rs-before")
 
 	start := time.Now()
@@ -43,7 +31,7 @@ func TestResizeShrinksAndGrowsAVolume(t *testing.T) {
 	if got := strings.TrimSpace(tooltest.Run(t, "nbdinfo", pkgLibnbd, "--size", uri)); got != fmt.Sprint(8<<20) {
 		t.Errorf("nbdinfo --size after growing: %s", got)
 	}
-	qemuIO("read -P 0x11 0 1536", "read -P 0 1536 63k", "read -P 0 64k 8128k")
+	qemuIO(t, uri, "read -P 0x11 0 1536", "read -P 0 1536 63k", "read -P 0 64k 8128k")
 	want := provisioned{}
 	want.touch(0, 1)
 	if got := nbdinfoMap(t, uri); fmt.Sprint(got) != fmt.Sprint(want.extents(8<<20)) {
@@ -59,5 +47,20 @@ func TestResizeShrinksAndGrowsAVolume(t *testing.T) {
 	if c.size != 8<<20 {
 		t.Errorf("the connection's size %d", c.size)
 	}
-	qemuIO("write -P 0x22 16320k 64k", "read -P 0x22 16320k 64k")
+	qemuIO(t, uri, "write -P 0x22 16320k 64k", "read -P 0x22 16320k 64k")
+}
+
+// qemuIO runs qemu-io commands against a raw NBD export and fails the test
+// if any of them reports a failure (qemu-io exits 0 even then).
+func qemuIO(t *testing.T, uri string, cmds ...string) string {
+	t.Helper()
+	args := []string{"-f", "raw"}
+	for _, c := range cmds {
+		args = append(args, "-c", c)
+	}
+	out := tooltest.Run(t, "qemu-io", pkgQemu, append(args, uri)...)
+	if strings.Contains(out, "failed") {
+		t.Fatalf("qemu-io %v:\n%s", cmds, out)
+	}
+	return out
 }
