@@ -15,6 +15,16 @@ type Disk struct {
 	ll, old              *ll
 	begin                uint64
 	allocatedThisTransac uint64
+
+	// freedAgain holds the blocks allocated and freed again in this
+	// transaction. The committed state keeps the blocks it maps from
+	// reuse, but not these: a read or write that looked one up may still
+	// be in flight, and the discard that freed it may pass it down to the
+	// data device right after the commit. Like every other freed block,
+	// they wait for the commit. (The kernel gets the same from dm-thin
+	// holding a reference until the passdown is done.)
+	freedAgain map[uint64]struct{}
+	veto       func(uint64) bool // freedAgain's lookup, made once
 }
 
 // CreateDisk makes an empty data space map of nrBlocks blocks
@@ -80,16 +90,35 @@ func (d *Disk) Inc(b uint64) error {
 
 // Dec drops a reference to b.
 func (d *Disk) Dec(b uint64) error {
-	_, err := d.ll.dec(b)
-	return err
+	ev, err := d.ll.dec(b)
+	if err != nil || ev != eventFree {
+		return err
+	}
+	if b < d.old.nrBlocks {
+		c, err := d.old.lookupBitmap(b)
+		if err != nil || c != 0 {
+			return err // the committed state keeps it from reuse
+		}
+	}
+	if d.freedAgain == nil {
+		d.freedAgain = map[uint64]struct{}{}
+		d.veto = func(b uint64) bool { _, ok := d.freedAgain[b]; return ok }
+	}
+	d.freedAgain[b] = struct{}{}
+	return nil
 }
 
-// NewBlock allocates a block free both now and at the last commit, the
-// lowest one at or after the previous allocation first.
+// NewBlock allocates a block free both now and at the last commit, and
+// not freed in this transaction; the lowest one at or after the previous
+// allocation first.
 func (d *Disk) NewBlock() (uint64, error) {
-	b, err := findCommonFree(d.old, d.ll, d.begin, d.ll.nrBlocks, nil)
+	var veto func(uint64) bool
+	if len(d.freedAgain) > 0 {
+		veto = d.veto
+	}
+	b, err := findCommonFree(d.old, d.ll, d.begin, d.ll.nrBlocks, veto)
 	if err == ErrNoSpace {
-		b, err = findCommonFree(d.old, d.ll, 0, d.begin, nil)
+		b, err = findCommonFree(d.old, d.ll, 0, d.begin, veto)
 	}
 	if err != nil {
 		return 0, err
@@ -117,6 +146,7 @@ func (d *Disk) Commit() error {
 	d.old = d.ll.snapshot()
 	d.begin = 0
 	d.allocatedThisTransac = 0
+	clear(d.freedAgain)
 	return nil
 }
 

@@ -409,3 +409,39 @@ func TestDataSpaceMapRunsOut(t *testing.T) {
 	p.commit()
 	p.check()
 }
+
+// A block allocated and freed in one transaction is free in the committed
+// state too, but it must still wait for the commit: I/O that looked it up
+// may be in flight, and its discard may be passed down after the commit.
+func TestBlockFreedAgainWaitsForCommit(t *testing.T) {
+	p := newPool(t, 1024)
+	for range testDataBlocks - 1 {
+		b, err := p.dsm.NewBlock()
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.data[b] = 1
+	}
+	p.commit()
+	last, err := p.dsm.NewBlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.dsm.Dec(last); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := p.dsm.NewBlock(); !errors.Is(err, ErrNoSpace) {
+		t.Fatalf("block %d freed in this transaction handed out again before the commit (err %v)", b, err)
+	}
+	if n := p.dsm.NrFree(); n != 0 {
+		t.Fatalf("%d blocks free before the commit, want 0", n)
+	}
+	p.commit()
+	b, err := p.dsm.NewBlock()
+	if err != nil || b != last {
+		t.Fatalf("after the commit got block %d, %v; want %d", b, err, last)
+	}
+	p.data[b] = 1
+	p.commit()
+	p.check()
+}
