@@ -24,12 +24,12 @@ type cmd struct {
 
 	// A unit is one backend call: a request and the requests merged
 	// behind it. Only the unit's first request uses these fields.
-	next   *cmd  // next unit in a software queue or the dispatch list
-	merged *cmd  // next request of the unit, all issued as one call
-	ulen   int64 // bytes of the whole unit
-	ucount int   // requests in the unit
-	ufua   bool  // some request of the unit is FUA
-	iov    [1][]byte
+	next   *cmd      // next unit in a software queue or the dispatch list
+	merged *cmd      // next request of the unit, all issued as one call
+	ulen   int64     // bytes of the whole unit
+	ucount int       // requests in the unit
+	ufua   bool      // some request of the unit is FUA
+	iov    [1][]byte // a lone FUA write's vector for a vectored backend
 }
 
 // end is the request's last byte plus one.
@@ -44,7 +44,6 @@ func (c *cmd) reset() {
 	c.next = nil
 	c.merged = nil
 	c.ucount = 0
-	c.iov[0] = nil
 }
 
 // single makes c a unit of its own.

@@ -17,76 +17,78 @@ func (d *Dispatcher) dispatch(u *cmd, iovs *[][]byte) {
 	}
 	for c := u; c != nil; {
 		next := c.merged // complete may recycle c
-		d.complete(c, d.wrap(c, n, err))
+		d.complete(c, ioError(c.op, c.off, c.n, n, err))
 		c = next
 	}
 }
 
-// wrap names the request in a backend error.
-func (d *Dispatcher) wrap(c *cmd, merged int, err error) error {
+// ioError names the request in a backend error.
+func ioError(op Op, off, n int64, merged int, err error) error {
 	if err == nil {
 		return nil
 	}
-	return &IOError{Op: c.op, Off: c.off, Len: c.n, Merged: merged, Err: err}
+	return &IOError{Op: op, Off: off, Len: n, Merged: merged, Err: err}
 }
 
 // issue makes the backend call for a unit. Merged reads and writes become
 // one preadv/pwritev when the backend is vectored.
 func (d *Dispatcher) issue(u *cmd, iovs *[][]byte) error {
-	switch u.op {
-	case OpRead:
-		if u.merged == nil {
-			return readFull(d.be, u.buf, u.off)
-		}
-		if d.vec != nil {
-			bufs := gather(u, iovs)
-			n, err := d.vec.ReadvAt(bufs, u.off)
-			return transferred(n, u.ulen, err)
-		}
+	if u.merged == nil || !u.op.hasData() {
+		// One buffer, or none: merged discards and write-zeroes are one
+		// range.
+		return d.issueOne(u.op, u.buf, u.off, u.ulen, u.ufua, &u.iov)
+	}
+	if d.vec == nil {
 		for c := u; c != nil; c = c.merged {
-			if err := readFull(d.be, c.buf, c.off); err != nil {
+			if err := d.issueOne(c.op, c.buf, c.off, c.n, false, nil); err != nil {
 				return err
 			}
 		}
+		if u.ufua {
+			return d.be.Flush()
+		}
 		return nil
+	}
+	bufs := gather(u, iovs)
+	var n int
+	var err error
+	if u.op == OpRead {
+		n, err = d.vec.ReadvAt(bufs, u.off)
+	} else {
+		n, err = d.vec.WritevAt(bufs, u.off, u.ufua)
+	}
+	return transferred(n, u.ulen, err)
+}
+
+// issueOne makes the backend call for a single request. A FUA write goes
+// to a vectored backend with its data (pwritev2 with RWF_DSYNC, which syncs
+// only this range), through iov, the tag's one-entry scratch vector;
+// otherwise it is followed by a Flush.
+func (d *Dispatcher) issueOne(op Op, buf []byte, off, n int64, fua bool, iov *[1][]byte) error {
+	switch op {
+	case OpRead:
+		return readFull(d.be, buf, off)
 	case OpWrite:
-		return d.write(u, iovs)
+		if fua && d.vec != nil {
+			iov[0] = buf
+			m, err := d.vec.WritevAt(iov[:], off, true)
+			iov[0] = nil // do not keep the caller's buffer alive
+			return transferred(m, n, err)
+		}
+		m, err := d.be.WriteAt(buf, off)
+		if err := transferred(m, n, err); err != nil || !fua {
+			return err
+		}
+		return d.be.Flush()
 	case OpDiscard:
-		return d.be.Discard(u.off, u.ulen)
+		return d.be.Discard(off, n)
 	case OpWriteZeroes:
-		return d.be.WriteZeroes(u.off, u.ulen)
+		return d.be.WriteZeroes(off, n)
 	case OpFlush:
 		return d.be.Flush()
 	}
 	// check rejects unknown ops before a tag is taken.
-	panic(fmt.Sprintf("blk: issue of %s", u.op))
-}
-
-// write issues a write unit. FUA goes to the backend with the data when it
-// is vectored (pwritev2 with RWF_DSYNC, which syncs only this range);
-// otherwise the write is followed by a Flush.
-func (d *Dispatcher) write(u *cmd, iovs *[][]byte) error {
-	if d.vec != nil && (u.merged != nil || u.ufua) {
-		var bufs [][]byte
-		if u.merged == nil {
-			u.iov[0] = u.buf
-			bufs = u.iov[:]
-		} else {
-			bufs = gather(u, iovs)
-		}
-		n, err := d.vec.WritevAt(bufs, u.off, u.ufua)
-		return transferred(n, u.ulen, err)
-	}
-	for c := u; c != nil; c = c.merged {
-		n, err := d.be.WriteAt(c.buf, c.off)
-		if err := transferred(n, c.n, err); err != nil {
-			return err
-		}
-	}
-	if u.ufua {
-		return d.be.Flush()
-	}
-	return nil
+	panic(fmt.Sprintf("blk: issue of %s", op))
 }
 
 // gather collects the unit's buffers into the worker's scratch slice.

@@ -50,27 +50,47 @@ func (d *Dispatcher) syncIO(ctx context.Context, op Op, buf []byte, off, n int64
 	if !sq.enter(&d.closing) {
 		return ErrClosed
 	}
+	defer sq.exit(&d.closing)
+	h := sq.hw
+	if h.backlog.Load() == 0 {
+		if tag, ok := h.tags.tryGet(&sq.hint); ok {
+			return d.issueDirect(sq, tag, op, buf, off, n, fua)
+		}
+	}
 	c, err := d.alloc(ctx, sq, nil)
 	if err != nil {
-		sq.exit(&d.closing)
 		return err
+	}
+	if h.backlog.Load() == 0 {
+		// The queue drained while this waited for a tag.
+		return d.issueDirect(sq, c.tag, op, buf, off, n, fua)
 	}
 	c.op, c.fua, c.off, c.n, c.buf = op, fua, off, n, buf
 	c.single()
-	if sq.hw.backlog.Load() == 0 {
-		sq.stats.direct.Add(1)
-		err = d.wrap(c, 1, d.issue(c, nil))
-		d.account(c, err)
-		d.release(c)
-		sq.exit(&d.closing)
-		return err
-	}
 	c.wait = true
 	sq.stats.queued.Add(1)
 	sq.insert(c, c, 1)
 	err = <-c.done
 	d.release(c)
-	sq.exit(&d.closing)
+	return err
+}
+
+// issueDirect issues a request in its submitter's goroutine and frees its
+// tag. It leaves the tag's cmd alone (only a FUA write borrows its iovec):
+// nothing but this goroutine ever sees a request issued directly, and
+// filling in and clearing the cmd's three cache lines cost about 4% of a
+// 4 KiB page-cache read when 16 submitters share two CPUs (A/B runs of
+// thinpool's BenchmarkRandom4K).
+func (d *Dispatcher) issueDirect(sq *swQueue, tag uint32, op Op, buf []byte, off, n int64, fua bool) error {
+	h := sq.hw
+	start := int64(-1)
+	if tag&latencySampleMask == 0 {
+		start = d.now()
+	}
+	err := ioError(op, off, n, 1, d.issueOne(op, buf, off, n, fua, &h.cmds[tag].iov))
+	sq.stats.direct.Add(1)
+	d.record(sq, op, n, start, err)
+	h.tags.put(tag)
 	return err
 }
 
@@ -169,11 +189,17 @@ const latencySampleMask = 7
 
 // account records a finished request in its software queue's statistics.
 func (d *Dispatcher) account(c *cmd, err error) {
+	d.record(c.sq, c.op, c.n, c.start, err)
+}
+
+// record adds a finished request to sq's statistics; start is its tag
+// allocation time, or negative when it is not sampled.
+func (d *Dispatcher) record(sq *swQueue, op Op, n, start int64, err error) {
 	latency := int64(-1)
-	if c.start >= 0 {
-		latency = d.now() - c.start
+	if start >= 0 {
+		latency = d.now() - start
 	}
-	c.sq.stats.complete(c.op, c.n, err != nil, latency)
+	sq.stats.complete(op, n, err != nil, latency)
 }
 
 // release frees c's tag.
