@@ -75,6 +75,7 @@ var (
 	volCoW            = desc("volume_sharing_broken_total", "Writes that broke sharing with a snapshot (copy on write).", "volume")
 	volUnmapped       = desc("volume_unmapped_blocks_total", "Blocks unmapped by discard, write-zeroes and shrink.", "volume")
 	volPassdown       = desc("volume_discard_passdown_bytes_total", "Freed data passed down to the data device as holes.", "volume")
+	volReadRetries    = desc("volume_read_retries_total", "Read batches read again because a commit raced them.", "volume")
 	volRequests       = desc("volume_requests_total", "NBD requests.", "volume", "op")
 	volRequestErrors  = desc("volume_request_errors_total", "NBD requests answered with an error.", "volume", "op")
 	volBytes          = desc("volume_bytes_total", "Bytes read, written, trimmed, zeroed, cached or queried by NBD requests.", "volume", "op")
@@ -98,7 +99,7 @@ var (
 var all = []*prometheus.Desc{poolMode, poolDataBlocks, poolDataUsed, poolDataBytes, poolDataUsedBytes, poolBlockSize,
 	poolMetaBlocks, poolMetaUsed, poolTxID, poolNeedsCheck, poolCommits, poolCommitSeconds, poolCommitErrors,
 	poolMetaErrors, poolPrisonWaits, poolPrisonCells, poolNoSpaceWaits, poolNoSpaceErrors, cacheHits, cacheMisses,
-	cacheBlocks, cacheDirty, volSize, volMapped, volMappedBytes, volProvisioned, volCoW, volUnmapped, volPassdown,
+	cacheBlocks, cacheDirty, volSize, volMapped, volMappedBytes, volProvisioned, volCoW, volUnmapped, volPassdown, volReadRetries,
 	volRequests, volRequestErrors, volBytes, volLatency, volErrors, volConnections, nbdConnections, nbdConnectionsTot,
 	nbdHandshakeFails, dispDepth, dispInFlight, dispBacklog, dispMerges, dispDispatched, dispTagSleeps, dispRequests,
 	dispBytes, dispLatency}
@@ -178,6 +179,7 @@ func (c *Collector) collectPool(ps thinpool.Stats, vols []Volume, gauge, counter
 		counter(volCoW, float64(t.SharingBroken), v.Name)
 		counter(volUnmapped, float64(t.BlocksUnmapped), v.Name)
 		counter(volPassdown, float64(t.PassdownBytes), v.Name)
+		counter(volReadRetries, float64(t.ReadRetries), v.Name)
 	}
 }
 

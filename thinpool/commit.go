@@ -128,8 +128,10 @@ func (p *Pool) commitNow(flushRequested bool) error {
 	}
 	p.mdDirty.Store(false)
 	p.clearChanged()
-	// From here blocks this transaction freed may be reused; first let
-	// every I/O that may still have them in hand finish.
+	// From here blocks this transaction freed may be reused. Reads that
+	// may have them in hand will look again; first let every write that
+	// may still have them in hand finish.
+	p.reuses.Add(1)
 	p.waitInFlight()
 	p.runPassdown()
 	if Mode(p.mode.Load()) == ModeOutOfDataSpace && p.md.FreeDataBlocks() > 0 {
@@ -180,7 +182,9 @@ func (p *Pool) Abort() error {
 	p.txn.Lock()
 	defer p.txn.Unlock()
 	p.dropPassdown()
-	if err := p.md.Abort(); err != nil {
+	err := p.md.Abort()
+	p.reuses.Add(1) // blocks the transaction allocated are free again
+	if err != nil {
 		p.setMode(ModeFail, "abort failed: "+err.Error())
 		return err
 	}

@@ -46,6 +46,15 @@ type Pool struct {
 
 	pd passdown
 
+	// reuses moves on whenever data blocks that mappings pointed to may
+	// start being reused or punched: at each commit and abort. Reads check
+	// it instead of joining a thin's allIO (see Thin.ReadAt). It has a
+	// cache line of its own, as every read loads it and only commits
+	// store it.
+	_      [64]byte
+	reuses atomic.Uint64
+	_      [56]byte
+
 	// hold keeps background commits (periodic, FLUSH, FUA) from running
 	// while a caller makes a change that must reach the disk in one
 	// commit with other state of its own (the catalog's transaction id).
@@ -172,7 +181,9 @@ func (p *Pool) metadataFailed(op string, err error) error {
 	if serr := p.md.SetNeedsCheck(); serr != nil {
 		p.log.Error("could not set needs_check", "err", serr)
 	}
-	if rerr := p.md.SetReadOnly(); rerr != nil {
+	rerr := p.md.SetReadOnly()
+	p.reuses.Add(1) // the open transaction was dropped
+	if rerr != nil {
 		p.setMode(ModeFail, "metadata abort failed: "+rerr.Error())
 		return fmt.Errorf("%s: %w (%v)", op, ErrFailed, err)
 	}

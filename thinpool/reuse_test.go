@@ -44,3 +44,55 @@ func TestPassdownSparesBlockReusedInSameTransaction(t *testing.T) {
 		t.Fatalf("volume 2 lost its data: first bytes %x", got[:16])
 	}
 }
+
+// A read takes no part in allIO: if a commit lets the block it looked up
+// be reused before its data I/O, it must notice and read again rather than
+// return another volume's bytes.
+func TestReadRacingReuseReadsAgain(t *testing.T) {
+	const blockBytes = 64 << 10
+	const blocks = 16
+	e := newFileEnv(t, 16<<20, blocks*blockBytes, thinpool.Config{ErrorIfNoSpace: true})
+	a, b := e.thin(1, blocks*blockBytes), e.thin(2, blocks*blockBytes)
+	if err := a.WriteAt(bg, fill(1, blocks*blockBytes), 0, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.pool.Commit(bg); err != nil {
+		t.Fatal(err)
+	}
+	other := fill(2, blockBytes)
+	raced := false
+	restore := thinpool.SetReadMappedHook(func() {
+		if raced {
+			return
+		}
+		raced = true
+		// The reader has looked block 0 up. Unmap it, commit, and let
+		// volume 2 take the freed block (the only free one) and fill it.
+		if err := a.Discard(bg, 0, blockBytes); err != nil {
+			t.Error(err)
+		}
+		if err := e.pool.Commit(bg); err != nil {
+			t.Error(err)
+		}
+		if err := b.WriteAt(bg, other, 0, false); err != nil {
+			t.Error(err)
+		}
+	})
+	defer restore()
+	got := make([]byte, blockBytes)
+	if err := a.ReadAt(bg, got, 0); err != nil {
+		t.Fatal(err)
+	}
+	if !raced {
+		t.Fatal("the hook did not run")
+	}
+	if bytes.Equal(got, other) {
+		t.Fatal("volume 1 read volume 2's data")
+	}
+	if !bytes.Equal(got, make([]byte, blockBytes)) {
+		t.Fatalf("read racing a discard returned %x..., want the discarded state (zeroes)", got[:16])
+	}
+	if n := e.pool.Stats().Thins[1].ReadRetries; n != 1 {
+		t.Fatalf("%d read retries, want 1", n)
+	}
+}

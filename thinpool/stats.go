@@ -23,6 +23,7 @@ type thinCounters struct {
 	sharingBroken  atomic.Uint64 // copy-on-write breaks
 	blocksUnmapped atomic.Uint64 // by discard, write-zeroes and shrink
 	passdownBytes  atomic.Uint64 // freed data passed down as holes
+	readRetries    atomic.Uint64 // read batches read again after a commit raced them
 }
 
 // Stats is a snapshot of the pool's state and counters.
@@ -49,6 +50,9 @@ type ThinStats struct {
 	SharingBroken  uint64
 	BlocksUnmapped uint64
 	PassdownBytes  uint64
+	// ReadRetries counts read batches that a commit or abort raced (it
+	// may have let their blocks be reused), so they were read again.
+	ReadRetries uint64
 }
 
 // Stats returns a snapshot.
@@ -77,6 +81,7 @@ func (p *Pool) Stats() Stats {
 			SharingBroken:  t.st.sharingBroken.Load(),
 			BlocksUnmapped: t.st.blocksUnmapped.Load(),
 			PassdownBytes:  t.st.passdownBytes.Load(),
+			ReadRetries:    t.st.readRetries.Load(),
 		}
 	}
 	p.thinsMu.Unlock()
