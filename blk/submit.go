@@ -88,8 +88,7 @@ func (d *Dispatcher) issueDirect(sq *swQueue, tag uint32, op Op, buf []byte, off
 		start = d.now()
 	}
 	err := ioError(op, off, n, 1, d.issueOne(op, buf, off, n, fua, &h.cmds[tag].iov))
-	sq.stats.direct.Add(1)
-	d.record(sq, op, n, start, err)
+	d.record(sq, op, n, true, start, err)
 	h.tags.put(tag)
 	return err
 }
@@ -189,17 +188,17 @@ const latencySampleMask = 7
 
 // account records a finished request in its software queue's statistics.
 func (d *Dispatcher) account(c *cmd, err error) {
-	d.record(c.sq, c.op, c.n, c.start, err)
+	d.record(c.sq, c.op, c.n, false, c.start, err)
 }
 
 // record adds a finished request to sq's statistics; start is its tag
 // allocation time, or negative when it is not sampled.
-func (d *Dispatcher) record(sq *swQueue, op Op, n, start int64, err error) {
+func (d *Dispatcher) record(sq *swQueue, op Op, n int64, direct bool, start int64, err error) {
 	latency := int64(-1)
 	if start >= 0 {
 		latency = d.now() - start
 	}
-	sq.stats.complete(op, n, err != nil, latency)
+	sq.stats.complete(op, n, direct, err != nil, latency)
 }
 
 // release frees c's tag.
