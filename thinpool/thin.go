@@ -13,9 +13,10 @@ import (
 // Thin is an open thin device: the handle I/O goes through. Open handles
 // are shared: opening an open device returns the same Thin.
 type Thin struct {
-	p    *Pool
-	id   uint64
-	size atomic.Uint64 // bytes
+	p      *Pool
+	id     uint64
+	finder *metadata.Finder
+	size   atomic.Uint64 // bytes
 
 	// writes is held shared by every write, discard and zeroing, and
 	// exclusively to quiesce them (snapshot, shrink).
@@ -148,7 +149,7 @@ func (p *Pool) OpenThin(id, size uint64) (*Thin, error) {
 		t.refs++
 		return t, nil
 	}
-	t := &Thin{p: p, id: id, refs: 1}
+	t := &Thin{p: p, id: id, finder: p.md.Finder(id), refs: 1}
 	t.size.Store(size)
 	p.thins[id] = t
 	return t, nil
@@ -259,7 +260,7 @@ func (t *Thin) endIO(e bioprison.DeferredEntry) {
 
 // find looks a virtual block up; ok is false for an unmapped block.
 func (t *Thin) find(v uint64) (metadata.Lookup, bool, error) {
-	l, err := t.p.md.Find(t.id, v)
+	l, err := t.finder.Find(v)
 	if err == metadata.ErrNotMapped {
 		return l, false, nil
 	}

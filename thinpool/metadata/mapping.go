@@ -34,6 +34,13 @@ func (p *Pool) Find(dev, vblock uint64) (Lookup, error) {
 			}
 		}
 	}
+	return p.findLocked(dev, vblock)
+}
+
+// findLocked is a lookup the cache did not answer: under the lock, through
+// the B-tree, filling the cache.
+func (p *Pool) findLocked(dev, vblock uint64) (Lookup, error) {
+	cacheable := vblock < maxCachedVBlock
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if p.failed {
