@@ -160,9 +160,18 @@ func openFD(path string, readOnly, direct bool) (int, error) {
 	if direct {
 		flags |= unix.O_DIRECT
 	}
+	// A backing store's access time means nothing, and keeping it costs
+	// every read: touch_atime was 4% of a page-cache read's kernel time
+	// here, even under relatime. Only the file's owner (or CAP_FOWNER) may
+	// ask for O_NOATIME; anyone else opens without it.
+	flags |= unix.O_NOATIME
 	for {
 		fd, err := unix.Open(path, flags, 0)
 		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.EPERM && flags&unix.O_NOATIME != 0 {
+			flags &^= unix.O_NOATIME
 			continue
 		}
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -194,5 +195,34 @@ func TestAlignedBuffer(t *testing.T) {
 		if _, err := AlignedBuffer(bad[0], bad[1]); err == nil {
 			t.Errorf("AlignedBuffer(%d, %d) accepted", bad[0], bad[1])
 		}
+	}
+}
+
+// Reads through a File leave the backing file's access time alone: under
+// relatime a read of a file whose atime is older than its mtime would
+// otherwise update it.
+func TestReadsDoNotTouchAccessTime(t *testing.T) {
+	path := t.TempDir() + "/data"
+	if err := os.WriteFile(path, make([]byte, 1<<16), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-48 * time.Hour)
+	if err := os.Chtimes(path, old, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	f, err := OpenFile(path, FileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.ReadAt(make([]byte, 4096), 0); err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	if atime := time.Unix(st.Atim.Unix()); atime.After(old.Add(time.Second)) {
+		t.Fatalf("reading moved the access time from %v to %v", old, atime)
 	}
 }
