@@ -183,7 +183,12 @@ func (p *Pool) Abort() error {
 	defer p.txn.Unlock()
 	p.dropPassdown()
 	err := p.md.Abort()
-	p.reuses.Add(1) // blocks the transaction allocated are free again
+	// The blocks the transaction provisioned are free again. As after a
+	// commit, reads that may have them in hand will look again, and
+	// writes still on their way to them land before the lock lets anyone
+	// allocate.
+	p.reuses.Add(1)
+	p.waitInFlight()
 	if err != nil {
 		p.setMode(ModeFail, "abort failed: "+err.Error())
 		return err

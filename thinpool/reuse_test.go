@@ -2,7 +2,9 @@ package thinpool_test
 
 import (
 	"bytes"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/thind-storage/thind/thinpool"
 )
@@ -94,5 +96,69 @@ func TestReadRacingReuseReadsAgain(t *testing.T) {
 	}
 	if n := e.pool.Stats().Thins[1].ReadRetries; n != 1 {
 		t.Fatalf("%d read retries, want 1", n)
+	}
+}
+
+// An abort frees the blocks its transaction provisioned. A write still on
+// its way to one of them must land before another volume can be given the
+// block, or it overwrites that volume's data.
+func TestAbortWaitsForWritesToTheBlocksItFrees(t *testing.T) {
+	const blockBytes = 64 << 10
+	const blocks = 16
+	e := newFileEnv(t, 16<<20, blocks*blockBytes, thinpool.Config{ErrorIfNoSpace: true})
+	a, b := e.thin(1, blocks*blockBytes), e.thin(2, blocks*blockBytes)
+	if err := a.WriteAt(bg, fill(1, (blocks-1)*blockBytes), blockBytes, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.pool.Commit(bg); err != nil {
+		t.Fatal(err)
+	}
+	// Volume 1 takes the last free block, uncommitted.
+	if err := a.WriteAt(bg, fill(2, blockBytes), 0, false); err != nil {
+		t.Fatal(err)
+	}
+	reached, proceed := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	restore := thinpool.SetWriteMappedHook(func() {
+		once.Do(func() {
+			close(reached)
+			<-proceed
+		})
+	})
+	defer restore()
+	written := make(chan error, 1)
+	go func() { written <- a.WriteAt(bg, fill(3, blockBytes), 0, false) }()
+	<-reached
+	aborted := make(chan error, 1)
+	go func() { aborted <- e.pool.Abort() }()
+	select {
+	case err := <-aborted:
+		// The abort did not wait for the write: let the block go to
+		// volume 2 before the write lands, as a busy pool might.
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.WriteAt(bg, fill(4, blockBytes), 0, false); err != nil {
+			t.Fatal(err)
+		}
+		close(proceed)
+	case <-time.After(200 * time.Millisecond):
+		close(proceed)
+		if err := <-aborted; err != nil {
+			t.Fatal(err)
+		}
+		if err := b.WriteAt(bg, fill(4, blockBytes), 0, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := <-written; err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, blockBytes)
+	if err := b.ReadAt(bg, got, 0); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, fill(4, blockBytes)) {
+		t.Fatal("a write to a block the abort freed landed on another volume's data")
 	}
 }

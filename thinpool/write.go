@@ -61,11 +61,15 @@ func (t *Thin) forBlocks(off, n uint64, fn func(v, o, n, pos uint64) error) erro
 // sharing if it is shared, by provisioning if it is unmapped.
 func (t *Thin) writeBlock(ctx context.Context, v, o uint64, src payload, fua bool) error {
 	p := t.p
-	// The common case, a block of its own, needs no cell: like a read it
-	// joins the in-flight set before looking up (see ReadAt).
+	// The common case, a block of its own, needs no cell: the write joins
+	// the in-flight set before looking up, so a commit or abort that lets
+	// the block go waits for the write before anything can reuse it.
 	e := t.allIO.Inc()
 	l, mapped, err := t.find(v)
 	if err == nil && mapped && !l.Shared {
+		if testHookWriteMapped != nil {
+			testHookWriteMapped()
+		}
 		err = t.putData(ctx, l.DataBlock*p.bs+o, src, fua)
 		t.endIO(e)
 		return err
@@ -97,6 +101,10 @@ func (t *Thin) writeBlock(ctx context.Context, v, o uint64, src payload, fua boo
 	}
 	return t.remapToNew(ctx, v, o, src, nil)
 }
+
+// testHookWriteMapped, set only by tests, runs between an in-place
+// write's lookup and its data I/O.
+var testHookWriteMapped func()
 
 // putData writes a payload to the data device.
 func (t *Thin) putData(ctx context.Context, off uint64, src payload, fua bool) error {
