@@ -56,6 +56,17 @@ func TestCLIErrorsAreOneClearLine(t *testing.T) {
 		out, errOut, code := runThind(t, append(daemonEnv(), "THIND_DATA_DIR="+t.TempDir()), "pool", "status")
 		checkOneLineError(t, []string{"pool", "status"}, out, errOut, code, "cannot reach thind at")
 	})
+	for _, tc := range []struct{ flag, value, want string }{
+		{"--commit-interval", "-1s", "--commit-interval -1s: want a positive duration"},
+		{"--commit-interval", "soon", `invalid argument "soon" for "--commit-interval" flag`},
+		{"--no-space-timeout", "0", "--no-space-timeout 0s: want a positive duration"},
+	} {
+		t.Run("serve "+tc.flag+" "+tc.value, func(t *testing.T) {
+			args := []string{"serve", "--data-dir", t.TempDir(), tc.flag, tc.value}
+			out, errOut, code := runThind(t, daemonEnv(), args...)
+			checkOneLineError(t, args, out, errOut, code, tc.want)
+		})
+	}
 	t.Run("meta check of a missing file", func(t *testing.T) {
 		out, errOut, code := runThind(t, daemonEnv(), "meta", "check", "/nonexistent/metadata")
 		checkOneLineError(t, []string{"meta", "check"}, out, errOut, code, "/nonexistent/metadata")

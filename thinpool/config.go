@@ -1,6 +1,7 @@
 package thinpool
 
 import (
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -38,6 +39,17 @@ type Config struct {
 	// Dispatcher sizes the data device's multi-queue dispatcher.
 	Dispatcher blk.Config
 	Logger     *slog.Logger
+}
+
+// check rejects settings no pool can run with, after setDefaults.
+func (c *Config) check() error {
+	switch {
+	case c.CommitInterval < 0:
+		return fmt.Errorf("thinpool: commit interval %v: must be positive", c.CommitInterval)
+	case c.NoSpaceTimeout < 0:
+		return fmt.Errorf("thinpool: no-space timeout %v: must be positive", c.NoSpaceTimeout)
+	}
+	return nil
 }
 
 func (c *Config) setDefaults() {

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"math/rand/v2"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/thind-storage/thind/blk"
 	"github.com/thind-storage/thind/thinpool"
 )
 
@@ -101,4 +104,24 @@ func TestShrinkThenGrowShowsZeroes(t *testing.T) {
 		t.Fatal("data past the old end came back after growing")
 	}
 	e.commitAndCheck()
+}
+
+// Settings no pool can run with are refused at Open, not met later as a
+// panicking ticker.
+func TestOpenRejectsNegativeIntervals(t *testing.T) {
+	for _, cfg := range []thinpool.Config{{CommitInterval: -time.Second}, {NoSpaceTimeout: -time.Second}} {
+		e := newFileEnv(t, 16<<20, 16<<20, thinpool.Config{})
+		e.pool.Close()
+		e.pool = nil
+		data, err := blk.OpenFile(e.dataPath, blk.FileOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p, err := thinpool.Open(e.md, data, cfg); err == nil || !strings.Contains(err.Error(), "must be positive") {
+			if p != nil {
+				p.Close()
+			}
+			t.Fatalf("Open with %+v: %v, want an error", cfg, err)
+		}
+	}
 }

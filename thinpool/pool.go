@@ -74,6 +74,10 @@ type Pool struct {
 // space map grows the pool; a smaller one is refused, as dm-thin does.
 func Open(md *metadata.Pool, data blk.Backend, cfg Config) (*Pool, error) {
 	cfg.setDefaults()
+	if err := cfg.check(); err != nil {
+		data.Close()
+		return nil, err
+	}
 	bs := uint64(md.DataBlockSize()) * 512
 	size, err := data.Size()
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -40,6 +41,12 @@ flight, commit, exit 0.`,
 			cfg.BlockSize, cfg.BlockSizeSet = blockSize, blockSizeF.set
 			cfg.DefaultSize = defaultSize
 			cfg.MetadataCacheBytes = int64(cacheSize)
+			if cfg.Engine.CommitInterval <= 0 {
+				return fmt.Errorf("--commit-interval %v: want a positive duration", cfg.Engine.CommitInterval)
+			}
+			if cfg.Engine.NoSpaceTimeout <= 0 {
+				return fmt.Errorf("--no-space-timeout %v: want a positive duration", cfg.Engine.NoSpaceTimeout)
+			}
 			logger, err := newLogger(logLevel, logFormat)
 			if err != nil {
 				return err
@@ -79,6 +86,8 @@ flight, commit, exit 0.`,
 	f.BoolVar(&cfg.Engine.SkipBlockZeroing, "skip-block-zeroing", false, "do not zero the rest of a newly provisioned block (faster; old data may show if passdown is off)")
 	f.BoolVar(&cfg.Engine.NoDiscardPassdown, "no-discard-passdown", false, "keep freed blocks allocated in the data file instead of punching holes")
 	f.BoolVar(&cfg.Engine.ErrorIfNoSpace, "error-if-no-space", false, "fail writes at once when the pool is full instead of queueing them")
+	f.DurationVar(&cfg.Engine.NoSpaceTimeout, "no-space-timeout", 60*time.Second, "how long writes queue while the pool is full before they fail")
+	f.DurationVar(&cfg.Engine.CommitInterval, "commit-interval", time.Second, "period of background metadata commits (each flushes the data file first if new blocks need it)")
 	f.Var(cacheF, "metadata-cache", "metadata block cache size; default 64M")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "text or json")
