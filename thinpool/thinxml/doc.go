@@ -9,7 +9,8 @@
 //
 //	BeginSuperblock (BeginDevice Map* EndDevice)* EndSuperblock
 //
-// Neither side holds the document in memory. A metadata walker calls a
+// Neither side holds the document in memory (Parse keeps only the shared
+// mappings of <def> elements, below). A metadata walker calls a
 // Writer directly: BeginSuperblock, then for each device in ascending
 // dev_id order BeginDevice, Map once per mapped block in ascending origin
 // order (Len 1; the Writer builds the runs), EndDevice; and EndSuperblock,
@@ -55,11 +56,13 @@
 // # <def> and <ref>
 //
 // thin_dump of thin-provisioning-tools 1.x writes subtrees shared between
-// devices once, as <def name="..."> inside the superblock, and refers to
-// them with <ref name="..."/> inside devices. 0.9.0 has no such elements
-// and neither does this package: Parse refuses them with an error that
-// says so. Supporting them would mean keeping every definition in memory
-// until the last reference, or an Emitter that understands sharing.
+// devices once, as <def name="..."> inside the superblock holding
+// mappings, and refers to them with <ref name="..."/> inside devices.
+// Parse keeps each definition's runs (at most maxSharedRuns in all) and
+// replays them into the Emitter at each reference, so an Emitter sees the
+// same stream as from a 0.9.0 document; the Writer writes 0.9.0 documents
+// only. A <def> may hold only mappings and must come before its first
+// <ref>; a name may be defined once.
 //
 // # Errors
 //

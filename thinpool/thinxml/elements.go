@@ -1,8 +1,9 @@
 package thinxml
 
 // The elements of the format and their attributes, as thin_restore 0.9.0
-// reads them (thin-provisioning/xml_format.cc). A table per element keeps
-// the attribute rules in one place for the parser.
+// reads them (thin-provisioning/xml_format.cc), plus <def> and <ref> of the
+// 1.x format. A table per element keeps the attribute rules in one place
+// for the parser.
 
 type element uint8
 
@@ -12,6 +13,8 @@ const (
 	elDevice
 	elSingle
 	elRange
+	elDef
+	elRef
 )
 
 var elementNames = [...]string{
@@ -20,6 +23,8 @@ var elementNames = [...]string{
 	elDevice:     "device",
 	elSingle:     "single_mapping",
 	elRange:      "range_mapping",
+	elDef:        "def",
+	elRef:        "ref",
 }
 
 func (el element) String() string { return elementNames[el] }
@@ -34,12 +39,19 @@ func lookupElement(name []byte) element {
 		return elSingle
 	case "range_mapping":
 		return elRange
+	case "def":
+		return elDef
+	case "ref":
+		return elRef
 	}
 	return elNone
 }
 
 // isMapping reports whether el is one of the two mapping elements.
 func (el element) isMapping() bool { return el == elSingle || el == elRange }
+
+// isLeaf reports whether el has no content: a mapping or a <ref>.
+func (el element) isLeaf() bool { return el.isMapping() || el == elRef }
 
 type attrSpec struct {
 	name     string
@@ -78,6 +90,9 @@ const (
 	rangeTime   = 3
 )
 
+// <def> and <ref> have a name only.
+const sharedName = 0
+
 var attrSpecs = [...][]attrSpec{
 	elSuperblock: {
 		sbUUID:          {"uuid", 0, true},
@@ -107,6 +122,8 @@ var attrSpecs = [...][]attrSpec{
 		rangeLength: {"length", 64, true},
 		rangeTime:   {"time", 32, true},
 	},
+	elDef: {sharedName: {"name", 0, true}},
+	elRef: {sharedName: {"name", 0, true}},
 }
 
 // requiredMask has bit i set for each required attribute slot i of el.

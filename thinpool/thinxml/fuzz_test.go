@@ -26,6 +26,10 @@ func fuzzSeeds(f *testing.F) {
 <device dev_id="2" mapped_blocks="2" transaction="3" creation_time="4" snap_time="5"><single_mapping time="0" origin_block="1" data_block="2"></single_mapping>
 <range_mapping origin_begin="18446744073709551614" data_begin="0" length="2" time="4294967295"/><single_mapping origin_block="1" data_block="2" time="0"/><single_mapping origin_block="2" data_block="3" time="0"/></device></superblock>`))
 	f.Add([]byte(`<superblock uuid="" time="0" transaction="0" data_block_size="0" nr_data_blocks="0"/>`))
+	f.Add([]byte(`<superblock uuid="" time="1" transaction="2" data_block_size="128" nr_data_blocks="9"><def name="s"><single_mapping origin_block="1" data_block="2" time="0"/>
+<range_mapping origin_begin="3" data_begin="4" length="2" time="1"/></def><def name="e"/>
+<device dev_id="1" mapped_blocks="3" transaction="3" creation_time="4" snap_time="5"><ref name="s"/><ref name="e"></ref></device>
+<device dev_id="2" mapped_blocks="4" transaction="3" creation_time="4" snap_time="5"><ref name="s"/><single_mapping origin_block="7" data_block="8" time="0"/></device></superblock>`))
 }
 
 // FuzzParse checks that Parse never panics, that reading the input a byte

@@ -6,7 +6,8 @@ import (
 )
 
 // Parse reads a thin_dump XML document from r and streams it into em,
-// without holding the document or allocating per mapping. The package
+// without holding the document or allocating per mapping; only the
+// mappings of <def> elements are kept, until the end. The package
 // documentation lists what it accepts, what it refuses and where it is
 // stricter than thin_restore 0.9.0.
 //
@@ -27,23 +28,36 @@ const (
 	inProlog     parseState = iota // before <superblock>
 	inSuperblock                   // inside <superblock>, between devices
 	inDevice                       // inside <device>, between mappings
-	inMapping                      // after a mapping's start tag, before its end tag
+	inDef                          // inside <def>, between mappings
+	inMapping                      // after a mapping's or <ref>'s start tag, before its end tag
 	inEpilog                       // after </superblock>
 )
+
+// maxSharedRuns bounds the mapping runs held for <def> elements, so that
+// a hostile document cannot make Parse hold unbounded memory (32 bytes a
+// run: 128 MiB). A variable for tests.
+var maxSharedRuns = 1 << 22
 
 type parser struct {
 	lexer
 	em    Emitter
 	state parseState
 
-	docStart int64   // input offset of the document (after a byte order mark)
-	mapEl    element // the open mapping element, in state inMapping
-	openLine [inEpilog]int
+	docStart  int64      // input offset of the document (after a byte order mark)
+	mapEl     element    // the open leaf element, in state inMapping
+	mapParent parseState // the state its end tag returns to
+	openLine  [inEpilog]int
+
+	// Shared mappings: the runs of each <def> by name, the one being
+	// read, and how many runs are held in all.
+	defs       map[string][]Mapping
+	def        string
+	sharedRuns int
 
 	// Attributes of the tag being scanned.
 	vals    [8]uint64
 	seen    uint16
-	uuid    string
+	text    string              // the text attribute: the superblock's uuid, a name
 	unknown map[string]struct{} // names of unknown attributes, to catch duplicates
 }
 
@@ -99,6 +113,8 @@ func (p *parser) openElement() element {
 		return elSuperblock
 	case inDevice:
 		return elDevice
+	case inDef:
+		return elDef
 	case inMapping:
 		return p.mapEl
 	}
@@ -231,19 +247,15 @@ func (p *parser) endTag(lt int) error {
 		if err := p.em.EndDevice(); err != nil {
 			return p.errAt(lt, err, "")
 		}
+	case elDef:
+		p.state = inSuperblock
 	default:
-		p.state = inDevice
+		p.state = p.mapParent
 	}
 	return nil
 }
 
-// unknownElement names the element in the message; <def> and <ref> are
-// recognised to say why they are refused.
 func (p *parser) unknownElement(lt int, name []byte) error {
-	switch string(name) {
-	case "def", "ref":
-		return p.errAt(lt, nil, "<%s> (shared mappings of thin-provisioning-tools 1.x thin_dump) is not supported: only the 0.9.0 format is", name)
-	}
 	return p.errAt(lt, nil, "unknown element <%s>", name)
 }
 
@@ -252,16 +264,20 @@ func (p *parser) checkPlacement(lt int, el element) error {
 	switch {
 	case p.state == inEpilog:
 		return p.errAt(lt, nil, "trailing garbage <%s> after </superblock>", el)
+	case p.state == inMapping && p.mapEl == elRef:
+		return p.errAt(lt, nil, "<%s> inside <ref> opened at line %d: <ref> has no content", el, p.openLine[inMapping])
 	case p.state == inMapping:
 		return p.errAt(lt, nil, "<%s> inside <%s> opened at line %d: mappings have no content", el, p.mapEl, p.openLine[inMapping])
 	case el == elSuperblock && p.state != inProlog:
 		return p.errAt(lt, nil, "<superblock> inside <%s> opened at line %d", p.openElement(), p.openLine[p.state])
-	case el == elDevice && p.state == inProlog:
-		return p.errAt(lt, nil, "<device> outside <superblock>")
-	case el == elDevice && p.state == inDevice:
-		return p.errAt(lt, nil, "<device> inside <device> opened at line %d", p.openLine[inDevice])
-	case el.isMapping() && p.state != inDevice:
-		return p.errAt(lt, nil, "<%s> outside <device>", el)
+	case (el == elDevice || el == elDef) && p.state == inProlog:
+		return p.errAt(lt, nil, "<%s> outside <superblock>", el)
+	case (el == elDevice || el == elDef) && p.state != inSuperblock:
+		return p.errAt(lt, nil, "<%s> inside <%s> opened at line %d", el, p.openElement(), p.openLine[p.state])
+	case el.isMapping() && p.state != inDevice && p.state != inDef:
+		return p.errAt(lt, nil, "<%s> outside <device> and <def>", el)
+	case el == elRef && p.state != inDevice:
+		return p.errAt(lt, nil, "<ref> outside <device>: only devices refer to shared mappings")
 	}
 	return nil
 }

@@ -65,6 +65,18 @@ func TestParseAccepts(t *testing.T) {
     <range_mapping origin_begin="20" data_begin="200" length="5" time="1"/>
   </device>
 </superblock>`},
+		{"shared mappings of thin-provisioning-tools 1.x, replayed where referred to", `<superblock uuid="" time="1" transaction="2" flags="0" version="2" data_block_size="128" nr_data_blocks="1000">
+  <def name="leaf 1">
+    <single_mapping origin_block="10" data_block="100" time="0"/>
+  </def>
+  <def name="nothing"/>
+  <def name="unused"><range_mapping origin_begin="1" data_begin="1" length="3" time="0"></range_mapping></def>
+  <device dev_id="0" mapped_blocks="7" transaction="1" creation_time="0" snap_time="1">
+    <ref name="leaf 1"/>
+    <ref name="nothing"></ref>
+    <range_mapping origin_begin="20" data_begin="200" length="5" time="1"/>
+  </device>
+</superblock>`},
 		{"attributes the format does not have are ignored, as thin_restore 0.9.0 does", `<superblock uuid="" time="1" transaction="2" flags="0" version="2" data_block_size="128" nr_data_blocks="1000" comment="x &amp; y">
   <device dev_id="0" mapped_blocks="7" transaction="1" creation_time="0" snap_time="1" name="thin0" label="a">
     <single_mapping origin_block="10" data_block="100" time="0"/>
@@ -141,8 +153,16 @@ func TestParseRejects(t *testing.T) {
 		{"only white space and a comment", "\n  <!-- x -->\n", "line 3, column 1: no <superblock> element"},
 		{"an unknown element", sb + "\n<dev dev_id=\"0\"/>", "line 2, column 1: unknown element <dev>"},
 		{"an unknown end tag", sb + "\n</dev>", "line 2, column 1: unknown element </dev>"},
-		{"def from thin-provisioning-tools 1.x", sb + "\n  <def name=\"0\">", "line 2, column 3: <def> (shared mappings of thin-provisioning-tools 1.x thin_dump) is not supported"},
-		{"ref from thin-provisioning-tools 1.x", sb + dev + "\n<ref name=\"0\"/>", "line 2, column 1: <ref> (shared mappings"},
+		{"a ref to no def", sb + dev + "\n<ref name=\"0\"/>", `line 2, column 1: <ref name="0"> comes before any <def> of that name`},
+		{"a ref before its def", sb + dev + "\n<ref name=\"a\"/></device>\n<def name=\"a\"/>", `line 2, column 1: <ref name="a"> comes before any <def> of that name`},
+		{"a def defined twice", sb + "<def name=\"a\"/>\n<def name=\"a\"/>", `line 2, column 1: <def name="a"> is defined twice`},
+		{"a def without a name", sb + "\n<def>", "line 2, column 1: <def> is missing attribute name"},
+		{"a def outside the superblock", `<def name="a"/>`, "line 1, column 1: <def> outside <superblock>"},
+		{"a def inside a device", sb + dev + "\n<def name=\"a\"/>", "line 2, column 1: <def> inside <device> opened at line 1"},
+		{"a device inside a def", sb + "\n<def name=\"a\">\n" + dev, "line 3, column 1: <device> inside <def> opened at line 2"},
+		{"a ref inside a def", sb + "\n<def name=\"a\">\n<ref name=\"a\"/>", "line 3, column 1: <ref> outside <device>"},
+		{"an element inside a ref", sb + "<def name=\"a\"/>" + dev + "\n<ref name=\"a\">\n<single_mapping origin_block=\"0\" data_block=\"0\" time=\"0\"/>", "line 3, column 1: <single_mapping> inside <ref> opened at line 2: <ref> has no content"},
+		{"an unclosed def", sb + "\n<def name=\"a\">", "unexpected end of input: <def> opened at line 2 is not closed"},
 		{"a device outside the superblock", dev, "line 1, column 1: <device> outside <superblock>"},
 		{"a mapping outside a device", sb + "\n <single_mapping origin_block=\"0\" data_block=\"0\" time=\"0\"/>", "line 2, column 2: <single_mapping> outside <device>"},
 		{"a mapping before the superblock", `<range_mapping origin_begin="0" data_begin="0" length="2" time="0"/>`, "line 1, column 1: <range_mapping> outside <device>"},
@@ -313,5 +333,19 @@ func TestParseManyUnknownAttributes(t *testing.T) {
 	b.WriteString("/>")
 	if err := Parse(strings.NewReader(b.String()), &recorder{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The runs held for <def> elements are bounded.
+func TestParseBoundsSharedRuns(t *testing.T) {
+	defer func(n int) { maxSharedRuns = n }(maxSharedRuns)
+	maxSharedRuns = 2
+	doc := `<superblock uuid="" time="0" transaction="0" data_block_size="128" nr_data_blocks="100">
+<def name="a"><single_mapping origin_block="0" data_block="0" time="0"/></def>
+<def name="b"><single_mapping origin_block="1" data_block="1" time="0"/>
+<single_mapping origin_block="2" data_block="2" time="0"/></def></superblock>`
+	_, err := parseEvents([]byte(doc))
+	if err == nil || !strings.Contains(err.Error(), "line 4, column 1: the <def> elements hold more than 2 mapping runs") {
+		t.Fatalf("got %v", err)
 	}
 }

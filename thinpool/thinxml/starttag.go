@@ -81,7 +81,7 @@ func (p *parser) startTag(lt int) error {
 }
 
 // attr scans the value at q (its opening quote) into p.vals[slot] (or
-// p.uuid) and returns the index after the closing quote. Plain decimal
+// p.text) and returns the index after the closing quote. Plain decimal
 // values are read straight from the buffer; anything else (references,
 // spaces, errors) goes through attrValue.
 func (p *parser) attr(q int, el element, spec attrSpec, slot int) (int, error) {
@@ -109,7 +109,7 @@ func (p *parser) attr(q int, el element, spec attrSpec, slot int) (int, error) {
 		return 0, err
 	}
 	if spec.bits == 0 {
-		p.uuid = string(p.val)
+		p.text = string(p.val)
 		return next, nil
 	}
 	v, why := parseUint(p.val)
@@ -168,14 +168,21 @@ func (p *parser) endOfStartTag(lt int, el element, gt int) error {
 		}
 	}
 	p.pos = gt + 1
+	switch {
+	case el == elDef:
+		return p.beginDef(lt, empty)
+	case el.isLeaf():
+		return p.leaf(lt, el, empty)
+	}
 	if err := p.emit(lt, el, empty); err != nil {
 		return p.errAt(lt, err, "")
 	}
 	return nil
 }
 
-// emit passes a complete, checked start tag to the Emitter and enters the
-// element. It returns the Emitter's error, for the caller to position.
+// emit passes a complete, checked <superblock> or <device> start tag to the
+// Emitter and enters the element. It returns the Emitter's error, for the
+// caller to position.
 func (p *parser) emit(lt int, el element, empty bool) error {
 	v := &p.vals
 	switch el {
@@ -186,7 +193,7 @@ func (p *parser) emit(lt int, el element, empty bool) error {
 			p.state = inEpilog
 		}
 		return p.em.BeginSuperblock(Superblock{
-			UUID:          p.uuid,
+			UUID:          p.text,
 			Time:          uint32(v[sbTime]),
 			Transaction:   v[sbTransaction],
 			Flags:         uint32(v[sbFlags]),
@@ -211,13 +218,30 @@ func (p *parser) emit(lt int, el element, empty bool) error {
 		p.state = inSuperblock
 		return p.em.EndDevice()
 	}
+	return nil
+}
+
+// leaf handles a mapping or a <ref>: a device's mapping goes to the
+// Emitter, a <def>'s is kept, a <ref> replays its definition.
+func (p *parser) leaf(lt int, el element, empty bool) error {
+	parent := p.state
+	if !empty {
+		p.openLine[inMapping] = p.lineAt(lt)
+		p.state, p.mapEl, p.mapParent = inMapping, el, parent
+	}
+	if el == elRef {
+		return p.replay(lt)
+	}
+	v := &p.vals
 	m := Mapping{Origin: v[mapOrigin], Data: v[mapData], Len: 1, Time: uint32(v[singleTime])}
 	if el == elRange {
 		m.Len, m.Time = v[rangeLength], uint32(v[rangeTime])
 	}
-	if !empty {
-		p.openLine[inMapping] = p.lineAt(lt)
-		p.state, p.mapEl = inMapping, el
+	if parent == inDef {
+		return p.keep(lt, m)
 	}
-	return p.em.Map(m)
+	if err := p.em.Map(m); err != nil {
+		return p.errAt(lt, err, "")
+	}
+	return nil
 }
