@@ -24,7 +24,6 @@ type Disk struct {
 	// they wait for the commit. (The kernel gets the same from dm-thin
 	// holding a reference until the passdown is done.)
 	freedAgain map[uint64]struct{}
-	veto       func(uint64) bool // freedAgain's lookup, made once
 }
 
 // CreateDisk makes an empty data space map of nrBlocks blocks
@@ -102,10 +101,15 @@ func (d *Disk) Dec(b uint64) error {
 	}
 	if d.freedAgain == nil {
 		d.freedAgain = map[uint64]struct{}{}
-		d.veto = func(b uint64) bool { _, ok := d.freedAgain[b]; return ok }
 	}
 	d.freedAgain[b] = struct{}{}
 	return nil
+}
+
+// freedThisTransaction reports whether b is in freedAgain.
+func (d *Disk) freedThisTransaction(b uint64) bool {
+	_, ok := d.freedAgain[b]
+	return ok
 }
 
 // NewBlock allocates a block free both now and at the last commit, and
@@ -114,7 +118,7 @@ func (d *Disk) Dec(b uint64) error {
 func (d *Disk) NewBlock() (uint64, error) {
 	var veto func(uint64) bool
 	if len(d.freedAgain) > 0 {
-		veto = d.veto
+		veto = d.freedThisTransaction
 	}
 	b, err := findCommonFree(d.old, d.ll, d.begin, d.ll.nrBlocks, veto)
 	if err == ErrNoSpace {

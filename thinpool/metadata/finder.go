@@ -27,16 +27,14 @@ func (p *Pool) Finder(dev uint64) *Finder { return &Finder{p: p, dev: dev} }
 // Find returns vblock's mapping, like Pool.Find.
 func (f *Finder) Find(vblock uint64) (Lookup, error) {
 	p := f.p
-	if vs := p.views.Load(); vblock < maxCachedVBlock && vs != nil {
+	if vs := p.views.Load(); vs != nil {
 		s := f.seen.Load()
 		if s == nil || s.views != vs {
 			s = &seenView{views: vs, view: (*vs)[f.dev]}
 			f.seen.Store(s)
 		}
-		if v := s.view; v != nil {
-			if bt, ok := p.cache.get(v.gen.Load(), vblock); ok {
-				return unpackView(v, bt), nil
-			}
+		if l, ok := p.cached(s.view, vblock); ok {
+			return l, nil
 		}
 	}
 	return p.findLocked(f.dev, vblock)

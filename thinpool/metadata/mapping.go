@@ -26,15 +26,25 @@ type Lookup struct {
 // the block's cell, and a freed block is not reused before the commit
 // that frees it, which the engine holds back until earlier I/O is done.
 func (p *Pool) Find(dev, vblock uint64) (Lookup, error) {
-	cacheable := vblock < maxCachedVBlock
-	if vs := p.views.Load(); cacheable && vs != nil {
-		if v := (*vs)[dev]; v != nil {
-			if bt, ok := p.cache.get(v.gen.Load(), vblock); ok {
-				return unpackView(v, bt), nil
-			}
+	if vs := p.views.Load(); vs != nil {
+		if l, ok := p.cached((*vs)[dev], vblock); ok {
+			return l, nil
 		}
 	}
 	return p.findLocked(dev, vblock)
+}
+
+// cached answers a lookup from the cache without a lock, given the
+// device's published view (nil if the device is not published).
+func (p *Pool) cached(v *deviceView, vblock uint64) (Lookup, bool) {
+	if v == nil || vblock >= maxCachedVBlock {
+		return Lookup{}, false
+	}
+	bt, ok := p.cache.get(v.gen.Load(), vblock)
+	if !ok {
+		return Lookup{}, false
+	}
+	return unpackView(v, bt), true
 }
 
 // findLocked is a lookup the cache did not answer: under the lock, through
