@@ -3,7 +3,7 @@ package catalog
 import (
 	"fmt"
 
-	"github.com/thind-storage/thind/thinpool/metadata"
+	"github.com/thind-storage/thind/thinmeta"
 )
 
 // allocID picks the device id for a new volume. Ids start at 1 (0 stays
@@ -29,8 +29,8 @@ func (c *Catalog) allocID(pool PoolView) (uint64, error) {
 		used[d.ID] = ""
 	}
 	id := s.nextID
-	for range metadata.MaxDevID {
-		if id < 1 || id > metadata.MaxDevID {
+	for range thinmeta.MaxDevID {
+		if id < 1 || id > thinmeta.MaxDevID {
 			id = 1
 		}
 		if _, ok := used[id]; !ok {

@@ -7,7 +7,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/thind-storage/thind/thinpool/metadata"
+	"github.com/thind-storage/thind/thinmeta"
 )
 
 var bg = context.Background()
@@ -155,7 +155,7 @@ func TestDeleteVolume(t *testing.T) {
 	if _, err := e.cat.ByID(bg, v.DevID); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("ByID after delete: %v", err)
 	}
-	if _, err := e.pool.Device(v.DevID); !errors.Is(err, metadata.ErrNoDevice) {
+	if _, err := e.pool.Device(v.DevID); !errors.Is(err, thinmeta.ErrNoDevice) {
 		t.Fatalf("device after delete: %v", err)
 	}
 	if err := e.cat.DeleteVolume(bg, e.pool, "a"); !errors.Is(err, ErrNotFound) {
@@ -265,12 +265,12 @@ func TestIDAllocation(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s.nextID = metadata.MaxDevID
+		s.nextID = thinmeta.MaxDevID
 		if err := e.cat.db.Set([]byte(keyState), encodeState(&s), nil); err != nil {
 			t.Fatal(err)
 		}
-		if v := e.create("last", 512); v.DevID != metadata.MaxDevID {
-			t.Fatalf("got %d, want %d", v.DevID, metadata.MaxDevID)
+		if v := e.create("last", 512); v.DevID != thinmeta.MaxDevID {
+			t.Fatalf("got %d, want %d", v.DevID, thinmeta.MaxDevID)
 		}
 		if v := e.create("wrapped", 512); v.DevID != 2 {
 			t.Fatalf("after wrapping got %d, want 2", v.DevID)

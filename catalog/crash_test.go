@@ -10,14 +10,14 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 
-	"github.com/thind-storage/thind/thinpool/metadata"
+	"github.com/thind-storage/thind/thinmeta"
 )
 
 // crashPool passes every call on to a *metadata.Pool, calling hook
 // before and after each change, so that a test can take a crash clone
 // between any two writes of an operation.
 type crashPool struct {
-	*metadata.Pool
+	*thinmeta.Pool
 	hook func(point string)
 }
 
@@ -453,7 +453,7 @@ func TestFailedCommitWaitsForReconcile(t *testing.T) {
 
 // failPool injects errors into a *metadata.Pool.
 type failPool struct {
-	*metadata.Pool
+	*thinmeta.Pool
 	failCreate   error
 	failCommit   error
 	commitAnyway bool // commit for real, then return failCommit

@@ -58,7 +58,7 @@
 // New volumes get ids from 1 upwards, skipping every id the metadata or
 // the catalog uses, and a deleted volume's id is not handed out again
 // until all 2^24 have been (lineage is by id). The catalog imports
-// thinpool/metadata for DeviceInfo and MaxDevID only; it changes the
+// thinmeta for DeviceInfo and MaxDevID only; it changes the
 // metadata only through the Pool it is given, and Reconcile not at all.
 //
 // # Storage

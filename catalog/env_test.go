@@ -12,7 +12,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/thind-storage/thind/bm"
-	"github.com/thind-storage/thind/thinpool/metadata"
+	"github.com/thind-storage/thind/thinmeta"
 )
 
 // A small pool: 2 MiB of metadata, 64 KiB data blocks, 256 MiB of data.
@@ -32,7 +32,7 @@ type testEnv struct {
 	fs    *vfs.MemFS
 	dev   *bm.MemDevice
 	io    *hookDevice // dev as the pool sees it
-	pool  *metadata.Pool
+	pool  *thinmeta.Pool
 	cat   *Catalog
 	clock *testClock
 	// fsHook, if set, runs before every pebble file system operation;
@@ -69,7 +69,7 @@ func newEnv(t testing.TB) *testEnv {
 	t.Helper()
 	dev := bm.NewMemDevice(testMetaBlocks * bm.BlockSize)
 	io := &hookDevice{MemDevice: dev}
-	pool, err := metadata.Create(io, testMetaBlocks, testBlockSector, testDataBlocks, metadata.Options{})
+	pool, err := thinmeta.Create(io, testMetaBlocks, testBlockSector, testDataBlocks, thinmeta.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +136,7 @@ func (e *testEnv) restart(s snapshot) *testEnv {
 		e.t.Fatalf("close catalog: %v", err)
 	}
 	io := &hookDevice{MemDevice: s.dev}
-	pool, err := metadata.Open(io, testMetaBlocks, metadata.Options{})
+	pool, err := thinmeta.Open(io, testMetaBlocks, thinmeta.Options{})
 	if err != nil {
 		e.t.Fatalf("open metadata after crash: %v", err)
 	}

@@ -8,7 +8,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/thind-storage/thind/bm"
 	"github.com/thind-storage/thind/catalog"
-	"github.com/thind-storage/thind/thinpool/metadata"
+	"github.com/thind-storage/thind/thinmeta"
 )
 
 // The daemon's start-up: open the pool metadata and the catalog,
@@ -17,7 +17,7 @@ import (
 func Example() {
 	ctx := context.Background()
 	dev := bm.NewMemDevice(256 * bm.BlockSize)
-	pool, err := metadata.Create(dev, 256, 128, 1024, metadata.Options{})
+	pool, err := thinmeta.Create(dev, 256, 128, 1024, thinmeta.Options{})
 	if err != nil {
 		log.Fatal(err)
 	}

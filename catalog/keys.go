@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/thind-storage/thind/thinpool/metadata"
+	"github.com/thind-storage/thind/thinmeta"
 )
 
 // Key layout, version 1. Every key starts with "v1/", so a later layout
@@ -63,7 +63,7 @@ func parseHexKey(key []byte, prefix string, digits int, max uint64) (uint64, err
 }
 
 func parseIDKey(key []byte) (uint64, error) {
-	return parseHexKey(key, prefixID, idKeyDigits, metadata.MaxDevID)
+	return parseHexKey(key, prefixID, idKeyDigits, thinmeta.MaxDevID)
 }
 
 func parseIntentKey(key []byte) (uint64, error) {

@@ -1,6 +1,6 @@
 package catalog
 
-import "github.com/thind-storage/thind/thinpool/metadata"
+import "github.com/thind-storage/thind/thinmeta"
 
 // PoolView is what Reconcile and Check read from the thin metadata. They
 // never change it: the metadata decides which devices exist, and the
@@ -10,7 +10,7 @@ type PoolView interface {
 	// transaction id.
 	TransactionID() uint64
 	// Devices lists the thin devices.
-	Devices() []metadata.DeviceInfo
+	Devices() []thinmeta.DeviceInfo
 }
 
 // Pool is the thin metadata the catalog keeps in step with. It is
@@ -50,4 +50,4 @@ type Pool interface {
 	Abort() error
 }
 
-var _ Pool = (*metadata.Pool)(nil)
+var _ Pool = (*thinmeta.Pool)(nil)

@@ -5,7 +5,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/thind-storage/thind/thinpool/metadata"
+	"github.com/thind-storage/thind/thinmeta"
 )
 
 // recordVersion is the first byte of every value; a new layout gets a new
@@ -94,7 +94,7 @@ func (d *decoder) volume() (Volume, error) {
 	if d.err == nil {
 		d.check("name", ValidName(v.Name))
 	}
-	v.DevID = d.uvarint("dev id", metadata.MaxDevID)
+	v.DevID = d.uvarint("dev id", thinmeta.MaxDevID)
 	v.Size = d.uvarint("size", MaxSize)
 	if d.err == nil && v.Size%SectorSize != 0 {
 		d.fail("size %d is not a multiple of %d", v.Size, SectorSize)
@@ -105,7 +105,7 @@ func (d *decoder) volume() (Volume, error) {
 		if d.err == nil {
 			d.check("origin name", ValidName(o.Name))
 		}
-		o.DevID = d.uvarint("origin dev id", metadata.MaxDevID)
+		o.DevID = d.uvarint("origin dev id", thinmeta.MaxDevID)
 		v.Origin = o
 	}
 	v.Export.ReadOnly = flags&flagReadOnly != 0
@@ -249,7 +249,7 @@ func decodeState(b []byte) (state, error) {
 		d.fail("version %d, want %d", ver, recordVersion)
 	}
 	s.txID = d.uvarint("txid", ^uint64(0))
-	s.nextID = d.uvarint("next dev id", metadata.MaxDevID+1)
+	s.nextID = d.uvarint("next dev id", thinmeta.MaxDevID+1)
 	return s, d.finish()
 }
 

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/thind-storage/thind/thinpool/metadata"
+	"github.com/thind-storage/thind/thinmeta"
 )
 
 // sampleVolumes are records that exercise every field and limit; they
@@ -22,7 +22,7 @@ func sampleVolumes() []Volume {
 		{Name: "default", DevID: 1, Size: 1 << 30, Created: time.Date(2026, 3, 1, 12, 0, 0, 5, time.UTC),
 			Labels: map[string]string{"env": "prod", "example.com/team": "storage"}, Description: "the daemon's first volume",
 			Export: ExportSettings{ReadOnly: false, RequireTLS: true}},
-		{Name: "snap.1", DevID: metadata.MaxDevID, Size: MaxSize, Created: time.Unix(-1, 0).UTC(),
+		{Name: "snap.1", DevID: thinmeta.MaxDevID, Size: MaxSize, Created: time.Unix(-1, 0).UTC(),
 			Origin: &Origin{Name: "default", DevID: 1}, Export: ExportSettings{ReadOnly: true}},
 		{Name: strings.Repeat("z", MaxNameLen), DevID: 1 << 20, Size: 512, Created: time.Unix(0, 1<<62).UTC(),
 			Origin: &Origin{Name: strings.Repeat("y", MaxNameLen), DevID: 0}, Labels: long,
@@ -62,7 +62,7 @@ func TestVolumeRecordRejectsCorruption(t *testing.T) {
 		{"a trailing byte", append(append([]byte(nil), good...), 0)},
 		{"a name that is not a volume name", encodeVolume(&Volume{Name: "Bad/Name"})},
 		{"a name past its limit", encodeVolume(&Volume{Name: strings.Repeat("n", MaxNameLen+1)})},
-		{"a device id past 24 bits", encodeVolume(&Volume{Name: "a", DevID: metadata.MaxDevID + 1})},
+		{"a device id past 24 bits", encodeVolume(&Volume{Name: "a", DevID: thinmeta.MaxDevID + 1})},
 		{"a size of part of a sector", encodeVolume(&Volume{Name: "a", Size: 513})},
 		{"an invalid origin name", encodeVolume(&Volume{Name: "a", Origin: &Origin{Name: ""}})},
 		{"a description with control bytes", encodeVolume(&Volume{Name: "a", Description: "\x1b[2J"})},
@@ -150,12 +150,12 @@ func TestIntentRecordRejectsCorruption(t *testing.T) {
 }
 
 func TestStateAndIndexRecords(t *testing.T) {
-	s := state{txID: 1<<64 - 1, nextID: metadata.MaxDevID + 1}
+	s := state{txID: 1<<64 - 1, nextID: thinmeta.MaxDevID + 1}
 	got, err := decodeState(encodeState(&s))
 	if err != nil || got != s {
 		t.Fatalf("state round trip: %+v, %v", got, err)
 	}
-	if _, err := decodeState(encodeState(&state{nextID: metadata.MaxDevID + 2})); err == nil {
+	if _, err := decodeState(encodeState(&state{nextID: thinmeta.MaxDevID + 2})); err == nil {
 		t.Fatal("decoded a next id past the last device id")
 	}
 	if _, err := decodeState(append(encodeState(&s), 0)); err == nil {
@@ -175,7 +175,7 @@ func TestKeys(t *testing.T) {
 	if got := string(idKey(0xabc)); got != "v1/id/00000abc" {
 		t.Fatalf("idKey = %q", got)
 	}
-	if id, err := parseIDKey(idKey(metadata.MaxDevID)); err != nil || id != metadata.MaxDevID {
+	if id, err := parseIDKey(idKey(thinmeta.MaxDevID)); err != nil || id != thinmeta.MaxDevID {
 		t.Fatalf("parseIDKey = %d, %v", id, err)
 	}
 	if got := string(intentKey(7)); got != "v1/intent/0000000000000007" {

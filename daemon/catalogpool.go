@@ -4,8 +4,8 @@ import (
 	"context"
 
 	"github.com/thind-storage/thind/catalog"
+	"github.com/thind-storage/thind/thinmeta"
 	"github.com/thind-storage/thind/thinpool"
-	"github.com/thind-storage/thind/thinpool/metadata"
 )
 
 // catalogPool lets the catalog change the pool through the engine (so
@@ -15,7 +15,7 @@ import (
 type catalogPool struct {
 	ctx    context.Context
 	engine *thinpool.Pool
-	md     *metadata.Pool
+	md     *thinmeta.Pool
 	commit func() error
 }
 
@@ -29,7 +29,7 @@ func (d *Daemon) withPool(ctx context.Context, fn func(p *catalogPool) error) er
 }
 
 func (p *catalogPool) TransactionID() uint64          { return p.md.TransactionID() }
-func (p *catalogPool) Devices() []metadata.DeviceInfo { return p.md.Devices() }
+func (p *catalogPool) Devices() []thinmeta.DeviceInfo { return p.md.Devices() }
 func (p *catalogPool) DataBlockSize() uint32          { return p.md.DataBlockSize() }
 func (p *catalogPool) CreateThin(id uint64) error     { return p.engine.CreateThin(id) }
 func (p *catalogPool) CreateSnap(id, origin uint64) error {

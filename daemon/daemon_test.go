@@ -18,7 +18,7 @@ import (
 	"github.com/thind-storage/thind/catalog"
 	"github.com/thind-storage/thind/daemon"
 	"github.com/thind-storage/thind/internal/fixture"
-	"github.com/thind-storage/thind/thinpool/metatools"
+	"github.com/thind-storage/thind/metatools"
 )
 
 type running struct {

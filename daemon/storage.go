@@ -7,14 +7,14 @@ import (
 
 	"github.com/thind-storage/thind/blk"
 	"github.com/thind-storage/thind/bm"
+	"github.com/thind-storage/thind/thinmeta"
 	"github.com/thind-storage/thind/thinpool"
-	"github.com/thind-storage/thind/thinpool/metadata"
 )
 
 // storage is the pool's metadata and engine over its two devices.
 type storage struct {
 	metaFile *os.File
-	md       *metadata.Pool
+	md       *thinmeta.Pool
 	engine   *thinpool.Pool
 	fresh    bool // formatted by this start
 }
@@ -74,14 +74,14 @@ func openStorage(c *Config) (_ *storage, err error) {
 			s.close()
 		}
 	}()
-	formatted, err := metadata.IsFormatted(mf)
+	formatted, err := thinmeta.IsFormatted(mf)
 	if err != nil {
 		return nil, fmt.Errorf("metadata device: %w", err)
 	}
 	sectors := uint32(c.BlockSize / 512)
-	opts := metadata.Options{CacheBytes: c.MetadataCacheBytes}
+	opts := thinmeta.Options{CacheBytes: c.MetadataCacheBytes}
 	if !formatted {
-		if s.md, err = metadata.Create(mf, nblocks, sectors, 0, opts); err != nil {
+		if s.md, err = thinmeta.Create(mf, nblocks, sectors, 0, opts); err != nil {
 			return nil, fmt.Errorf("formatting the metadata device: %w", err)
 		}
 		s.fresh = true
@@ -89,7 +89,7 @@ func openStorage(c *Config) (_ *storage, err error) {
 		if c.BlockSizeSet {
 			opts.DataBlockSize = sectors
 		}
-		if s.md, err = metadata.Open(mf, nblocks, opts); err != nil {
+		if s.md, err = thinmeta.Open(mf, nblocks, opts); err != nil {
 			return nil, fmt.Errorf("opening the metadata: %w", err)
 		}
 		if c.MetadataSizeSet && c.MetadataSize/bm.BlockSize != nblocks {

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/thind-storage/thind/bm"
-	"github.com/thind-storage/thind/thinpool/metatools"
+	"github.com/thind-storage/thind/metatools"
 )
 
 // checkMetadataFile runs thind's checker and the real thin_check on a

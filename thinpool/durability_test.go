@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/thind-storage/thind/bm"
+	"github.com/thind-storage/thind/thinmeta"
 	"github.com/thind-storage/thind/thinpool"
-	"github.com/thind-storage/thind/thinpool/metadata"
 )
 
 const (
@@ -102,11 +102,11 @@ func powerCuts(t *testing.T, seed uint64, ignoreHoles bool, cycles, ops int) {
 	rng := rand.New(rand.NewPCG(seed, 11))
 	metaDev := bm.NewMemDevice(metaBytes)
 	dataDev := bm.NewMemDevice(dataBytes)
-	md, err := metadata.Create(metaDev, metaBytes/bm.BlockSize, testBlockSectors, 0, metadata.Options{})
+	md, err := thinmeta.Create(metaDev, metaBytes/bm.BlockSize, testBlockSectors, 0, thinmeta.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	open := func(md *metadata.Pool, data *bm.MemDevice) (*thinpool.Pool, *thinpool.Thin) {
+	open := func(md *thinmeta.Pool, data *bm.MemDevice) (*thinpool.Pool, *thinpool.Thin) {
 		p, err := thinpool.Open(md, memData{data}, thinpool.Config{
 			Logger: testLogger(t), ErrorIfNoSpace: true, IgnoreHoles: ignoreHoles,
 			// Timer commits between the operations, which flush data
@@ -198,7 +198,7 @@ func powerCuts(t *testing.T, seed uint64, ignoreHoles bool, cycles, ops int) {
 		pool.Close()
 		md.Close()
 		checkDurable(t, metaDev)
-		if md, err = metadata.Open(metaDev, metaBytes/bm.BlockSize, metadata.Options{}); err != nil {
+		if md, err = thinmeta.Open(metaDev, metaBytes/bm.BlockSize, thinmeta.Options{}); err != nil {
 			t.Fatalf("cycle %d: reopen: %v", cycle, err)
 		}
 		pool, th = open(md, dataDev)

@@ -8,8 +8,8 @@ import (
 
 	"github.com/thind-storage/thind/blk"
 	"github.com/thind-storage/thind/bm"
+	"github.com/thind-storage/thind/thinmeta"
 	"github.com/thind-storage/thind/thinpool"
-	"github.com/thind-storage/thind/thinpool/metadata"
 )
 
 // memData is a data device in memory that remembers which writes were
@@ -41,7 +41,7 @@ type env struct {
 	metaPath string
 	dataPath string
 	meta     *os.File
-	md       *metadata.Pool
+	md       *thinmeta.Pool
 	pool     *thinpool.Pool
 	cfg      thinpool.Config
 }
@@ -72,7 +72,7 @@ func newFileEnvTB(t testing.TB, dir string, metaBytes, dataBytes int64, cfg thin
 	if err != nil {
 		t.Fatal(err)
 	}
-	md, err := metadata.Create(mf, n, testBlockSectors, 0, metadata.Options{})
+	md, err := thinmeta.Create(mf, n, testBlockSectors, 0, thinmeta.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,14 +10,14 @@ import (
 
 	"github.com/thind-storage/thind/bioprison"
 	"github.com/thind-storage/thind/blk"
-	"github.com/thind-storage/thind/thinpool/metadata"
+	"github.com/thind-storage/thind/thinmeta"
 )
 
 // Pool is a thin pool in service: metadata, the data device behind a
 // dispatcher, the bio prison and the commit machinery. It is safe for
 // concurrent use.
 type Pool struct {
-	md     *metadata.Pool
+	md     *thinmeta.Pool
 	data   *blk.Dispatcher
 	cfg    Config
 	log    *slog.Logger
@@ -72,7 +72,7 @@ type Pool struct {
 // Open puts a pool in service over its metadata and its data device (which
 // the pool takes over and closes). A data device larger than the data
 // space map grows the pool; a smaller one is refused, as dm-thin does.
-func Open(md *metadata.Pool, data blk.Backend, cfg Config) (*Pool, error) {
+func Open(md *thinmeta.Pool, data blk.Backend, cfg Config) (*Pool, error) {
 	cfg.setDefaults()
 	if err := cfg.check(); err != nil {
 		data.Close()
@@ -133,7 +133,7 @@ func Open(md *metadata.Pool, data blk.Backend, cfg Config) (*Pool, error) {
 }
 
 // Metadata returns the pool's metadata.
-func (p *Pool) Metadata() *metadata.Pool { return p.md }
+func (p *Pool) Metadata() *thinmeta.Pool { return p.md }
 
 // BlockSize returns the data block size in bytes.
 func (p *Pool) BlockSize() uint64 { return p.bs }

@@ -5,7 +5,7 @@ import (
 
 	"github.com/thind-storage/thind/bioprison"
 	"github.com/thind-storage/thind/blk"
-	"github.com/thind-storage/thind/thinpool/metadata"
+	"github.com/thind-storage/thind/thinmeta"
 )
 
 type poolCounters struct {
@@ -29,7 +29,7 @@ type thinCounters struct {
 // Stats is a snapshot of the pool's state and counters.
 type Stats struct {
 	Mode           Mode
-	Metadata       metadata.Stats
+	Metadata       thinmeta.Stats
 	Commits        uint64
 	CommitSeconds  float64 // total time spent committing
 	CommitErrors   uint64

@@ -3,7 +3,7 @@ package thinpool
 import (
 	"context"
 
-	"github.com/thind-storage/thind/thinpool/metadata"
+	"github.com/thind-storage/thind/thinmeta"
 )
 
 // Extent is a run of a thin device's address space that is mapped (data)
@@ -42,7 +42,7 @@ func (t *Thin) BlockStatus(ctx context.Context, off, n uint64, maxExtents int, d
 		return true
 	}
 	full := false
-	err := t.p.md.WalkMappings(t.id, first, last+1, func(v uint64, _ metadata.Lookup) error {
+	err := t.p.md.WalkMappings(t.id, first, last+1, func(v uint64, _ thinmeta.Lookup) error {
 		start := max(v*bs, off)
 		if !add(start, false) || !add(min((v+1)*bs, end), true) {
 			full = true

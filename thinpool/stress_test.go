@@ -12,8 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thind-storage/thind/metastream"
 	"github.com/thind-storage/thind/thinpool"
-	"github.com/thind-storage/thind/thinpool/thinxml"
+	"github.com/thind-storage/thind/thinxml"
 )
 
 const (
@@ -335,16 +336,16 @@ type mappingCounter struct {
 	mapped, details map[uint32]uint64
 }
 
-func (c *mappingCounter) BeginSuperblock(thinxml.Superblock) error { return nil }
-func (c *mappingCounter) EndSuperblock() error                     { return nil }
-func (c *mappingCounter) BeginDevice(d thinxml.Device) error {
+func (c *mappingCounter) BeginSuperblock(metastream.Superblock) error { return nil }
+func (c *mappingCounter) EndSuperblock() error                        { return nil }
+func (c *mappingCounter) BeginDevice(d metastream.Device) error {
 	c.cur = d.DevID
 	c.mapped[d.DevID] = 0
 	c.details[d.DevID] = d.MappedBlocks
 	return nil
 }
 func (c *mappingCounter) EndDevice() error { return nil }
-func (c *mappingCounter) Map(m thinxml.Mapping) error {
+func (c *mappingCounter) Map(m metastream.Mapping) error {
 	c.mapped[c.cur] += m.Len
 	return nil
 }

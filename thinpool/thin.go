@@ -7,7 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/thind-storage/thind/bioprison"
-	"github.com/thind-storage/thind/thinpool/metadata"
+	"github.com/thind-storage/thind/thinmeta"
 )
 
 // Thin is an open thin device: the handle I/O goes through. Open handles
@@ -15,7 +15,7 @@ import (
 type Thin struct {
 	p      *Pool
 	id     uint64
-	finder *metadata.Finder
+	finder *thinmeta.Finder
 	size   atomic.Uint64 // bytes
 
 	// writes is held shared by every write, discard and zeroing, and
@@ -259,9 +259,9 @@ func (t *Thin) endIO(e bioprison.DeferredEntry) {
 }
 
 // find looks a virtual block up; ok is false for an unmapped block.
-func (t *Thin) find(v uint64) (metadata.Lookup, bool, error) {
+func (t *Thin) find(v uint64) (thinmeta.Lookup, bool, error) {
 	l, err := t.finder.Find(v)
-	if err == metadata.ErrNotMapped {
+	if err == thinmeta.ErrNotMapped {
 		return l, false, nil
 	}
 	if err != nil {

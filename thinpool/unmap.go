@@ -5,7 +5,7 @@ import (
 
 	"github.com/thind-storage/thind/bioprison"
 	"github.com/thind-storage/thind/discard"
-	"github.com/thind-storage/thind/thinpool/metadata"
+	"github.com/thind-storage/thind/thinmeta"
 )
 
 // Discard unmaps the whole blocks in [off, off+n) and passes the data
@@ -82,7 +82,7 @@ func (t *Thin) unmapChunk(ctx context.Context, ch discard.BlockRange) (uint64, e
 	p.txn.RLock()
 	defer p.txn.RUnlock()
 	var blocks []uint64
-	err := p.md.WalkMappings(t.id, ch.Begin, ch.End, func(_ uint64, l metadata.Lookup) error {
+	err := p.md.WalkMappings(t.id, ch.Begin, ch.End, func(_ uint64, l thinmeta.Lookup) error {
 		blocks = append(blocks, l.DataBlock)
 		return nil
 	})

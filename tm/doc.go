@@ -9,5 +9,5 @@
 // again, so a crash leaves either the old or the new transaction on disk.
 //
 // tm takes no locks: the single writer lock lives above it, in
-// thinpool/metadata, as pmd->root_lock does in dm-thin-metadata.c.
+// thinmeta, as pmd->root_lock does in dm-thin-metadata.c.
 package tm

@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/thind-storage/thind/bm"
-	"github.com/thind-storage/thind/thinpool/metatools"
+	"github.com/thind-storage/thind/metatools"
 )
 
 func newMetaCommand() *cobra.Command {

@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/thind-storage/thind/daemon"
-	"github.com/thind-storage/thind/thinpool/metatools"
+	"github.com/thind-storage/thind/metatools"
 )
 
 func newVolumeCommand() *cobra.Command {

@@ -9,7 +9,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/thind-storage/thind/thinpool/metatools"
+	"github.com/thind-storage/thind/metatools"
 )
 
 func main() {

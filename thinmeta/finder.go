@@ -1,0 +1,41 @@
+package thinmeta
+
+import "sync/atomic"
+
+// A Finder looks up the mappings of one device, as Find does, for a caller
+// that makes many lookups in it (an open thin). It keeps the device's
+// lock-free view from one lookup to the next, so that a lookup the cache
+// answers does not search the published views for the device each time;
+// it searches again whenever the views are republished (a device came or
+// went, an abort, a failure). Safe for concurrent use.
+type Finder struct {
+	p    *Pool
+	dev  uint64
+	seen atomic.Pointer[seenView]
+}
+
+// seenView is the device's view in one publication of the views; nil when
+// the device was not in it.
+type seenView struct {
+	views *map[uint64]*deviceView
+	view  *deviceView
+}
+
+// Finder returns a Finder for device dev. The device need not exist yet.
+func (p *Pool) Finder(dev uint64) *Finder { return &Finder{p: p, dev: dev} }
+
+// Find returns vblock's mapping, like Pool.Find.
+func (f *Finder) Find(vblock uint64) (Lookup, error) {
+	p := f.p
+	if vs := p.views.Load(); vs != nil {
+		s := f.seen.Load()
+		if s == nil || s.views != vs {
+			s = &seenView{views: vs, view: (*vs)[f.dev]}
+			f.seen.Store(s)
+		}
+		if l, ok := p.cached(s.view, vblock); ok {
+			return l, nil
+		}
+	}
+	return p.findLocked(f.dev, vblock)
+}

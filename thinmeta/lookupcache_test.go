@@ -1,0 +1,148 @@
+package thinmeta
+
+import (
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/thind-storage/thind/bm"
+)
+
+// TestLockFreeLookupsSeeOnlyRealMappings runs lock-free lookups while one
+// writer remaps, removes and range-removes blocks of a device far larger
+// than the cache (so slots are shared by many keys). A lookup may be a
+// moment late, but whatever it returns must be a data block that was at
+// some point mapped to that very virtual block: never another key's value,
+// never a torn slot.
+func TestLockFreeLookupsSeeOnlyRealMappings(t *testing.T) {
+	const vblocks = 3 * cacheBuckets * bucketBlocks
+	dev := bm.NewMemDevice(64 << 20)
+	p, err := Create(dev, dev.NrBlocks(), 128, 1<<22, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := p.CreateThin(1); err != nil {
+		t.Fatal(err)
+	}
+	// owner[b] is the virtual block data block b was mapped to, +1. No
+	// commit happens, so no data block is reused.
+	owner := make([]atomic.Uint64, 1<<22)
+	mapNew := func(v uint64) {
+		b, err := p.AllocDataBlock()
+		if err != nil {
+			t.Fatal(err)
+		}
+		owner[b].Store(v + 1)
+		if err := p.Insert(1, v, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for v := uint64(0); v < vblocks; v += 3 {
+		mapNew(v)
+	}
+	stop := make(chan struct{})
+	var lookups atomic.Int64
+	var wg sync.WaitGroup
+	for r := 0; r < 4; r++ {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(r), 1))
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				v := rng.Uint64N(vblocks)
+				l, err := p.Find(1, v)
+				if errors.Is(err, ErrNotMapped) {
+					continue
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				lookups.Add(1)
+				if got := owner[l.DataBlock].Load(); got != v+1 {
+					t.Errorf("lookup of block %d returned data block %d, which was mapped to %d", v, l.DataBlock, int64(got)-1)
+					return
+				}
+			}
+		})
+	}
+	rng := rand.New(rand.NewPCG(9, 9))
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) && !t.Failed() {
+		v := rng.Uint64N(vblocks)
+		switch x := rng.IntN(100); {
+		case x < 70:
+			mapNew(v)
+		case x < 98:
+			if err := p.Remove(1, v); err != nil && !errors.Is(err, ErrNotMapped) {
+				t.Fatal(err)
+			}
+		default:
+			if _, err := p.RemoveRange(1, v, v+100); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if lookups.Load() == 0 {
+		t.Fatal("no lookup found a mapping")
+	}
+	t.Logf("%d lookups found a mapping", lookups.Load())
+}
+
+// TestLookupCacheBuckets: neighbouring blocks share a bucket and each keeps
+// its own value; a block of another group takes the bucket over; forget
+// drops one block only; a new generation matches nothing of the old.
+func TestLookupCacheBuckets(t *testing.T) {
+	c := newLookupCache()
+	gen := newGen()
+	base := uint64(10 * bucketBlocks)
+	for i := range uint64(bucketBlocks) {
+		c.fill(gen, base+i, 100+i)
+	}
+	for i := range uint64(bucketBlocks) {
+		if v, ok := c.get(gen, base+i); !ok || v != 100+i {
+			t.Fatalf("block %d: got %d, %v; want %d", base+i, v, ok, 100+i)
+		}
+	}
+	c.forget(gen, base+1)
+	if _, ok := c.get(gen, base+1); ok {
+		t.Fatal("forgotten block still cached")
+	}
+	if v, ok := c.get(gen, base+2); !ok || v != 102 {
+		t.Fatalf("forget dropped a neighbour: %d, %v", v, ok)
+	}
+	if _, ok := c.get(gen+1, base+2); ok {
+		t.Fatal("a block matched under another generation")
+	}
+	// The bucket that follows in the table belongs to the next group;
+	// a group a whole table away lands on this bucket and evicts it.
+	far := base + cacheBuckets*bucketBlocks
+	c.set(gen, far, 7)
+	if v, ok := c.get(gen, far); !ok || v != 7 {
+		t.Fatalf("set block: got %d, %v", v, ok)
+	}
+	for i := range uint64(bucketBlocks) {
+		if _, ok := c.get(gen, base+i); ok {
+			t.Fatalf("block %d survived its bucket's takeover", base+i)
+		}
+	}
+	// A new generation (the device's after a range removal) sees none of
+	// the old one's values.
+	later := newGen()
+	if _, ok := c.get(later, far); ok {
+		t.Fatal("a new generation found the old one's value")
+	}
+	c.fill(later, far, 8)
+	if v, ok := c.get(later, far); !ok || v != 8 {
+		t.Fatalf("new generation: got %d, %v", v, ok)
+	}
+}
