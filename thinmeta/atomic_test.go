@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/thind-storage/thind/bm"
-	"github.com/thind-storage/thind/thinmeta"
 	"github.com/thind-storage/thind/metatools"
+	"github.com/thind-storage/thind/thinmeta"
 )
 
 const atomicMetaBlocks = 2048

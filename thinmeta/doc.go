@@ -1,4 +1,4 @@
-// Package metadata is dm-thin-pool's metadata (Linux
+// Package thinmeta is the dm-thin-pool metadata format (Linux
 // drivers/md/dm-thin-metadata.c): the superblock, the device-details tree,
 // the two-level mapping tree (device id -> virtual block -> data block and
 // time), the metadata snapshot and the resizing of both space maps.

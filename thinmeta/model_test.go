@@ -12,9 +12,9 @@ import (
 	"testing"
 
 	"github.com/thind-storage/thind/bm"
+	"github.com/thind-storage/thind/metatools"
 	"github.com/thind-storage/thind/spacemap"
 	"github.com/thind-storage/thind/thinmeta"
-	"github.com/thind-storage/thind/metatools"
 )
 
 // model is what the pool should hold: per device, virtual block -> data
