@@ -15,8 +15,10 @@ const (
 
 // entry is one cached block. A read lock on a cached, validated block is
 // taken without any mutex: a CAS on state. Misses, write locks and
-// evictions run under the shard's mutex; an eviction claims an entry by
-// moving it from free to evicted, which no lock holder can be in.
+// evictions run under the shard's mutex. Because the fast path takes no
+// mutex, whoever takes an entry out of the free state does it with a CAS:
+// a write lock moves it from free to writer, an eviction from free to
+// evicted, and either fails if a reader got in first.
 type entry struct {
 	loc   uint64
 	data  []byte

@@ -37,6 +37,11 @@ type Manager struct {
 	boxes    sync.Map   // Validator -> *validatorBox
 
 	misses, reads, writes, evictions atomic.Uint64
+
+	// beforeWriteClaim, when set by a test, runs under the shard mutex
+	// between a write lock's checks and its claim of the block. It is
+	// set before the manager is shared and never in production.
+	beforeWriteClaim func(b uint64)
 }
 
 // Stats is a snapshot of the cache's counters.
@@ -198,17 +203,29 @@ func (m *Manager) lock(b uint64, v Validator, mode lockMode) (Block, error) {
 		s.add(e)
 	}
 
+	if mode == lockRead {
+		if err := m.validate(e, v); err != nil {
+			return Block{}, err
+		}
+		e.state.Add(1) // no writer: checked above, and writers need mu
+		return Block{e: e}, nil
+	}
+	if m.beforeWriteClaim != nil {
+		m.beforeWriteClaim(b)
+	}
+	// A lock-free reader may have taken the block since the check above
+	// (it needs no mutex): claim the block only if it is still free.
+	// Claim before zeroing or validating, so no reader sees either.
+	if !e.state.CompareAndSwap(stateFree, stateWriter) {
+		return Block{}, &LockError{Block: b, Want: mode.String(), Held: "read"}
+	}
 	if mode == lockWriteZero {
 		clear(e.data)
 		e.vbox.Store(m.box(v))
 	} else if err := m.validate(e, v); err != nil {
+		e.state.Store(stateFree)
 		return Block{}, err
 	}
-	if mode == lockRead {
-		e.state.Add(1) // no writer: checked above, and writers need mu
-		return Block{e: e}, nil
-	}
-	e.state.Store(stateWriter) // free: checked above, under mu
 	e.dirty.Store(true)
 	return Block{e: e, write: true}, nil
 }
