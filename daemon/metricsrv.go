@@ -10,6 +10,7 @@ import (
 
 	"github.com/thind-storage/thind/catalog"
 	"github.com/thind-storage/thind/metrics"
+	"github.com/thind-storage/thind/thinpool"
 )
 
 func (d *Daemon) startMetrics(errc chan<- error) error {
@@ -33,7 +34,7 @@ func (d *Daemon) startMetrics(errc chan<- error) error {
 
 func (d *Daemon) metricsSource() metrics.Source {
 	return metrics.Source{
-		Pool: d.st.engine.Stats,
+		Pool: func() metrics.Pool { return poolMetrics(d.st.engine.Stats()) },
 		NBD:  d.nbd.Stats,
 		Volumes: func() []metrics.Volume {
 			vols, err := d.cat.List(context.Background(), catalog.Filter{})
@@ -47,4 +48,37 @@ func (d *Daemon) metricsSource() metrics.Source {
 			return out
 		},
 	}
+}
+
+// poolMetrics copies the engine's snapshot into the collector's, so that
+// metrics needs no import of the engine.
+func poolMetrics(st thinpool.Stats) metrics.Pool {
+	p := metrics.Pool{
+		Mode:           st.Mode.String(),
+		Metadata:       st.Metadata,
+		Dispatcher:     st.Dispatcher,
+		Commits:        st.Commits,
+		CommitSeconds:  st.CommitSeconds,
+		CommitErrors:   st.CommitErrors,
+		MetadataErrors: st.MetadataErrors,
+		PrisonWaits:    st.PrisonWaits,
+		PrisonCells:    st.Prison.Cells,
+		NoSpaceWaits:   st.NoSpaceWaits,
+		NoSpaceErrors:  st.NoSpaceErrors,
+		Thins:          make(map[uint64]metrics.Thin, len(st.Thins)),
+	}
+	for _, m := range thinpool.Modes() {
+		p.Modes = append(p.Modes, m.String())
+	}
+	for id, t := range st.Thins {
+		p.Thins[id] = metrics.Thin{
+			MappedBlocks:   t.MappedBlocks,
+			Provisioned:    t.Provisioned,
+			SharingBroken:  t.SharingBroken,
+			BlocksUnmapped: t.BlocksUnmapped,
+			PassdownBytes:  t.PassdownBytes,
+			ReadRetries:    t.ReadRetries,
+		}
+	}
+	return p
 }

@@ -10,22 +10,7 @@ import (
 
 	"github.com/thind-storage/thind/blk"
 	"github.com/thind-storage/thind/nbd"
-	"github.com/thind-storage/thind/thinpool"
 )
-
-// Volume names a thin device for the per-volume series.
-type Volume struct {
-	Name  string
-	DevID uint64
-	Size  uint64
-}
-
-// Source gives the collector its snapshots; each is called once per scrape.
-type Source struct {
-	Pool    func() thinpool.Stats
-	NBD     func() nbd.Stats
-	Volumes func() []Volume
-}
 
 // Handler returns an HTTP handler serving the metrics of src, plus Go and
 // process metrics, from a registry of its own.
@@ -135,14 +120,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 
 type emit func(d *prometheus.Desc, v float64, l ...string)
 
-func (c *Collector) collectPool(ps thinpool.Stats, vols []Volume, gauge, counter emit) {
+func (c *Collector) collectPool(ps Pool, vols []Volume, gauge, counter emit) {
 	m := ps.Metadata
-	for _, mode := range []thinpool.Mode{thinpool.ModeWrite, thinpool.ModeOutOfDataSpace, thinpool.ModeReadOnly, thinpool.ModeFail} {
-		v := 0.0
-		if ps.Mode == mode {
-			v = 1
-		}
-		gauge(poolMode, v, mode.String())
+	for _, mode := range ps.Modes {
+		gauge(poolMode, b2f(ps.Mode == mode), mode)
 	}
 	bs := float64(m.DataBlockSize) * 512
 	used := m.DataBlocks - m.DataBlocksFree
@@ -160,7 +141,7 @@ func (c *Collector) collectPool(ps thinpool.Stats, vols []Volume, gauge, counter
 	counter(poolCommitErrors, float64(ps.CommitErrors))
 	counter(poolMetaErrors, float64(ps.MetadataErrors))
 	counter(poolPrisonWaits, float64(ps.PrisonWaits))
-	gauge(poolPrisonCells, float64(ps.Prison.Cells))
+	gauge(poolPrisonCells, float64(ps.PrisonCells))
 	counter(poolNoSpaceWaits, float64(ps.NoSpaceWaits))
 	counter(poolNoSpaceErrors, float64(ps.NoSpaceErrors))
 	counter(cacheHits, float64(m.Cache.Hits))

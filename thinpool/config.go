@@ -81,6 +81,9 @@ const (
 	ModeFail
 )
 
+// Modes lists every mode, in order.
+func Modes() []Mode { return []Mode{ModeWrite, ModeOutOfDataSpace, ModeReadOnly, ModeFail} }
+
 func (m Mode) String() string {
 	switch m {
 	case ModeWrite:
