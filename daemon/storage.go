@@ -55,8 +55,8 @@ func openStorage(c *Config) (_ *storage, err error) {
 	if err := os.MkdirAll(c.DataDir, 0o750); err != nil {
 		return nil, err
 	}
-	if c.BlockSize%(64<<10) != 0 || c.BlockSize < 64<<10 || c.BlockSize > 1<<30 {
-		return nil, fmt.Errorf("--block-size %d: must be a multiple of 64 KiB between 64 KiB and 1 GiB", c.BlockSize)
+	if err := thinmeta.CheckDataBlockSize(c.BlockSize); err != nil {
+		return nil, fmt.Errorf("--block-size: %w", err)
 	}
 	if err := ensureFile(c.MetadataDevice, c.MetadataSize, c.MetadataSizeSet); err != nil {
 		return nil, fmt.Errorf("metadata device: %w", err)

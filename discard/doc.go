@@ -17,7 +17,8 @@
 //     go into an ExtentBuilder, which merges them into extents to pass down
 //     to the backing store (a hole punched in the data file).
 //
-// Block sizes are any multiple of 64 KiB up to 1 GiB, as dm-thin allows;
-// they need not be powers of two. Errors are typed: *SizeError for bad
+// Block sizes are the pool's, checked by thinmeta.CheckDataBlockSize (any
+// multiple of 64 KiB up to 1 GiB); the arithmetic does not need them to be
+// powers of two, nor multiples of anything. Errors are typed: *SizeError for bad
 // sizes, *RangeError for requests past the device or overflowing 64 bits.
 package discard

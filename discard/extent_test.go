@@ -95,7 +95,7 @@ func TestExtentBuilderMatchesBlockModel(t *testing.T) {
 func TestExtentBuilderBytes(t *testing.T) {
 	var b ExtentBuilder
 	b.AddRange(BlockRange{1<<64 - 3, 1<<64 - 1})
-	if _, err := b.AppendBytes(nil, MinBlockSize); err == nil {
+	if _, err := b.AppendBytes(nil, minBlockSize); err == nil {
 		t.Fatal("AppendBytes of blocks near 2^64 did not report the overflow")
 	}
 	b.Reset()

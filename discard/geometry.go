@@ -3,16 +3,10 @@ package discard
 import "fmt"
 
 const (
-	// SectorSize is the unit of sector-addressed requests.
+	// SectorSize is the unit device sizes come in.
 	SectorSize = 512
-	// MinBlockSize is the smallest data block dm-thin allows (128 sectors);
-	// every block size is a multiple of it, not necessarily a power of two.
-	MinBlockSize = 128 * SectorSize
-	// MaxBlockSize is the largest data block dm-thin allows (2097152
-	// sectors).
-	MaxBlockSize = 1 << 30
 	// MaxDevSize bounds device sizes so that rounding any offset up to a
-	// block boundary cannot overflow 64 bits.
+	// block boundary cannot overflow 64 bits, whatever the block size.
 	MaxDevSize = 1 << 63
 )
 
@@ -23,9 +17,12 @@ type Geometry struct {
 	devSize   uint64
 }
 
-// NewGeometry checks a block size (a multiple of MinBlockSize up to
-// MaxBlockSize) and a device size (a whole number of sectors up to
-// MaxDevSize; it need not be a whole number of blocks).
+// NewGeometry takes the pool's data block size and a device size (a whole
+// number of sectors up to MaxDevSize; it need not be a whole number of
+// blocks). Which block sizes a pool may have is the metadata format's rule
+// (thinmeta.CheckDataBlockSize), checked when the pool is created or
+// opened; the arithmetic here works for any size but zero, so zero is all
+// it refuses.
 func NewGeometry(blockSize, devSize uint64) (Geometry, error) {
 	if err := checkBlockSize(blockSize); err != nil {
 		return Geometry{}, err
@@ -40,13 +37,8 @@ func NewGeometry(blockSize, devSize uint64) (Geometry, error) {
 }
 
 func checkBlockSize(bs uint64) error {
-	switch {
-	case bs%SectorSize != 0:
-		return &SizeError{bs, fmt.Sprintf("not a multiple of the %d-byte sector", SectorSize), ErrBlockSize}
-	case bs < MinBlockSize || bs%MinBlockSize != 0:
-		return &SizeError{bs, fmt.Sprintf("not a multiple of %d", MinBlockSize), ErrBlockSize}
-	case bs > MaxBlockSize:
-		return &SizeError{bs, fmt.Sprintf("larger than %d", MaxBlockSize), ErrBlockSize}
+	if bs == 0 {
+		return &SizeError{bs, "a block must hold at least one byte", ErrBlockSize}
 	}
 	return nil
 }

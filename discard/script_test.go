@@ -14,7 +14,7 @@ import (
 // Commands:
 //
 //	geometry bs=SIZE dev=SIZE
-//	split off=SIZE len=SIZE [sectors]      (off and len in sectors with the flag)
+//	split off=SIZE len=SIZE
 //	zeroes off=SIZE len=SIZE [no-hole]
 //	chunks range=(B,E)
 //	extents [max=N] [aligned] [bs=SIZE]    input: blocks "7" or ranges "8-12", any order
@@ -32,13 +32,7 @@ func TestDiscardScripts(t *testing.T) {
 				return fmt.Sprintf("block size %d, device %d bytes, %d blocks\n", g.BlockSize(), g.DevSize(), g.Blocks())
 			case "split":
 				off, n := sizeArg(t, d, "off"), sizeArg(t, d, "len")
-				var s Split
-				var err error
-				if d.HasArg("sectors") {
-					s, err = g.SplitSectors(off, n)
-				} else {
-					s, err = g.Split(off, n)
-				}
+				s, err := g.Split(off, n)
 				if err != nil {
 					return fmt.Sprintf("error: %v\n", err)
 				}

@@ -1,7 +1,5 @@
 package discard
 
-import "fmt"
-
 // Split is a byte range cut at block boundaries: the whole blocks it covers
 // and the partial blocks at either edge.
 //
@@ -34,14 +32,6 @@ func (g Geometry) Split(off, length uint64) (Split, error) {
 		return Split{Head: ByteRange{Off: off}, Blocks: BlockRange{b, b}, Tail: ByteRange{Off: off}}, nil
 	}
 	return split(g.blockSize, g.devSize, off, length), nil
-}
-
-// SplitSectors is Split for a range given in 512-byte sectors.
-func (g Geometry) SplitSectors(sector, count uint64) (Split, error) {
-	if sector > maxUint64/SectorSize || count > maxUint64/SectorSize {
-		return Split{}, fmt.Errorf("discard: %d sectors at sector %d: %w", count, sector, ErrOverflow)
-	}
-	return g.Split(sector*SectorSize, count*SectorSize)
 }
 
 // check validates a request range against the device.

@@ -103,8 +103,8 @@ func (c *checker) checkSuperblock() bool {
 	if s.MetadataBlockSize != thinmeta.MetadataBlockSectors {
 		c.r.errorAt(0, where, "metadata block size %d sectors, must be %d", s.MetadataBlockSize, thinmeta.MetadataBlockSectors)
 	}
-	if !thinmeta.ValidDataBlockSize(s.DataBlockSize) {
-		c.r.errorAt(0, where, "data block size %d sectors is not a multiple of %d in [%d, %d]", s.DataBlockSize, thinmeta.DataBlockSectorsMultiple, thinmeta.MinDataBlockSectors, thinmeta.MaxDataBlockSectors)
+	if err := thinmeta.CheckDataBlockSize(uint64(s.DataBlockSize) * 512); err != nil {
+		c.r.errorAt(0, where, "%s", err)
 	}
 	if s.IncompatFlags != 0 || s.CompatROFlags != 0 {
 		c.r.errorAt(0, where, "unsupported feature flags: incompat %#x, compat_ro %#x", s.IncompatFlags, s.CompatROFlags)

@@ -176,7 +176,7 @@ func salvageSuperblock(img *Image, opts RepairOptions, rep *RepairReport) (thinm
 		sb.DataBlockSize = *opts.DataBlockSize
 	}
 	var bad []string
-	if !thinmeta.ValidDataBlockSize(sb.DataBlockSize) {
+	if thinmeta.CheckDataBlockSize(uint64(sb.DataBlockSize)*512) != nil {
 		bad = append(bad, fmt.Sprintf("data block size (%d sectors; give --data-block-size)", sb.DataBlockSize))
 	}
 	if sb.DataMappingRoot == 0 || sb.DataMappingRoot >= img.NrBlocks {

@@ -85,9 +85,8 @@ func (rs *restorer) BeginSuperblock(sb metastream.Superblock) error {
 	if rs.inSB || rs.done {
 		return errors.New("restore: more than one superblock")
 	}
-	if !thinmeta.ValidDataBlockSize(sb.DataBlockSize) {
-		return fmt.Errorf("data_block_size %d: must be a multiple of %d sectors in [%d, %d]", sb.DataBlockSize,
-			thinmeta.DataBlockSectorsMultiple, thinmeta.MinDataBlockSectors, thinmeta.MaxDataBlockSectors)
+	if err := thinmeta.CheckDataBlockSize(uint64(sb.DataBlockSize) * 512); err != nil {
+		return fmt.Errorf("data_block_size: %w", err)
 	}
 	if sb.NrDataBlocks > thinmeta.MaxDataBlock+1 {
 		return fmt.Errorf("nr_data_blocks %d: mappings address at most %d", sb.NrDataBlocks, uint64(thinmeta.MaxDataBlock+1))

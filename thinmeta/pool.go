@@ -74,8 +74,8 @@ func newDevice(d DeviceDetails, changed bool) *device {
 // metadata device, then sizes the data space map to nrDataBlocks in a
 // second transaction, as dm-thin does when the pool is first activated.
 func Create(dev bm.Device, nrMetaBlocks uint64, dataBlockSize uint32, nrDataBlocks uint64, opts Options) (*Pool, error) {
-	if !ValidDataBlockSize(dataBlockSize) {
-		return nil, fmt.Errorf("data block size %d sectors: must be a multiple of %d between %d and %d", dataBlockSize, DataBlockSectorsMultiple, MinDataBlockSectors, MaxDataBlockSectors)
+	if err := CheckDataBlockSize(uint64(dataBlockSize) * sectorSize); err != nil {
+		return nil, err
 	}
 	if nrDataBlocks > MaxDataBlock+1 {
 		return nil, fmt.Errorf("%d data blocks: at most %d are addressable", nrDataBlocks, uint64(MaxDataBlock+1))
@@ -176,6 +176,9 @@ func (p *Pool) open() error {
 	p.bm.Unlock(blk)
 	if p.opts.DataBlockSize != 0 && s.DataBlockSize != p.opts.DataBlockSize {
 		return fmt.Errorf("data block size is %d sectors, not %d: changing it is not supported", s.DataBlockSize, p.opts.DataBlockSize)
+	}
+	if err := CheckDataBlockSize(uint64(s.DataBlockSize) * sectorSize); err != nil {
+		return fmt.Errorf("superblock: %w: %w", err, bm.ErrCorruption)
 	}
 	if s.IncompatFlags != 0 {
 		return fmt.Errorf("incompat flags %#x: %w", s.IncompatFlags, ErrUnsupported)

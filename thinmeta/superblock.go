@@ -44,14 +44,6 @@ const (
 	smRootAreaSize     = 128
 )
 
-// Data block size limits of dm-thin, in sectors: 64 KiB to 1 GiB, in
-// multiples of 64 KiB.
-const (
-	MinDataBlockSectors      = 128
-	MaxDataBlockSectors      = 2097152
-	DataBlockSectorsMultiple = 128
-)
-
 // MaxDevID is the largest thin device id dm-thin accepts (24 bits).
 const MaxDevID = 1<<24 - 1
 
@@ -150,10 +142,4 @@ var SuperblockValidator bm.Validator = &bm.StampedValidator{
 		}
 		return nil
 	},
-}
-
-// ValidDataBlockSize reports whether sectors is a data block size dm-thin
-// accepts.
-func ValidDataBlockSize(sectors uint32) bool {
-	return sectors >= MinDataBlockSectors && sectors <= MaxDataBlockSectors && sectors%DataBlockSectorsMultiple == 0
 }
