@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/cockroachdb/datadriven"
+	"github.com/thind-storage/thind/internal/randtest"
+	"github.com/thind-storage/thind/internal/scripttest"
 )
 
 // TestDeferredSetScripts runs transcripts against a DeferredSet[string].
@@ -20,15 +22,10 @@ import (
 //	add-work work=W prints whether W waits or runs now
 //	state           the live generations, oldest first
 func TestDeferredSetScripts(t *testing.T) {
-	datadriven.Walk(t, "testdata/deferred", func(t *testing.T, path string) {
+	scripttest.Walk(t, "testdata/deferred", func(t *testing.T) scripttest.Handler {
 		var ds DeferredSet[string]
 		ios := map[string]DeferredEntry{}
-		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) (out string) {
-			defer func() {
-				if r := recover(); r != nil {
-					out = fmt.Sprintf("panic: %v\n", r)
-				}
-			}()
+		return func(t *testing.T, d *datadriven.TestData) string {
 			switch d.Cmd {
 			case "inc":
 				var io string
@@ -61,7 +58,7 @@ func TestDeferredSetScripts(t *testing.T) {
 				t.Fatalf("%s: unknown command %q", d.Pos, d.Cmd)
 				return ""
 			}
-		})
+		}
 	})
 }
 
@@ -72,7 +69,8 @@ func TestDeferredSetScripts(t *testing.T) {
 // (safety), and as soon as the last of them does (no needless delay, which
 // the kernel's fixed ring can cause when it fills).
 func TestDeferredSetRunsWorkExactlyWhenEarlierIODrains(t *testing.T) {
-	seed, rng := seeded(t)
+	seed := randtest.Seed(t)
+	rng := randtest.FromSeed(seed)
 
 	var ds DeferredSet[int]
 	type io struct {

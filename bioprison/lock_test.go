@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/thind-storage/thind/internal/randtest"
 )
 
 // waitUntil yields until cond holds. It waits on the condition itself, not
@@ -225,7 +227,7 @@ func TestHandOffSkipsWaitersTheCellDoesNotCover(t *testing.T) {
 // the prison must end empty.
 func TestLockConcurrent(t *testing.T) {
 	const goroutines, perG = 8, 300
-	seed, _ := seeded(t)
+	seed := randtest.Seed(t)
 	l := NewLocker(Options{Regions: 2})
 	var occ occupancy
 	var held, gaveUp atomic.Int32

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/thind-storage/thind/bm"
+	"github.com/thind-storage/thind/internal/randtest"
 	"github.com/thind-storage/thind/metatools"
 	"github.com/thind-storage/thind/thinmeta"
 )
@@ -113,7 +114,7 @@ func commitIsAtomic(t *testing.T, cache int64) {
 	t.Logf("a commit of this transaction makes %d device writes", writes)
 
 	outcomes := map[string]int{}
-	rng := rand.New(rand.NewPCG(3, 4))
+	rng := randtest.New(t)
 	for k := 0; k <= writes; k++ {
 		dev := base.Clone()
 		pk, err := thinmeta.Open(dev, atomicMetaBlocks, thinmeta.Options{CacheBytes: cache})

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/thind-storage/thind/bm"
+	"github.com/thind-storage/thind/internal/randtest"
 )
 
 // TestLockFreeLookupsSeeOnlyRealMappings runs lock-free lookups while one
@@ -19,6 +20,7 @@ import (
 // never a torn slot.
 func TestLockFreeLookupsSeeOnlyRealMappings(t *testing.T) {
 	const vblocks = 3 * cacheBuckets * bucketBlocks
+	seed := randtest.Seed(t)
 	dev := bm.NewMemDevice(64 << 20)
 	p, err := Create(dev, dev.NrBlocks(), 128, 1<<22, Options{})
 	if err != nil {
@@ -49,7 +51,7 @@ func TestLockFreeLookupsSeeOnlyRealMappings(t *testing.T) {
 	var wg sync.WaitGroup
 	for r := 0; r < 4; r++ {
 		wg.Go(func() {
-			rng := rand.New(rand.NewPCG(uint64(r), 1))
+			rng := rand.New(rand.NewPCG(seed, uint64(r)))
 			for {
 				select {
 				case <-stop:
@@ -73,7 +75,7 @@ func TestLockFreeLookupsSeeOnlyRealMappings(t *testing.T) {
 			}
 		})
 	}
-	rng := rand.New(rand.NewPCG(9, 9))
+	rng := rand.New(rand.NewPCG(seed, 9))
 	deadline := time.Now().Add(time.Second)
 	for time.Now().Before(deadline) && !t.Failed() {
 		v := rng.Uint64N(vblocks)

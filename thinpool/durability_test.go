@@ -2,7 +2,6 @@ package thinpool_test
 
 import (
 	"encoding/binary"
-	"fmt"
 	"math/rand/v2"
 	"os"
 	"strconv"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/thind-storage/thind/bm"
+	"github.com/thind-storage/thind/internal/randtest"
 	"github.com/thind-storage/thind/thinmeta"
 	"github.com/thind-storage/thind/thinpool"
 )
@@ -81,19 +81,20 @@ func version(b []byte) (uint64, bool) {
 // remember what was synced, cuts the power at random moments (each device
 // keeping a random share of its unsynced writes), reopens, and checks that
 // every unit holds its durable version or a later one, that the metadata
-// passes both checkers, and goes on from there. Even seeds let the pool
-// provision holes without flushing first (the data device reports its
-// never-written pages as holes); odd seeds make it flush before every
-// commit that maps a new block.
+// passes both checkers, and goes on from there. With holes the pool
+// provisions blocks the data device reports as never written without
+// flushing first; with ignore-holes it flushes before every commit that
+// maps a new block.
 func TestFlushedWritesSurvivePowerCuts(t *testing.T) {
-	seeds := uint64(3)
-	if n, err := strconv.ParseUint(os.Getenv("THIND_POWERCUT_SEEDS"), 10, 64); err == nil {
+	seeds := 2
+	if n, err := strconv.Atoi(os.Getenv("THIND_POWERCUT_SEEDS")); err == nil {
 		seeds = n // the long run, on demand
 	}
-	for seed := uint64(1); seed <= seeds; seed++ {
-		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
-			t.Logf("seed %d", seed)
-			powerCuts(t, seed, seed%2 == 1, 12, 80)
+	for _, ignoreHoles := range []bool{false, true} {
+		t.Run(map[bool]string{false: "holes", true: "ignore-holes"}[ignoreHoles], func(t *testing.T) {
+			randtest.Each(t, seeds, func(t *testing.T, seed uint64) {
+				powerCuts(t, seed, ignoreHoles, 12, 80)
+			})
 		})
 	}
 }
