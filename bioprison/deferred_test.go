@@ -264,8 +264,8 @@ func TestDeferredSetIODrainsWhileAddWorkSeals(t *testing.T) {
 	var ds DeferredSet[string]
 	e := ds.Inc()
 	var back []string
-	testHookAddWorkSealing = func() { back = ds.Dec(e, back) }
-	defer func() { testHookAddWorkSealing = nil }()
+	setHook(&testHookAddWorkSealing, func() { back = ds.Dec(e, back) })
+	defer setHook(&testHookAddWorkSealing, nil)
 	if ds.AddWork("w") {
 		t.Fatal("AddWork queued work behind I/O that ended before the seal: it would never run")
 	}
@@ -278,17 +278,17 @@ func TestDeferredSetIODrainsWhileAddWorkSeals(t *testing.T) {
 
 	// With an older generation still busy, the drained one waits for it
 	// and comes back with it.
-	testHookAddWorkSealing = nil
+	setHook(&testHookAddWorkSealing, nil)
 	e0 := ds.Inc()
 	if !ds.AddWork("w0") {
 		t.Fatal("AddWork ran work with I/O in flight")
 	}
 	e1 := ds.Inc()
-	testHookAddWorkSealing = func() { back = ds.Dec(e1, back) }
+	setHook(&testHookAddWorkSealing, func() { back = ds.Dec(e1, back) })
 	if !ds.AddWork("w1") {
 		t.Fatal("AddWork ran work before older I/O ended")
 	}
-	testHookAddWorkSealing = nil
+	setHook(&testHookAddWorkSealing, nil)
 	if got := ds.Dec(e0, nil); fmt.Sprint(got) != "[w0 w1]" || len(back) != 0 {
 		t.Fatalf("the last older I/O's Dec handed back %v (and the early Dec %v), want [w0 w1]", got, back)
 	}
@@ -302,13 +302,13 @@ func TestDeferredSetIncLandsOnARetiredGeneration(t *testing.T) {
 	var ds DeferredSet[string]
 	e0 := ds.Inc()
 	var back []string
-	testHookIncLoaded = func() {
-		testHookIncLoaded = nil
+	setHook(&testHookIncLoaded, func() {
+		setHook(&testHookIncLoaded, nil)
 		if !ds.AddWork("w") {
 			t.Error("AddWork ran work with I/O in flight")
 		}
 		back = ds.Dec(e0, back)
-	}
+	})
 	e := ds.Inc()
 	if fmt.Sprint(back) != "[w]" {
 		t.Fatalf("the Dec that drained the sealed generation handed back %v, want [w]", back)
@@ -330,12 +330,12 @@ func TestDeferredSetIncLandsOnARetiredGeneration(t *testing.T) {
 func TestDeferredSetIncLandsOnASealedGeneration(t *testing.T) {
 	var ds DeferredSet[string]
 	e0 := ds.Inc()
-	testHookIncLoaded = func() {
-		testHookIncLoaded = nil
+	setHook(&testHookIncLoaded, func() {
+		setHook(&testHookIncLoaded, nil)
 		if !ds.AddWork("w") {
 			t.Error("AddWork ran work with I/O in flight")
 		}
-	}
+	})
 	e := ds.Inc()
 	if e.g.id != 1 {
 		t.Fatalf("the I/O counted in generation %d, want the sealed one, 1", e.g.id)
@@ -346,4 +346,13 @@ func TestDeferredSetIncLandsOnASealedGeneration(t *testing.T) {
 	if got := ds.Dec(e, nil); fmt.Sprint(got) != "[w]" {
 		t.Fatalf("the last Dec handed back %v, want [w]", got)
 	}
+}
+
+// setHook installs fn as the hook h, or clears it for nil.
+func setHook(h *atomic.Pointer[func()], fn func()) {
+	if fn == nil {
+		h.Store(nil)
+		return
+	}
+	h.Store(&fn)
 }

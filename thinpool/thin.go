@@ -258,6 +258,11 @@ func (t *Thin) endIO(e bioprison.DeferredEntry) {
 	}
 }
 
+// virtualKey is the prison key of virtual block b of thin dev.
+func virtualKey(dev, b uint64) bioprison.Key {
+	return bioprison.BlockKey(bioprison.Virtual, dev, b)
+}
+
 // find looks a virtual block up; ok is false for an unmapped block.
 func (t *Thin) find(v uint64) (thinmeta.Lookup, bool, error) {
 	l, err := t.finder.Find(v)
