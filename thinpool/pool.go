@@ -17,11 +17,11 @@ import (
 // dispatcher, the bio prison and the commit machinery. It is safe for
 // concurrent use.
 type Pool struct {
-	md     *thinmeta.Pool
-	data   *blk.Dispatcher
-	cfg    Config
-	log    *slog.Logger
-	bs     uint64 // data block size in bytes
+	md   *thinmeta.Pool
+	data *blk.Dispatcher
+	cfg  Config
+	log  *slog.Logger
+	bs   uint64 // data block size in bytes
 	// cells is the bio prison: a request that changes a mapping holds
 	// the cell of its virtual block (or range) for the change.
 	cells *bioprison.Locker
