@@ -1,6 +1,6 @@
 package thinpool
 
-import "sync"
+import "github.com/thind-storage/thind/internal/lockorder"
 
 // notifier delivers the pool's events (mode changes, the low-water mark)
 // to the Config callbacks on a goroutine of its own, one at a time and in
@@ -9,7 +9,7 @@ import "sync"
 // that called back into the pool (Stats, Commit, SetWriteMode) from there
 // could deadlock it. Events raised after Close are dropped.
 type notifier struct {
-	mu      sync.Mutex
+	mu      lockorder.Mutex[lockorder.Leaf]
 	pending []func()
 	stopped bool
 	wake    chan struct{} // capacity 1: an event is pending

@@ -10,6 +10,7 @@ import (
 
 	"github.com/thind-storage/thind/bioprison"
 	"github.com/thind-storage/thind/blk"
+	"github.com/thind-storage/thind/internal/lockorder"
 	"github.com/thind-storage/thind/thinmeta"
 )
 
@@ -28,7 +29,7 @@ type Pool struct {
 
 	// txn's read side is held by every metadata change (alloc, map,
 	// unmap, snapshot), its write side by commit.
-	txn     sync.RWMutex
+	txn     lockorder.RWMutex[lockorder.Txn]
 	mdDirty atomic.Bool // metadata changed since the last commit
 	// dataFirst: this transaction mapped a block whose new data must be
 	// durable before the commit (it was copied, or may hold old bytes).
@@ -36,14 +37,14 @@ type Pool struct {
 	clean     cleanBlocks
 
 	mode       atomic.Int32
-	modeMu     sync.Mutex
+	modeMu     lockorder.Mutex[lockorder.Leaf]
 	metaLow    atomic.Bool // the metadata space map crossed its threshold
 	metaFull   atomic.Bool // read-only for lack of metadata space (not a failure)
 	lowWaterOn atomic.Bool
-	spaceMu    sync.Mutex
+	spaceMu    lockorder.Mutex[lockorder.Leaf]
 	spaceCh    chan struct{} // closed when data space may have appeared
 
-	thinsMu sync.Mutex
+	thinsMu lockorder.Mutex[lockorder.Thins]
 	thins   map[uint64]*Thin
 
 	pd passdown
@@ -60,7 +61,7 @@ type Pool struct {
 	// hold keeps background commits (periodic, FLUSH, FUA) from running
 	// while a caller makes a change that must reach the disk in one
 	// commit with other state of its own (the catalog's transaction id).
-	hold sync.Mutex
+	hold lockorder.Mutex[lockorder.PoolHold]
 
 	commits   chan chan error
 	events    *notifier // delivers OnModeChange and OnLowWater

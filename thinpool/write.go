@@ -79,11 +79,11 @@ func (t *Thin) writeBlock(ctx context.Context, v, o uint64, src payload, fua boo
 		return err
 	}
 	// Changing the mapping: hold the block's cell, and look again.
-	c, err := p.cells.Lock(ctx, virtualKey(t.id, v))
+	c, err := p.lockCell(ctx, virtualKey(t.id, v))
 	if err != nil {
 		return err
 	}
-	defer p.cells.Unlock(c)
+	defer p.unlockCell(c)
 	if l, mapped, err = t.find(v); err != nil {
 		return err
 	}
