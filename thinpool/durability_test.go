@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/thind-storage/thind/bm"
+	"github.com/thind-storage/thind/internal/pooltest"
 	"github.com/thind-storage/thind/internal/randtest"
 	"github.com/thind-storage/thind/thinmeta"
 	"github.com/thind-storage/thind/thinpool"
@@ -103,20 +104,16 @@ func powerCuts(t *testing.T, seed uint64, ignoreHoles bool, cycles, ops int) {
 	rng := rand.New(rand.NewPCG(seed, 11))
 	metaDev := bm.NewMemDevice(metaBytes)
 	dataDev := bm.NewMemDevice(dataBytes)
-	md, err := thinmeta.Create(metaDev, metaBytes/bm.BlockSize, testBlockSectors, 0, thinmeta.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Every device the pool runs on, the first and each crash clone it is
+	// reopened on, is checked at the end by pooltest.
+	md := pooltest.CreateMetadata(t, metaDev, metaBytes/bm.BlockSize, testBlockSectors, 0, thinmeta.Options{})
 	open := func(md *thinmeta.Pool, data *bm.MemDevice) (*thinpool.Pool, *thinpool.Thin) {
-		p, err := thinpool.Open(md, memData{data}, thinpool.Config{
+		p := pooltest.OpenEngine(t, md, memData{data}, thinpool.Config{
 			Logger: testLogger(t), ErrorIfNoSpace: true, IgnoreHoles: ignoreHoles,
 			// Timer commits between the operations, which flush data
 			// only when the transaction needs it.
 			CommitInterval: time.Millisecond,
 		})
-		if err != nil {
-			t.Fatal(err)
-		}
 		if _, err := md.Device(1); err != nil {
 			if err := p.CreateThin(1); err != nil {
 				t.Fatal(err)
@@ -199,9 +196,7 @@ func powerCuts(t *testing.T, seed uint64, ignoreHoles bool, cycles, ops int) {
 		pool.Close()
 		md.Close()
 		checkDurable(t, metaDev)
-		if md, err = thinmeta.Open(metaDev, metaBytes/bm.BlockSize, thinmeta.Options{}); err != nil {
-			t.Fatalf("cycle %d: reopen: %v", cycle, err)
-		}
+		md = pooltest.OpenMetadata(t, metaDev, metaBytes/bm.BlockSize, thinmeta.Options{})
 		pool, th = open(md, dataDev)
 		got := make([]byte, volBytes)
 		if err := th.ReadAt(bg, got, 0); err != nil {
