@@ -58,11 +58,19 @@ type DeferredEntry struct {
 }
 
 // Test hooks, nil outside tests: they run another operation inside a
-// window of the lock-free protocol.
+// window of the lock-free protocol. Atomic, so that setting one races
+// nothing.
 var (
-	testHookIncLoaded      func() // Inc has read the newest generation, not counted on it yet
-	testHookAddWorkSealing func() // AddWork has seen I/O in the newest, not sealed it yet
+	testHookIncLoaded      atomic.Pointer[func()] // Inc has read the newest generation, not counted on it yet
+	testHookAddWorkSealing atomic.Pointer[func()] // AddWork has seen I/O in the newest, not sealed it yet
 )
+
+// runHook runs the hook h holds, if any.
+func runHook(h *atomic.Pointer[func()]) {
+	if fn := h.Load(); fn != nil {
+		(*fn)()
+	}
+}
 
 // init opens the first generation; mu is held.
 func (ds *DeferredSet[W]) init() {
@@ -92,9 +100,7 @@ func (ds *DeferredSet[W]) Inc() DeferredEntry {
 			ds.mu.Unlock()
 			continue
 		}
-		if testHookIncLoaded != nil {
-			testHookIncLoaded()
-		}
+		runHook(&testHookIncLoaded)
 		g.count.Add(1)
 		// AddWork seals a generation and then reads its count; this
 		// counts and then reads the seal. One of the two sees the other:
@@ -179,9 +185,7 @@ func (ds *DeferredSet[W]) AddWork(w W) bool {
 		prev.work = append(prev.work, w)
 		return true
 	}
-	if testHookAddWorkSealing != nil {
-		testHookAddWorkSealing()
-	}
+	runHook(&testHookAddWorkSealing)
 	newest.work = append(newest.work, w)
 	ds.open()
 	newest.sealed.Store(true)

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/cockroachdb/datadriven"
+	"github.com/thind-storage/thind/internal/randtest"
+	"github.com/thind-storage/thind/internal/scripttest"
 )
 
 // TestDeferredSetScripts runs transcripts against a DeferredSet[string].
@@ -20,15 +22,10 @@ import (
 //	add-work work=W prints whether W waits or runs now
 //	state           the live generations, oldest first
 func TestDeferredSetScripts(t *testing.T) {
-	datadriven.Walk(t, "testdata/deferred", func(t *testing.T, path string) {
+	scripttest.Walk(t, "testdata/deferred", func(t *testing.T) scripttest.Handler {
 		var ds DeferredSet[string]
 		ios := map[string]DeferredEntry{}
-		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) (out string) {
-			defer func() {
-				if r := recover(); r != nil {
-					out = fmt.Sprintf("panic: %v\n", r)
-				}
-			}()
+		return func(t *testing.T, d *datadriven.TestData) string {
 			switch d.Cmd {
 			case "inc":
 				var io string
@@ -61,7 +58,7 @@ func TestDeferredSetScripts(t *testing.T) {
 				t.Fatalf("%s: unknown command %q", d.Pos, d.Cmd)
 				return ""
 			}
-		})
+		}
 	})
 }
 
@@ -72,7 +69,8 @@ func TestDeferredSetScripts(t *testing.T) {
 // (safety), and as soon as the last of them does (no needless delay, which
 // the kernel's fixed ring can cause when it fills).
 func TestDeferredSetRunsWorkExactlyWhenEarlierIODrains(t *testing.T) {
-	seed, rng := seeded(t)
+	seed := randtest.Seed(t)
+	rng := randtest.FromSeed(seed)
 
 	var ds DeferredSet[int]
 	type io struct {
@@ -266,8 +264,8 @@ func TestDeferredSetIODrainsWhileAddWorkSeals(t *testing.T) {
 	var ds DeferredSet[string]
 	e := ds.Inc()
 	var back []string
-	testHookAddWorkSealing = func() { back = ds.Dec(e, back) }
-	defer func() { testHookAddWorkSealing = nil }()
+	setHook(&testHookAddWorkSealing, func() { back = ds.Dec(e, back) })
+	defer setHook(&testHookAddWorkSealing, nil)
 	if ds.AddWork("w") {
 		t.Fatal("AddWork queued work behind I/O that ended before the seal: it would never run")
 	}
@@ -280,17 +278,17 @@ func TestDeferredSetIODrainsWhileAddWorkSeals(t *testing.T) {
 
 	// With an older generation still busy, the drained one waits for it
 	// and comes back with it.
-	testHookAddWorkSealing = nil
+	setHook(&testHookAddWorkSealing, nil)
 	e0 := ds.Inc()
 	if !ds.AddWork("w0") {
 		t.Fatal("AddWork ran work with I/O in flight")
 	}
 	e1 := ds.Inc()
-	testHookAddWorkSealing = func() { back = ds.Dec(e1, back) }
+	setHook(&testHookAddWorkSealing, func() { back = ds.Dec(e1, back) })
 	if !ds.AddWork("w1") {
 		t.Fatal("AddWork ran work before older I/O ended")
 	}
-	testHookAddWorkSealing = nil
+	setHook(&testHookAddWorkSealing, nil)
 	if got := ds.Dec(e0, nil); fmt.Sprint(got) != "[w0 w1]" || len(back) != 0 {
 		t.Fatalf("the last older I/O's Dec handed back %v (and the early Dec %v), want [w0 w1]", got, back)
 	}
@@ -304,13 +302,13 @@ func TestDeferredSetIncLandsOnARetiredGeneration(t *testing.T) {
 	var ds DeferredSet[string]
 	e0 := ds.Inc()
 	var back []string
-	testHookIncLoaded = func() {
-		testHookIncLoaded = nil
+	setHook(&testHookIncLoaded, func() {
+		setHook(&testHookIncLoaded, nil)
 		if !ds.AddWork("w") {
 			t.Error("AddWork ran work with I/O in flight")
 		}
 		back = ds.Dec(e0, back)
-	}
+	})
 	e := ds.Inc()
 	if fmt.Sprint(back) != "[w]" {
 		t.Fatalf("the Dec that drained the sealed generation handed back %v, want [w]", back)
@@ -332,12 +330,12 @@ func TestDeferredSetIncLandsOnARetiredGeneration(t *testing.T) {
 func TestDeferredSetIncLandsOnASealedGeneration(t *testing.T) {
 	var ds DeferredSet[string]
 	e0 := ds.Inc()
-	testHookIncLoaded = func() {
-		testHookIncLoaded = nil
+	setHook(&testHookIncLoaded, func() {
+		setHook(&testHookIncLoaded, nil)
 		if !ds.AddWork("w") {
 			t.Error("AddWork ran work with I/O in flight")
 		}
-	}
+	})
 	e := ds.Inc()
 	if e.g.id != 1 {
 		t.Fatalf("the I/O counted in generation %d, want the sealed one, 1", e.g.id)
@@ -348,4 +346,13 @@ func TestDeferredSetIncLandsOnASealedGeneration(t *testing.T) {
 	if got := ds.Dec(e, nil); fmt.Sprint(got) != "[w]" {
 		t.Fatalf("the last Dec handed back %v, want [w]", got)
 	}
+}
+
+// setHook installs fn as the hook h, or clears it for nil.
+func setHook(h *atomic.Pointer[func()], fn func()) {
+	if fn == nil {
+		h.Store(nil)
+		return
+	}
+	h.Store(&fn)
 }

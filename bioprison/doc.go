@@ -22,7 +22,9 @@
 // warmed up.
 //
 // Locker offers the same cells to callers that block one goroutine per
-// request: Lock(ctx, key) returns an unlock function, or ctx's error.
+// request, as the engine does: Lock(ctx, key) returns the key held, to pass
+// to Unlock, or ctx's error, and a Lock whose context ends leaves no waiter
+// behind.
 //
 // # Deferred sets
 //

@@ -12,12 +12,16 @@ import (
 // inmate, until the key is theirs. It is built on a Prison whose inmates are
 // the waiting goroutines, so it has the same keys, collisions and sharding,
 // and hands a cell straight to the next waiter whose key the cell covers.
+// A waiter whose context ends leaves the cell's queue, or, if the cell was
+// handed to it at that moment, hands it on: a cancelled Lock never leaves a
+// waiter behind nor keeps a key.
 //
 // A Locker and a Prison do not see each other's cells; guard a given key
 // space with one or the other.
 type Locker struct {
-	p    *Prison[*lockWaiter]
-	pool sync.Pool // *lockWaiter; each owns a channel worth reusing
+	p     *Prison[*lockWaiter]
+	pool  sync.Pool // *lockWaiter; each owns a channel worth reusing
+	waits atomic.Uint64
 }
 
 // NewLocker returns a Locker with no keys held.
@@ -41,16 +45,24 @@ type lockWaiter struct {
 	ticket atomic.Uint64 // counts unlocks, to refuse a second one
 }
 
+// Held is a key that Lock returned: pass it to Unlock exactly once. It is a
+// small value; the zero Held holds nothing.
+type Held struct {
+	w      *lockWaiter
+	c      Cell[*lockWaiter]
+	ticket uint64
+}
+
 // Lock waits until no other holder's key overlaps k, then returns with k
-// held. The caller must call unlock exactly once. If ctx ends first, Lock
-// returns ctx's error and holds nothing; it never starts waiting when ctx
-// has already ended.
-func (l *Locker) Lock(ctx context.Context, k Key) (unlock func(), err error) {
+// held. If ctx ends first, Lock returns ctx's error and holds nothing; it
+// never starts waiting when ctx has already ended. Lock allocates nothing
+// once its waiters have been pooled.
+func (l *Locker) Lock(ctx context.Context, k Key) (Held, error) {
 	if err := k.Validate(); err != nil {
-		return nil, err
+		return Held{}, err
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return Held{}, err
 	}
 	w, _ := l.pool.Get().(*lockWaiter)
 	if w == nil {
@@ -62,39 +74,51 @@ func (l *Locker) Lock(ctx context.Context, k Key) (unlock func(), err error) {
 		c, isHolder, err := l.p.Detain(k, w)
 		if err != nil {
 			l.pool.Put(w)
-			return nil, err
+			return Held{}, err
 		}
 		if isHolder {
-			return l.unlocker(w, c), nil
+			return l.held(w, c), nil
 		}
+		l.waits.Add(1)
 		select {
 		case s := <-w.ch:
 			if s == granted {
-				return l.unlocker(w, c), nil
+				return l.held(w, c), nil
 			}
 			// The cell went away or went to someone else: queue again.
 		case <-ctx.Done():
 			l.abandon(w, c)
 			l.pool.Put(w)
-			return nil, ctx.Err()
+			return Held{}, ctx.Err()
 		}
 	}
 }
 
-// unlocker returns the unlock function for w holding c. Calling it twice is
-// a bug in the caller, reported by a panic as sync.Mutex does. The ticket
-// catches that even after w has been reused for another Lock, and costs no
-// allocation beyond the closure itself.
-func (l *Locker) unlocker(w *lockWaiter, c Cell[*lockWaiter]) func() {
-	ticket := w.ticket.Load()
-	return func() {
-		if !w.ticket.CompareAndSwap(ticket, ticket+1) {
-			panic("bioprison: unlock of an unlocked key")
-		}
-		l.handOff(c)
-		l.pool.Put(w)
-	}
+func (l *Locker) held(w *lockWaiter, c Cell[*lockWaiter]) Held {
+	return Held{w: w, c: c, ticket: w.ticket.Load()}
 }
+
+// Unlock releases a key that Lock returned, handing its cell to the next
+// waiter it covers. Unlocking twice is a bug in the caller, reported by a
+// panic as sync.Mutex does; the ticket catches it even after the waiter has
+// been reused for another Lock.
+func (l *Locker) Unlock(h Held) {
+	if h.w == nil {
+		panic("bioprison: unlock of the zero Held")
+	}
+	if !h.w.ticket.CompareAndSwap(h.ticket, h.ticket+1) {
+		panic("bioprison: unlock of an unlocked key")
+	}
+	l.handOff(h.c)
+	l.pool.Put(h.w)
+}
+
+// Stats counts the live cells and the waiters queued in them.
+func (l *Locker) Stats() Stats { return l.p.Stats() }
+
+// Waits counts the Locks that had to wait, since the Locker was made (a
+// Lock that queued again after a release counts each time).
+func (l *Locker) Waits() uint64 { return l.waits.Load() }
 
 // handOff passes the cell to its oldest waiter whose key it covers, telling
 // the waiters skipped on the way to queue again; with no such waiter the

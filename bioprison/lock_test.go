@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/thind-storage/thind/internal/randtest"
 )
 
 // waitUntil yields until cond holds. It waits on the condition itself, not
@@ -24,16 +26,16 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 }
 
 type lockResult struct {
-	unlock func()
-	err    error
+	h   Held
+	err error
 }
 
 // lockAsync starts Lock in a goroutine and returns where its result lands.
 func lockAsync(ctx context.Context, l *Locker, k Key) <-chan lockResult {
 	ch := make(chan lockResult, 1)
 	go func() {
-		u, err := l.Lock(ctx, k)
-		ch <- lockResult{u, err}
+		h, err := l.Lock(ctx, k)
+		ch <- lockResult{h, err}
 	}()
 	return ch
 }
@@ -41,7 +43,7 @@ func lockAsync(ctx context.Context, l *Locker, k Key) <-chan lockResult {
 func TestLockWaitsForTheHolder(t *testing.T) {
 	l := NewLocker(Options{})
 	k := BlockKey(Virtual, 1, 9)
-	unlock, err := l.Lock(context.Background(), k)
+	h, err := l.Lock(context.Background(), k)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +54,7 @@ func TestLockWaitsForTheHolder(t *testing.T) {
 		t.Fatalf("second Lock returned (%v) while the key was held", r.err)
 	default:
 	}
-	unlock()
+	l.Unlock(h)
 	r := <-res
 	if r.err != nil {
 		t.Fatalf("second Lock after unlock: %v", r.err)
@@ -60,7 +62,7 @@ func TestLockWaitsForTheHolder(t *testing.T) {
 	if st := l.p.Stats(); st != (Stats{Cells: 1}) {
 		t.Fatalf("after hand-off: %+v, want one cell and no waiters", st)
 	}
-	r.unlock()
+	l.Unlock(r.h)
 	if st := l.p.Stats(); st != (Stats{}) {
 		t.Fatalf("after the last unlock: %+v, want an empty prison", st)
 	}
@@ -70,7 +72,7 @@ func TestLockHonoursContext(t *testing.T) {
 	k := Key{Data, 0, 0, 16}
 	t.Run("a cancelled wait returns the context's error and leaves nothing behind", func(t *testing.T) {
 		l := NewLocker(Options{})
-		unlock, err := l.Lock(context.Background(), k)
+		h, err := l.Lock(context.Background(), k)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -78,24 +80,24 @@ func TestLockHonoursContext(t *testing.T) {
 		res := lockAsync(ctx, l, BlockKey(Data, 0, 3))
 		waitUntil(t, "the second Lock waits", func() bool { return l.p.Stats().Waiters == 1 })
 		cancel()
-		if r := <-res; !errors.Is(r.err, context.Canceled) || r.unlock != nil {
-			t.Fatalf("cancelled Lock = (%v, %v), want (nil, context.Canceled)", r.unlock != nil, r.err)
+		if r := <-res; !errors.Is(r.err, context.Canceled) || r.h != (Held{}) {
+			t.Fatalf("cancelled Lock = (%v, %v), want (nil, context.Canceled)", r.h != (Held{}), r.err)
 		}
 		if st := l.p.Stats(); st != (Stats{Cells: 1}) {
 			t.Fatalf("after the cancel: %+v, want only the holder's cell", st)
 		}
-		unlock()
+		l.Unlock(h)
 		if st := l.p.Stats(); st != (Stats{}) {
 			t.Fatalf("after unlock: %+v, want an empty prison", st)
 		}
 	})
 	t.Run("a deadline that passes while waiting is reported", func(t *testing.T) {
 		l := NewLocker(Options{})
-		unlock, err := l.Lock(context.Background(), k)
+		h, err := l.Lock(context.Background(), k)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer unlock()
+		defer l.Unlock(h)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
 		defer cancel()
 		if _, err := l.Lock(ctx, k); !errors.Is(err, context.DeadlineExceeded) {
@@ -129,20 +131,20 @@ func TestLockCancelRacingHandOff(t *testing.T) {
 	k := BlockKey(Virtual, 7, 7)
 	var granted, cancelled int
 	for range 300 {
-		unlock, err := l.Lock(context.Background(), k)
+		h, err := l.Lock(context.Background(), k)
 		if err != nil {
 			t.Fatal(err)
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		res := lockAsync(ctx, l, k)
 		waitUntil(t, "the waiter queues", func() bool { return l.p.Stats().Waiters == 1 })
-		go unlock()
+		go l.Unlock(h)
 		cancel()
 		r := <-res
 		switch {
 		case r.err == nil:
 			granted++
-			r.unlock()
+			l.Unlock(r.h)
 		case errors.Is(r.err, context.Canceled):
 			cancelled++
 		default:
@@ -156,25 +158,25 @@ func TestLockCancelRacingHandOff(t *testing.T) {
 func TestUnlockTwicePanics(t *testing.T) {
 	l := NewLocker(Options{})
 	k := BlockKey(Virtual, 1, 1)
-	unlock, err := l.Lock(context.Background(), k)
+	h, err := l.Lock(context.Background(), k)
 	if err != nil {
 		t.Fatal(err)
 	}
-	unlock()
+	l.Unlock(h)
 	// The next Lock probably reuses the same waiter from the pool; the
 	// stale unlock must still panic and must not release the new holder.
 	again, err := l.Lock(context.Background(), k)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer again()
+	defer l.Unlock(again)
 	func() {
 		defer func() {
 			if recover() == nil {
 				t.Fatal("second unlock did not panic")
 			}
 		}()
-		unlock()
+		l.Unlock(h)
 	}()
 	if st := l.p.Stats(); st != (Stats{Cells: 1}) {
 		t.Fatalf("after the stale unlock: %+v, want the new holder's cell", st)
@@ -225,7 +227,7 @@ func TestHandOffSkipsWaitersTheCellDoesNotCover(t *testing.T) {
 // the prison must end empty.
 func TestLockConcurrent(t *testing.T) {
 	const goroutines, perG = 8, 300
-	seed, _ := seeded(t)
+	seed := randtest.Seed(t)
 	l := NewLocker(Options{Regions: 2})
 	var occ occupancy
 	var held, gaveUp atomic.Int32
@@ -243,12 +245,12 @@ func TestLockConcurrent(t *testing.T) {
 					ctx, cancel = context.WithCancel(ctx)
 					go cancel()
 				}
-				unlock, err := l.Lock(ctx, k)
+				h, err := l.Lock(ctx, k)
 				switch {
 				case err == nil:
 					held.Add(1)
 					hold(t, &occ, k)
-					unlock()
+					l.Unlock(h)
 				case errors.Is(err, context.Canceled):
 					gaveUp.Add(1)
 				default:

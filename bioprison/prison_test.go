@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/cockroachdb/datadriven"
+	"github.com/thind-storage/thind/internal/scripttest"
 )
 
 // prisonScript runs a transcript of detains and releases against a
@@ -26,21 +27,14 @@ type prisonScript struct {
 }
 
 func TestPrisonScripts(t *testing.T) {
-	datadriven.Walk(t, "testdata/prison", func(t *testing.T, path string) {
+	// A stale handle panics by design: the transcripts show the panics.
+	scripttest.Walk(t, "testdata/prison", func(t *testing.T) scripttest.Handler {
 		s := &prisonScript{p: New[string](Options{}), cells: map[string]Cell[string]{}}
-		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
-			return s.run(t, d)
-		})
+		return s.run
 	})
 }
 
-func (s *prisonScript) run(t *testing.T, d *datadriven.TestData) (out string) {
-	// A stale handle panics by design; show the panic in the transcript.
-	defer func() {
-		if r := recover(); r != nil {
-			out = fmt.Sprintf("panic: %v\n", r)
-		}
-	}()
+func (s *prisonScript) run(t *testing.T, d *datadriven.TestData) string {
 	switch d.Cmd {
 	case "new":
 		o := Options{}

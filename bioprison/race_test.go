@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/thind-storage/thind/internal/randtest"
 )
 
 // occupancy records which blocks are held, to catch two holders of
@@ -61,7 +63,8 @@ type raceRequest struct {
 // and an empty prison at the end.
 func TestPrisonConcurrentQueueDriven(t *testing.T) {
 	const requests, workers = 4000, 8
-	seed, rng := seeded(t)
+	seed := randtest.Seed(t)
+	rng := randtest.FromSeed(seed)
 	p := New[*raceRequest](Options{Regions: 4}) // few regions: more sharing
 	var occ occupancy
 

@@ -2,6 +2,8 @@ package bioprison
 
 import (
 	"sync"
+
+	"github.com/thind-storage/thind/internal/invariants"
 )
 
 // region is one shard of the prison: a lock, the live cells of the key
@@ -52,6 +54,9 @@ func (r *region[T]) insert(i int, k Key, holder T) *cell[T] {
 	r.cells = append(r.cells, nil)
 	copy(r.cells[i+1:], r.cells[i:])
 	r.cells[i] = c
+	if invariants.Enabled {
+		r.assertCells("insert")
+	}
 	return c
 }
 
@@ -72,6 +77,9 @@ func (r *region[T]) unlink(c *cell[T]) {
 	n := copy(r.cells[i:], r.cells[i+1:])
 	r.cells[i+n] = nil
 	r.cells = r.cells[:i+n]
+	if invariants.Enabled {
+		r.assertCells("unlink")
+	}
 }
 
 // recycle clears an unlinked cell and puts it on the free list.
@@ -93,4 +101,20 @@ func (h Cell[T]) lock() *cell[T] {
 		panic("bioprison: use of a released cell")
 	}
 	return c
+}
+
+// assertCells checks, in invariants builds, what search relies on after
+// every insert and unlink: live cells in key order, none overlapping the
+// next, each of this region, none with the zero key of a recycled cell.
+func (r *region[T]) assertCells(op string) {
+	for i, c := range r.cells {
+		switch {
+		case c.region != r:
+			invariants.Violation("bioprison %s: cell %v lives in another region", op, c.key)
+		case c.key == (Key{}):
+			invariants.Violation("bioprison %s: a recycled cell is still live", op)
+		case i > 0 && !before(&r.cells[i-1].key, &c.key):
+			invariants.Violation("bioprison %s: cells %v and %v overlap or are out of order", op, r.cells[i-1].key, c.key)
+		}
+	}
 }

@@ -2,15 +2,13 @@ package blk
 
 import (
 	"bytes"
-	"flag"
 	"fmt"
 	"math/rand/v2"
 	"sync"
 	"testing"
-	"time"
-)
 
-var modelSeed = flag.Uint64("blk.seed", 0, "seed for TestConcurrentSubmittersMatchAModel (0: time based)")
+	"github.com/thind-storage/thind/internal/randtest"
+)
 
 // Concurrent submitters run random operations through every path (direct,
 // queued, plugged and merged, asynchronous) against their own region of
@@ -18,11 +16,7 @@ var modelSeed = flag.Uint64("blk.seed", 0, "seed for TestConcurrentSubmittersMat
 // the whole file must equal the models. The same seed runs under every
 // configuration.
 func TestConcurrentSubmittersMatchAModel(t *testing.T) {
-	seed := *modelSeed
-	if seed == 0 {
-		seed = uint64(time.Now().UnixNano())
-	}
-	t.Logf("seed %d (rerun with -blk.seed=%d)", seed, seed)
+	seed := randtest.Seed(t)
 	for _, tc := range configs {
 		for _, direct := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/direct=%v", tc.name, direct), func(t *testing.T) {

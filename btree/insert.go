@@ -2,6 +2,7 @@ package btree
 
 import (
 	"github.com/thind-storage/thind/bm"
+	"github.com/thind-storage/thind/internal/invariants"
 )
 
 // spaceThreshold is the least free space a sibling needs before entries
@@ -14,6 +15,13 @@ const spaceThreshold = 8
 // Equal says it is the same. The caller owns the reference the new value
 // carries: Insert does not Inc it.
 func Insert(info *Info, root uint64, keys []uint64, value []byte) (newRoot uint64, inserted bool, err error) {
+	if invariants.Enabled {
+		defer func() { // runs after the spine's locks are dropped
+			if err == nil {
+				assertPath(info, newRoot, keys, "insert")
+			}
+		}()
+	}
 	s := shadowSpine{info: info}
 	defer s.exit()
 	// On error the tree may be half shadowed: the transaction must be

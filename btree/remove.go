@@ -16,6 +16,7 @@ package btree
 
 import (
 	"github.com/thind-storage/thind/bm"
+	"github.com/thind-storage/thind/internal/invariants"
 )
 
 func mergeThreshold(n node) int { return n.maxEntries() / 3 }
@@ -259,7 +260,14 @@ func removeRaw(s *shadowSpine, vt *ValueType, root, key uint64, parentIndex int)
 // Remove deletes keys from the tree, Dec'ing its value, and returns the
 // new root. ErrNotFound if the key is absent (the tree is then unchanged
 // in content, though nodes on the path may have been shadowed).
-func Remove(info *Info, root uint64, keys []uint64) (uint64, error) {
+func Remove(info *Info, root uint64, keys []uint64) (newRoot uint64, err error) {
+	if invariants.Enabled {
+		defer func() { // runs after the spine's locks are dropped
+			if err == nil {
+				assertPath(info, newRoot, keys, "remove")
+			}
+		}()
+	}
 	s := shadowSpine{info: info}
 	defer s.exit()
 	last := info.Levels - 1

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 
+	"github.com/thind-storage/thind/internal/randtest"
 	"github.com/thind-storage/thind/thinmeta"
 )
 
@@ -171,7 +172,7 @@ var clones = []struct {
 // and the operation to be fully done (crash after the metadata commit)
 // or fully undone (before it).
 func TestCrashAfterEveryStep(t *testing.T) {
-	rng := seeded(t)
+	rng := randtest.New(t)
 	for _, op := range crashOps {
 		t.Run(op.name, func(t *testing.T) {
 			points := crashPoints(t, op)
@@ -238,7 +239,7 @@ func TestCrashAfterEveryStep(t *testing.T) {
 // the unsynced writes: the superblock goes last, so each clone holds the
 // operation committed or not, and the catalog must follow it exactly.
 func TestCrashDuringCommit(t *testing.T) {
-	rng := seeded(t)
+	rng := randtest.New(t)
 	for _, op := range crashOps {
 		t.Run(op.name, func(t *testing.T) {
 			e := newEnv(t)
@@ -290,7 +291,7 @@ func TestCrashDuringCommit(t *testing.T) {
 // it), keeping none, some or all of the unsynced data: a crash in step 1
 // leaves the operation undone, one in step 3 done.
 func TestCrashDuringCatalogWrites(t *testing.T) {
-	rng := seeded(t)
+	rng := randtest.New(t)
 	for _, op := range crashOps {
 		t.Run(op.name, func(t *testing.T) {
 			e := newEnv(t)
@@ -346,7 +347,7 @@ func TestCrashDuringCatalogWrites(t *testing.T) {
 // fails (or, past the last write, succeeds); after a restart from what
 // the devices hold, the operation is all or nothing and the stores agree.
 func TestPowerCutDuringCommit(t *testing.T) {
-	rng := seeded(t)
+	rng := randtest.New(t)
 	for _, op := range crashOps {
 		t.Run(op.name, func(t *testing.T) {
 			outcomes := map[string]int{}

@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+
+	"github.com/thind-storage/thind/internal/randtest"
 )
 
 // model is what the catalog should hold: the volumes by name, and every
@@ -175,7 +177,7 @@ var randomOps = []randomOp{
 // from the clone, reconciles, and checks that the stores agree, that the
 // operation is all or nothing, and that the catalog matches the model.
 func TestRandomOpsWithCrashes(t *testing.T) {
-	rng := seeded(t)
+	rng := randtest.New(t)
 	steps := 400
 	if testing.Short() {
 		steps = 100

@@ -11,6 +11,7 @@ import (
 	"github.com/cockroachdb/datadriven"
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/thind-storage/thind/internal/scripttest"
 )
 
 // TestScripts runs transcripts in testdata/scripts against a catalog and
@@ -35,11 +36,11 @@ import (
 // a synced-only crash clone there; the operation finishes, then both
 // stores restart from the clone, not yet reconciled.
 func TestScripts(t *testing.T) {
-	datadriven.Walk(t, "testdata/scripts", func(t *testing.T, path string) {
+	scripttest.Walk(t, "testdata/scripts", func(t *testing.T) scripttest.Handler {
 		e := newEnv(t)
-		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
+		return func(t *testing.T, d *datadriven.TestData) string {
 			return runScript(t, &e, d)
-		})
+		}
 	})
 }
 
@@ -78,7 +79,7 @@ func runScript(t *testing.T, ep **testEnv, d *datadriven.TestData) string {
 	}
 	switch d.Cmd {
 	case "create":
-		spec := Spec{Name: arg("name"), Size: scriptSize(t, arg("size")), Labels: scriptLabels(d)}
+		spec := Spec{Name: arg("name"), Size: scripttest.Size(t, d, "size"), Labels: scriptLabels(d)}
 		return op(func(p Pool) (string, error) {
 			v, err := e.cat.CreateVolume(bg, p, spec)
 			return formatVolume(&v), err
@@ -86,7 +87,7 @@ func runScript(t *testing.T, ep **testEnv, d *datadriven.TestData) string {
 	case "snapshot":
 		spec := Spec{Name: arg("name")}
 		if d.HasArg("size") {
-			spec.Size = scriptSize(t, arg("size"))
+			spec.Size = scripttest.Size(t, d, "size")
 		}
 		return op(func(p Pool) (string, error) {
 			v, err := e.cat.SnapshotVolume(bg, p, arg("origin"), spec)
@@ -96,7 +97,7 @@ func runScript(t *testing.T, ep **testEnv, d *datadriven.TestData) string {
 		return op(func(p Pool) (string, error) { return "ok", e.cat.DeleteVolume(bg, p, arg("name")) })
 	case "resize":
 		return op(func(p Pool) (string, error) {
-			v, err := e.cat.ResizeVolume(bg, p, arg("name"), scriptSize(t, arg("size")))
+			v, err := e.cat.ResizeVolume(bg, p, arg("name"), scripttest.Size(t, d, "size"))
 			return formatVolume(&v), err
 		})
 	case "write":
@@ -194,19 +195,6 @@ func runScript(t *testing.T, ep **testEnv, d *datadriven.TestData) string {
 	return ""
 }
 
-func scriptSize(t *testing.T, s string) uint64 {
-	mult := uint64(1)
-	if i := strings.IndexAny(s, "KMG"); i == len(s)-1 {
-		mult = map[byte]uint64{'K': 1 << 10, 'M': 1 << 20, 'G': 1 << 30}[s[i]]
-		s = s[:i]
-	}
-	n, err := strconv.ParseUint(s, 10, 64)
-	if err != nil {
-		t.Fatalf("size %q: %v", s, err)
-	}
-	return n * mult
-}
-
 func scriptLabels(d *datadriven.TestData) map[string]string {
 	for _, a := range d.CmdArgs {
 		if a.Key != "labels" {
@@ -222,23 +210,11 @@ func scriptLabels(d *datadriven.TestData) map[string]string {
 	return nil
 }
 
-func formatSize(n uint64) string {
-	for _, u := range []struct {
-		s string
-		n uint64
-	}{{"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}} {
-		if n >= u.n && n%u.n == 0 {
-			return fmt.Sprintf("%d%s", n/u.n, u.s)
-		}
-	}
-	return strconv.FormatUint(n, 10)
-}
-
 func formatVolume(v *Volume) string {
 	if v.Name == "" {
 		return "-"
 	}
-	s := fmt.Sprintf("%s dev=%d size=%s", v.Name, v.DevID, formatSize(v.Size))
+	s := fmt.Sprintf("%s dev=%d size=%s", v.Name, v.DevID, scripttest.FormatSize(v.Size))
 	if v.Origin != nil {
 		s += fmt.Sprintf(" origin=%s@%d", v.Origin.Name, v.Origin.DevID)
 	}

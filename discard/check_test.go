@@ -1,25 +1,8 @@
 package discard
 
 import (
-	"flag"
 	"fmt"
-	"math/rand/v2"
-	"testing"
 )
-
-var seedFlag = flag.Uint64("seed", 0, "seed for randomised tests (0 picks one)")
-
-// seeded returns a generator for a randomised test, logging its seed so a
-// failure can be replayed with -seed.
-func seeded(t testing.TB) (uint64, *rand.Rand) {
-	t.Helper()
-	seed := *seedFlag
-	if seed == 0 {
-		seed = rand.Uint64()
-	}
-	t.Logf("seed %d (replay with -seed=%d)", seed, seed)
-	return seed, rand.New(rand.NewPCG(seed, seed>>32))
-}
 
 // checkSplit verifies the invariants of a split of [off, off+n) with block
 // size bs on a device of dev bytes, by interval arithmetic rather than

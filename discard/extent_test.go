@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+
+	"github.com/thind-storage/thind/internal/randtest"
 )
 
 // checkExtents compares the builder's extents with the set of blocks fed
@@ -55,7 +57,8 @@ func checkExtents(b *ExtentBuilder, set []bool) error {
 // order, shuffled and with repeats, and checks the extents against the set
 // of blocks fed, under each cutting option.
 func TestExtentBuilderMatchesBlockModel(t *testing.T) {
-	seed, rng := seeded(t)
+	seed := randtest.Seed(t)
+	rng := randtest.FromSeed(seed)
 	for iter := range 3000 {
 		size := 1 + rng.IntN(300)
 		set := make([]bool, size)
@@ -154,7 +157,8 @@ func FuzzChunks(f *testing.F) {
 // TestExtentBuilderRandomOrderEqualsSorted is the metamorphic check: the
 // order blocks arrive in must not change the extents.
 func TestExtentBuilderRandomOrderEqualsSorted(t *testing.T) {
-	seed, rng := seeded(t)
+	seed := randtest.Seed(t)
+	rng := randtest.FromSeed(seed)
 	blocks := make([]uint64, 500)
 	for i := range blocks {
 		blocks[i] = uint64(rng.IntN(2000))

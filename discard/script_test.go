@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/cockroachdb/datadriven"
+	"github.com/thind-storage/thind/internal/scripttest"
 )
 
 // TestDiscardScripts runs transcripts of splits, write-zeroes plans and
@@ -19,26 +20,26 @@ import (
 //	chunks range=(B,E)
 //	extents [max=N] [aligned] [bs=SIZE]    input: blocks "7" or ranges "8-12", any order
 func TestDiscardScripts(t *testing.T) {
-	datadriven.Walk(t, "testdata/scripts", func(t *testing.T, path string) {
+	scripttest.Walk(t, "testdata/scripts", func(t *testing.T) scripttest.Handler {
 		var g Geometry
-		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
+		return func(t *testing.T, d *datadriven.TestData) string {
 			switch d.Cmd {
 			case "geometry":
 				var err error
-				g, err = NewGeometry(sizeArg(t, d, "bs"), sizeArg(t, d, "dev"))
+				g, err = NewGeometry(scripttest.Size(t, d, "bs"), scripttest.Size(t, d, "dev"))
 				if err != nil {
 					return fmt.Sprintf("error: %v\n", err)
 				}
 				return fmt.Sprintf("block size %d, device %d bytes, %d blocks\n", g.BlockSize(), g.DevSize(), g.Blocks())
 			case "split":
-				off, n := sizeArg(t, d, "off"), sizeArg(t, d, "len")
+				off, n := scripttest.Size(t, d, "off"), scripttest.Size(t, d, "len")
 				s, err := g.Split(off, n)
 				if err != nil {
 					return fmt.Sprintf("error: %v\n", err)
 				}
 				return formatSplit(g, s.Head, s.Blocks, s.Tail) + formatChunks(s.Blocks)
 			case "zeroes":
-				p, err := g.WriteZeroes(sizeArg(t, d, "off"), sizeArg(t, d, "len"), d.HasArg("no-hole"))
+				p, err := g.WriteZeroes(scripttest.Size(t, d, "off"), scripttest.Size(t, d, "len"), d.HasArg("no-hole"))
 				if err != nil {
 					return fmt.Sprintf("error: %v\n", err)
 				}
@@ -54,7 +55,7 @@ func TestDiscardScripts(t *testing.T) {
 				t.Fatalf("%s: unknown command %q", d.Pos, d.Cmd)
 				return ""
 			}
-		})
+		}
 	})
 }
 
@@ -117,7 +118,7 @@ func runExtents(t *testing.T, d *datadriven.TestData) string {
 	}
 	out := strings.Join(parts, " ") + "\n"
 	if d.HasArg("bs") {
-		brs, err := b.AppendBytes(nil, sizeArg(t, d, "bs"))
+		brs, err := b.AppendBytes(nil, scripttest.Size(t, d, "bs"))
 		if err != nil {
 			return fmt.Sprintf("error: %v\n", err)
 		}
@@ -128,20 +129,4 @@ func runExtents(t *testing.T, d *datadriven.TestData) string {
 		out += "bytes " + strings.Join(parts, " ") + "\n"
 	}
 	return out
-}
-
-// sizeArg reads a size argument with an optional K/M/G/T suffix.
-func sizeArg(t *testing.T, d *datadriven.TestData, key string) uint64 {
-	var s string
-	d.ScanArgs(t, key, &s)
-	mult := uint64(1)
-	if i := strings.IndexAny(s, "KMGT"); i >= 0 {
-		mult = 1 << (10 * (1 + strings.IndexByte("KMGT", s[i])))
-		s = s[:i]
-	}
-	v, err := strconv.ParseUint(s, 0, 64)
-	if err != nil {
-		t.Fatalf("%s: bad size %s=%q", d.Pos, key, s)
-	}
-	return v * mult
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+
+	"github.com/thind-storage/thind/internal/randtest"
 )
 
 // TestSplitMatchesByteModel checks split against a byte-by-byte model, for
@@ -63,7 +65,8 @@ func compareWithByteModel(bs, dev, off, n uint64) error {
 // at real sizes: block sizes of any multiple of 64 KiB up to 1 GiB (most
 // not powers of two), devices up to MaxDevSize, ranges anywhere on them.
 func TestSplitRandomGeometries(t *testing.T) {
-	seed, rng := seeded(t)
+	seed := randtest.Seed(t)
+	rng := randtest.FromSeed(seed)
 	for range 20000 {
 		bs := minBlockSize * (1 + rng.Uint64N(maxBlockSize/minBlockSize))
 		var dev uint64

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/thind-storage/thind/internal/randtest"
 )
 
 // backendFactories build each Backend in this package, so one contract
@@ -50,8 +52,7 @@ func TestBackendContract(t *testing.T) {
 	const size = 4 << 20
 	for _, bf := range backendFactories {
 		t.Run(bf.name, func(t *testing.T) {
-			seed := rand.Uint64()
-			t.Logf("seed %d", seed)
+			seed := randtest.Seed(t)
 			rng := rand.New(rand.NewPCG(seed, 7))
 			be := bf.new(t, size)
 			ctx := t.Context()

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/thind-storage/thind/internal/randtest"
 	"github.com/thind-storage/thind/internal/tooltest"
 )
 
@@ -209,8 +210,7 @@ func TestQemuImgConvertRoundTrip(t *testing.T) {
 	ts := startServer(t, Options{}, e)
 	dir := t.TempDir()
 	src, back := filepath.Join(dir, "src.img"), filepath.Join(dir, "back.img")
-	seed := rand.Uint64()
-	t.Logf("seed %d", seed)
+	seed := randtest.Seed(t)
 	img := randomImage(t, src, size, seed)
 
 	tooltest.Run(t, "qemu-img", pkgQemu, "convert", "-n", "-f", "raw", "-O", "raw", src, ts.unixURI("vol0"))

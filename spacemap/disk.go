@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/thind-storage/thind/btree"
+	"github.com/thind-storage/thind/internal/invariants"
 	"github.com/thind-storage/thind/tm"
 )
 
@@ -24,6 +25,8 @@ type Disk struct {
 	// they wait for the commit. (The kernel gets the same from dm-thin
 	// holding a reference until the passdown is done.)
 	freedAgain map[uint64]struct{}
+
+	shadow *diskShadow // invariants builds only
 }
 
 // CreateDisk makes an empty data space map of nrBlocks blocks
@@ -83,13 +86,27 @@ func (d *Disk) CountIsMoreThanOne(b uint64) (bool, error) {
 
 // Inc adds a reference to b.
 func (d *Disk) Inc(b uint64) error {
+	var before uint32
+	if invariants.Enabled {
+		before = d.countBefore(b)
+	}
 	_, err := d.ll.inc(b)
+	if invariants.Enabled && err == nil {
+		d.assertChange(b, before, 1, "inc")
+	}
 	return err
 }
 
 // Dec drops a reference to b.
 func (d *Disk) Dec(b uint64) error {
+	var before uint32
+	if invariants.Enabled {
+		before = d.countBefore(b)
+	}
 	ev, err := d.ll.dec(b)
+	if invariants.Enabled && err == nil {
+		d.assertChange(b, before, -1, "dec")
+	}
 	if err != nil || ev != eventFree {
 		return err
 	}
@@ -128,9 +145,18 @@ func (d *Disk) NewBlock() (uint64, error) {
 		return 0, err
 	}
 	d.begin = b + 1
+	if invariants.Enabled {
+		assertAllocatable("data space map", d.old, d.ll, b, veto)
+		if c := d.countBefore(b); c != 0 {
+			invariants.Violation("data space map: allocating block %d, which its changes left at %d", b, c)
+		}
+	}
 	ev, err := d.ll.inc(b)
 	if err != nil {
 		return 0, err
+	}
+	if invariants.Enabled {
+		d.assertChange(b, 0, 1, "allocation")
 	}
 	if ev == eventAlloc {
 		d.allocatedThisTransac++
@@ -146,6 +172,9 @@ func (d *Disk) Extend(extra uint64) error { return d.ll.extend(extra) }
 func (d *Disk) Commit() error {
 	if err := d.ll.commit(); err != nil {
 		return fmt.Errorf("data space map: %w", err)
+	}
+	if invariants.Enabled {
+		d.assertShadow("at commit")
 	}
 	d.old = d.ll.snapshot()
 	d.begin = 0

@@ -6,6 +6,7 @@ import (
 
 	"github.com/thind-storage/thind/bm"
 	"github.com/thind-storage/thind/btree"
+	"github.com/thind-storage/thind/internal/invariants"
 	"github.com/thind-storage/thind/tm"
 )
 
@@ -271,6 +272,9 @@ func (s *Metadata) NewBlock() (uint64, error) {
 		return 0, fmt.Errorf("metadata device: %w", err)
 	}
 	s.begin = b + 1
+	if invariants.Enabled {
+		assertAllocatable("metadata space map", s.old, s.ll, b, pending)
+	}
 	if err := s.Inc(b); err != nil {
 		return 0, err
 	}

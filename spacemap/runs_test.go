@@ -1,8 +1,9 @@
 package spacemap
 
 import (
-	"math/rand/v2"
 	"testing"
+
+	"github.com/thind-storage/thind/internal/randtest"
 )
 
 // TestFreeRunsMatchCounts checks FreeRuns against per-block counts over a
@@ -15,7 +16,7 @@ func TestFreeRunsMatchCounts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rng := rand.New(rand.NewPCG(7, 7))
+	rng := randtest.New(t)
 	inc := func(b uint64, k int) {
 		for range k {
 			if err := d.Inc(b); err != nil {

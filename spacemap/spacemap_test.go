@@ -3,7 +3,6 @@ package spacemap
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"maps"
 	"math/rand/v2"
 	"sync"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/thind-storage/thind/bm"
 	"github.com/thind-storage/thind/btree"
+	"github.com/thind-storage/thind/internal/randtest"
 	"github.com/thind-storage/thind/tm"
 )
 
@@ -249,12 +249,9 @@ func TestCreateMetadataLaysOutBlocksLikeLinux(t *testing.T) {
 // metadata space map), sharing trees so that counts pass two, and checks
 // every count after each commit and reopen.
 func TestRandomOpsKeepCountsExact(t *testing.T) {
-	for seed := uint64(1); seed <= 3; seed++ {
-		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
-			t.Logf("seed %d", seed)
-			randomSpaceMapOps(t, seed, 25, 400)
-		})
-	}
+	randtest.Each(t, 3, func(t *testing.T, seed uint64) {
+		randomSpaceMapOps(t, seed, 25, 400)
+	})
 }
 
 func randomSpaceMapOps(t *testing.T, seed uint64, rounds, ops int) {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thind-storage/thind/internal/randtest"
 	"github.com/thind-storage/thind/internal/tooltest"
 )
 
@@ -122,8 +123,7 @@ func checkStoppedPool(t *testing.T, d *daemon) []uint64 {
 
 func TestKill9DuringVolumeOperationsLosesNothingAcknowledged(t *testing.T) {
 	d := startDaemon(t)
-	seed := rand.Uint64()
-	t.Logf("seed %d", seed)
+	seed := randtest.Seed(t)
 	rng := rand.New(rand.NewPCG(seed, 8))
 	model := listed(d.volumes())
 	n := 0
@@ -290,8 +290,7 @@ func TestSIGTERMWithAClientConnectedCommitsItsWrites(t *testing.T) {
 func TestKill9DuringWritesKeepsWhatWasFlushed(t *testing.T) {
 	d := startDaemon(t)
 	d.mustCLI("volume", "create", "crash", "--size", fmt.Sprint(snapSlots*slotSize))
-	seed := rand.Uint64()
-	t.Logf("seed %d", seed)
+	seed := randtest.Seed(t)
 	rng := rand.New(rand.NewPCG(seed, 9))
 	conns := make([]*nbdClient, 4)
 	for i := range conns {

@@ -15,27 +15,29 @@ const module = "github.com/thind-storage/thind"
 // packages of a lower layer (STYLE.md §1). Packages not listed are leaves
 // that import nothing of thind's.
 var layer = map[string]int{
-	"bm":                1,
-	"blk/blktest":       2,
-	"tm":                2,
-	"btree":             3,
-	"spacemap":          4,
-	"metastream":        0,
-	"thinxml":           1,
-	"thinmeta":          5,
-	"metatools":         6,
-	"bioprison":         1,
-	"discard":           1,
-	"blk":               1,
-	"nbd/internal/wire": 0,
-	"internal/fixture":  0, // test data only
-	"internal/tooltest": 0, // tests only
-	"nbd":               1,
-	"catalog":           6,
-	"thinpool":          7,
-	"metrics":           8,
-	"daemon":            9,
-	"cmd/thind":         10,
+	"bm":                  1,
+	"blk/blktest":         2,
+	"tm":                  2,
+	"btree":               3,
+	"spacemap":            4,
+	"metastream":          0,
+	"thinxml":             1,
+	"thinmeta":            5,
+	"metatools":           6,
+	"bioprison":           1,
+	"discard":             1,
+	"blk":                 1,
+	"nbd/internal/wire":   0,
+	"internal/fixture":    0, // test data only
+	"internal/invariants": 0,
+	"internal/lockorder":  1,
+	"internal/tooltest":   0, // tests only
+	"nbd":                 1,
+	"catalog":             6,
+	"thinpool":            7,
+	"metrics":             8,
+	"daemon":              9,
+	"cmd/thind":           10,
 }
 
 // TestImportsPointDown fails on an import that goes up or sideways in the

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thind-storage/thind/internal/randtest"
 	"github.com/thind-storage/thind/internal/tooltest"
 )
 
@@ -89,8 +90,7 @@ func TestQemuImgConvertsOneGiBIntoAVolumeAndBack(t *testing.T) {
 	d.mustCLI("volume", "create", "img", "--size", "1G")
 	dir := t.TempDir()
 	src, back := filepath.Join(dir, "src.img"), filepath.Join(dir, "back.img")
-	seed := rand.Uint64()
-	t.Logf("image seed %d", seed)
+	seed := randtest.Seed(t)
 	start := time.Now()
 	nonzero := writeRandomImage(t, src, size, seed)
 	t.Logf("image written in %v", time.Since(start))

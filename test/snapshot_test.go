@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/thind-storage/thind/internal/randtest"
 )
 
 // Snapshot while writing. Writers stamp 4 KiB slots of a volume; each
@@ -212,8 +214,7 @@ type snapWindow struct {
 func TestSnapshotWhileWritingHoldsExactlyTheDataAsOfTheSnapshot(t *testing.T) {
 	d := startDaemon(t)
 	d.mustCLI("volume", "create", "origin", "--size", fmt.Sprint(snapSlots*slotSize))
-	seed := rand.Uint64()
-	t.Logf("seed %d", seed)
+	seed := randtest.Seed(t)
 
 	conns := make([]*nbdClient, 4)
 	for i := range conns {

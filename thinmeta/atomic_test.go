@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/thind-storage/thind/bm"
+	"github.com/thind-storage/thind/internal/pooltest"
+	"github.com/thind-storage/thind/internal/randtest"
 	"github.com/thind-storage/thind/metatools"
 	"github.com/thind-storage/thind/thinmeta"
 )
@@ -73,10 +75,7 @@ func TestCommitIsAtomic(t *testing.T) {
 
 func commitIsAtomic(t *testing.T, cache int64) {
 	base := bm.NewMemDevice(atomicMetaBlocks * bm.BlockSize)
-	p, err := thinmeta.Create(base, atomicMetaBlocks, 128, 100000, thinmeta.Options{CacheBytes: cache})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := pooltest.CreateMetadata(t, base, atomicMetaBlocks, 128, 100000, thinmeta.Options{CacheBytes: cache})
 	for id := uint64(0); id < 4; id++ {
 		if err := p.CreateThin(id); err != nil {
 			t.Fatal(err)
@@ -93,10 +92,7 @@ func commitIsAtomic(t *testing.T, cache int64) {
 
 	// The complete transaction, to learn its result and its write count.
 	full := base.Clone()
-	pf, err := thinmeta.Open(full, atomicMetaBlocks, thinmeta.Options{CacheBytes: cache})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pf := pooltest.OpenMetadata(t, full, atomicMetaBlocks, thinmeta.Options{CacheBytes: cache})
 	changePool(t, pf, 2)
 	w0 := full.Writes()
 	if err := pf.Commit(); err != nil {
@@ -113,13 +109,11 @@ func commitIsAtomic(t *testing.T, cache int64) {
 	t.Logf("a commit of this transaction makes %d device writes", writes)
 
 	outcomes := map[string]int{}
-	rng := rand.New(rand.NewPCG(3, 4))
+	rng := randtest.New(t)
 	for k := 0; k <= writes; k++ {
 		dev := base.Clone()
-		pk, err := thinmeta.Open(dev, atomicMetaBlocks, thinmeta.Options{CacheBytes: cache})
-		if err != nil {
-			t.Fatal(err)
-		}
+		pk := pooltest.OpenMetadata(t, dev, atomicMetaBlocks, thinmeta.Options{CacheBytes: cache})
+		pooltest.Of(pk).Unchecked("its power is cut in the middle of a commit: every crash clone of it is checked here")
 		changePool(t, pk, 2)
 		dev.CutPowerAfter(k)
 		err = pk.Commit()
@@ -144,10 +138,10 @@ func commitIsAtomic(t *testing.T, cache int64) {
 				t.Fatal("a completed commit did not survive a crash")
 			}
 			if k%4 == 0 {
-				thinCheckDevice(t, crashed)
+				pooltest.CheckDeviceNow(t, crashed, crashed.Size())
 			}
 		}
-		if _, err := thinmeta.Open(dev.CrashClone(1, nil), atomicMetaBlocks, thinmeta.Options{}); err != nil {
+		if _, err := pooltest.OpenMetadataErr(t, dev.CrashClone(1, nil), atomicMetaBlocks, thinmeta.Options{}); err != nil {
 			t.Fatalf("cut after %d writes: reopen: %v", k, err)
 		}
 	}

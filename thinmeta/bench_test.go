@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/thind-storage/thind/bm"
+	"github.com/thind-storage/thind/internal/pooltest"
 	"github.com/thind-storage/thind/thinmeta"
 )
 
@@ -14,10 +15,7 @@ func benchPool(b *testing.B, n uint64, sequential bool) *thinmeta.Pool {
 	b.Helper()
 	const metaBlocks = 1 << 18
 	dev := bm.NewMemDevice(metaBlocks * bm.BlockSize)
-	p, err := thinmeta.Create(dev, metaBlocks, 128, 1<<30, thinmeta.Options{CacheBytes: 1 << 30})
-	if err != nil {
-		b.Fatal(err)
-	}
+	p := pooltest.CreateMetadata(b, dev, metaBlocks, 128, 1<<30, thinmeta.Options{CacheBytes: 1 << 30})
 	if err := p.CreateThin(0); err != nil {
 		b.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/thind-storage/thind/bm"
 	"github.com/thind-storage/thind/internal/fixture"
+	"github.com/thind-storage/thind/internal/pooltest"
 	"github.com/thind-storage/thind/thinmeta"
 )
 
@@ -63,7 +64,7 @@ func TestKernelPoolContentMatchesTheKernel(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer mf.Close()
-			pool, err := thinmeta.Open(mf, n, thinmeta.Options{ReadOnly: true})
+			pool, err := pooltest.OpenMetadataErr(t, mf, n, thinmeta.Options{ReadOnly: true})
 			if err != nil {
 				t.Fatal(err)
 			}

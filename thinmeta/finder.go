@@ -1,6 +1,10 @@
 package thinmeta
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+
+	"github.com/thind-storage/thind/internal/invariants"
+)
 
 // A Finder looks up the mappings of one device, as Find does, for a caller
 // that makes many lookups in it (an open thin). It keeps the device's
@@ -34,6 +38,9 @@ func (f *Finder) Find(vblock uint64) (Lookup, error) {
 			f.seen.Store(s)
 		}
 		if l, ok := p.cached(s.view, vblock); ok {
+			if invariants.Enabled {
+				p.assertCacheAgrees(f.dev, vblock)
+			}
 			return l, nil
 		}
 	}

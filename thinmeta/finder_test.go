@@ -1,10 +1,12 @@
-package thinmeta
+package thinmeta_test
 
 import (
 	"errors"
 	"testing"
 
 	"github.com/thind-storage/thind/bm"
+	"github.com/thind-storage/thind/internal/pooltest"
+	"github.com/thind-storage/thind/thinmeta"
 )
 
 // A Finder keeps its device's view between lookups; it must still follow
@@ -12,11 +14,7 @@ import (
 // answering from a view the pool no longer publishes.
 func TestFinderFollowsTheDevice(t *testing.T) {
 	dev := bm.NewMemDevice(16 << 20)
-	p, err := Create(dev, dev.NrBlocks(), 128, 1024, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := pooltest.CreateMetadata(t, dev, dev.NrBlocks(), 128, 1024, thinmeta.Options{})
 	f := p.Finder(7)
 	expect := func(step string, want uint64, wantErr error) {
 		t.Helper()
@@ -37,11 +35,11 @@ func TestFinderFollowsTheDevice(t *testing.T) {
 		}
 		return b
 	}
-	expect("before the device exists", 0, ErrNoDevice)
+	expect("before the device exists", 0, thinmeta.ErrNoDevice)
 	if err := p.CreateThin(7); err != nil {
 		t.Fatal(err)
 	}
-	expect("new device", 0, ErrNotMapped)
+	expect("new device", 0, thinmeta.ErrNotMapped)
 	first := mapNew()
 	expect("mapped", first, nil)
 	if err := p.Commit(); err != nil {
@@ -50,11 +48,11 @@ func TestFinderFollowsTheDevice(t *testing.T) {
 	if err := p.DeleteThin(7); err != nil {
 		t.Fatal(err)
 	}
-	expect("deleted", 0, ErrNoDevice)
+	expect("deleted", 0, thinmeta.ErrNoDevice)
 	if err := p.CreateThin(7); err != nil {
 		t.Fatal(err)
 	}
-	expect("created again", 0, ErrNotMapped)
+	expect("created again", 0, thinmeta.ErrNotMapped)
 	if err := p.Abort(); err != nil {
 		t.Fatal(err)
 	}

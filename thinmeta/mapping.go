@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/thind-storage/thind/btree"
+	"github.com/thind-storage/thind/internal/invariants"
 )
 
 // Lookup is the result of a mapping lookup.
@@ -28,6 +29,9 @@ type Lookup struct {
 func (p *Pool) Find(dev, vblock uint64) (Lookup, error) {
 	if vs := p.views.Load(); vs != nil {
 		if l, ok := p.cached((*vs)[dev], vblock); ok {
+			if invariants.Enabled {
+				p.assertCacheAgrees(dev, vblock)
+			}
 			return l, nil
 		}
 	}
@@ -63,6 +67,9 @@ func (p *Pool) findLocked(dev, vblock uint64) (Lookup, error) {
 	gen := d.view.gen.Load()
 	if cacheable {
 		if bt, ok := p.cache.get(gen, vblock); ok {
+			if invariants.Enabled {
+				p.assertTreeHolds(dev, vblock, bt)
+			}
 			return unpackLookup(d, bt), nil
 		}
 	}

@@ -3,15 +3,14 @@ package thinmeta_test
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"maps"
 	"math/rand/v2"
-	"os"
-	"os/exec"
 	"slices"
 	"testing"
 
 	"github.com/thind-storage/thind/bm"
+	"github.com/thind-storage/thind/internal/pooltest"
+	"github.com/thind-storage/thind/internal/randtest"
 	"github.com/thind-storage/thind/metatools"
 	"github.com/thind-storage/thind/spacemap"
 	"github.com/thind-storage/thind/thinmeta"
@@ -45,11 +44,7 @@ type harness struct {
 func newHarness(t *testing.T, seed uint64) *harness {
 	h := &harness{t: t, rng: rand.New(rand.NewPCG(seed, 7)), nrMeta: 4096, live: model{}}
 	h.dev = bm.NewMemDevice(int64(h.nrMeta) * bm.BlockSize)
-	p, err := thinmeta.Create(h.dev, h.nrMeta, 128, 20000, thinmeta.Options{CacheBytes: 1 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.pool = p
+	h.pool = pooltest.CreateMetadata(t, h.dev, h.nrMeta, 128, 20000, thinmeta.Options{CacheBytes: 1 << 20})
 	h.committed = h.live.clone()
 	return h
 }
@@ -175,11 +170,7 @@ func (h *harness) reopen() {
 	if err := h.pool.Close(); err != nil {
 		h.t.Fatal(err)
 	}
-	p, err := thinmeta.Open(h.dev, h.nrMeta, thinmeta.Options{CacheBytes: 1 << 20, DataBlockSize: 128})
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	h.pool = p
+	h.pool = pooltest.OpenMetadata(h.t, h.dev, h.nrMeta, thinmeta.Options{CacheBytes: 1 << 20, DataBlockSize: 128})
 	h.verify()
 }
 
@@ -217,29 +208,11 @@ func (h *harness) verify() {
 	}
 }
 
-// thinCheck runs the real thin_check on the committed image.
+// thinCheck runs both checkers on the committed image.
 func (h *harness) thinCheck() {
 	h.t.Helper()
-	thinCheckDevice(h.t, h.dev)
-}
-
-func thinCheckDevice(t *testing.T, dev *bm.MemDevice) {
-	t.Helper()
-	path := t.TempDir() + "/meta"
-	buf := make([]byte, dev.Size())
-	c := dev.CrashClone(0, nil) // what is durable
-	c.ReadAt(buf, 0)
-	if err := os.WriteFile(path, buf, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	tool, err := exec.LookPath("thin_check")
-	if err != nil {
-		t.Fatal("thin_check not found: install thin-provisioning-tools")
-	}
-	out, err := exec.Command(tool, path).CombinedOutput()
-	if err != nil || bytes.Contains(bytes.ToLower(out), []byte("error")) || bytes.Contains(out, []byte("differ")) {
-		t.Fatalf("thin_check: %v\n%s", err, out)
-	}
+	c := h.dev.CrashClone(0, nil) // what is durable
+	pooltest.CheckDeviceNow(h.t, c, c.Size())
 }
 
 // TestRandomOperationsAgainstAModel runs thousands of random pool
@@ -247,26 +220,23 @@ func thinCheckDevice(t *testing.T, dev *bm.MemDevice) {
 // the model and every reference count after each commit, and the real
 // thin_check now and then.
 func TestRandomOperationsAgainstAModel(t *testing.T) {
-	for seed := uint64(1); seed <= 3; seed++ {
-		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
-			t.Logf("seed %d", seed)
-			h := newHarness(t, seed)
-			for i := 0; i < 3000; i++ {
-				h.step()
-				if i%500 == 499 {
-					h.commit()
-					h.thinCheck()
-				}
+	randtest.Each(t, 3, func(t *testing.T, seed uint64) {
+		h := newHarness(t, seed)
+		for i := 0; i < 3000; i++ {
+			h.step()
+			if i%500 == 499 {
+				h.commit()
+				h.thinCheck()
 			}
-			h.commit()
-			h.thinCheck()
-			st := h.pool.Stats()
-			mappings := 0
-			for _, ms := range h.live {
-				mappings += len(ms)
-			}
-			t.Logf("%d devices, %d mappings, data %d/%d free, metadata %d/%d free, snapshot held %v",
-				st.Devices, mappings, st.DataBlocksFree, st.DataBlocks, st.MetadataBlocksFree, st.MetadataBlocks, st.MetadataSnapHeld)
-		})
-	}
+		}
+		h.commit()
+		h.thinCheck()
+		st := h.pool.Stats()
+		mappings := 0
+		for _, ms := range h.live {
+			mappings += len(ms)
+		}
+		t.Logf("%d devices, %d mappings, data %d/%d free, metadata %d/%d free, snapshot held %v",
+			st.Devices, mappings, st.DataBlocksFree, st.DataBlocks, st.MetadataBlocksFree, st.MetadataBlocks, st.MetadataSnapHeld)
+	})
 }

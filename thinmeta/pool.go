@@ -2,11 +2,11 @@ package thinmeta
 
 import (
 	"fmt"
-	"sync"
 	"sync/atomic"
 
 	"github.com/thind-storage/thind/bm"
 	"github.com/thind-storage/thind/btree"
+	"github.com/thind-storage/thind/internal/lockorder"
 	"github.com/thind-storage/thind/spacemap"
 	"github.com/thind-storage/thind/tm"
 )
@@ -25,7 +25,7 @@ type Options struct {
 // methods are safe for concurrent use: lookups share the lock, changes
 // hold it exclusively.
 type Pool struct {
-	mu       sync.RWMutex
+	mu       lockorder.RWMutex[lockorder.Metadata]
 	dev      bm.Device
 	opts     Options
 	bm       *bm.Manager

@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/thind-storage/thind/blk"
+	"github.com/thind-storage/thind/internal/lockorder"
 )
 
 // cleanBlocks records the free data blocks known to be holes on stable
@@ -18,7 +18,7 @@ import (
 // bytes, so mapping it waits for its new data to be durable. A block is
 // clean only until its first allocation: bits are set by the scans alone.
 type cleanBlocks struct {
-	mu   sync.Mutex
+	mu   lockorder.Mutex[lockorder.Leaf]
 	bits []uint64
 }
 

@@ -32,6 +32,9 @@ type Config struct {
 	// CommitInterval is the period of background commits. Default 1s.
 	CommitInterval time.Duration
 	// LowWaterBlocks: OnLowWater runs when free data blocks drop below it.
+	// OnLowWater and OnModeChange run on a goroutine of the pool, one
+	// event at a time in the order they happened, with no lock of the
+	// pool held (they may call the pool); Close delivers the pending ones.
 	LowWaterBlocks uint64
 	OnLowWater     func(free uint64)
 	// OnModeChange runs when the pool changes mode.

@@ -1,15 +1,26 @@
 package thinpool
 
-// SetReadMappedHook makes f run in every read between its lookups and its
-// data I/O, until restore is called.
-func SetReadMappedHook(f func()) (restore func()) {
-	testHookReadMapped = f
-	return func() { testHookReadMapped = nil }
+// SetReadMappedHook makes f run in every read of p between its lookups and
+// its data I/O, until restore is called.
+func SetReadMappedHook(p *Pool, f func()) (restore func()) {
+	return p.setHook(func(h *testHooks) { h.readMapped = f })
 }
 
-// SetWriteMappedHook makes f run in every in-place write between its
+// SetWriteMappedHook makes f run in every in-place write of p between its
 // lookup and its data I/O, until restore is called.
-func SetWriteMappedHook(f func()) (restore func()) {
-	testHookWriteMapped = f
-	return func() { testHookWriteMapped = nil }
+func SetWriteMappedHook(p *Pool, f func()) (restore func()) {
+	return p.setHook(func(h *testHooks) { h.writeMapped = f })
+}
+
+// setHook installs a copy of the hooks changed by set, and returns what
+// puts the previous ones back.
+func (p *Pool) setHook(set func(*testHooks)) (restore func()) {
+	old := p.hooks.Load()
+	h := &testHooks{}
+	if old != nil {
+		*h = *old
+	}
+	set(h)
+	p.hooks.Store(h)
+	return func() { p.hooks.Store(old) }
 }

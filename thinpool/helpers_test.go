@@ -8,6 +8,7 @@ import (
 
 	"github.com/thind-storage/thind/blk"
 	"github.com/thind-storage/thind/bm"
+	"github.com/thind-storage/thind/internal/pooltest"
 	"github.com/thind-storage/thind/thinmeta"
 	"github.com/thind-storage/thind/thinpool"
 )
@@ -72,11 +73,8 @@ func newFileEnvTB(t testing.TB, dir string, metaBytes, dataBytes int64, cfg thin
 	if err != nil {
 		t.Fatal(err)
 	}
-	md, err := thinmeta.Create(mf, n, testBlockSectors, 0, thinmeta.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.meta, e.md = mf, md
+	// Checked by pooltest when the test ends, after e.close.
+	e.meta, e.md = mf, pooltest.CreateMetadata(t, mf, n, testBlockSectors, 0, thinmeta.Options{})
 	e.open()
 	t.Cleanup(e.close)
 	return e
@@ -88,11 +86,7 @@ func (e *env) open() {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	p, err := thinpool.Open(e.md, data, e.cfg)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.pool = p
+	e.pool = pooltest.OpenEngine(e.t, e.md, data, e.cfg)
 }
 
 func (e *env) close() {

@@ -3,6 +3,7 @@ package thinpool_test
 import (
 	"testing"
 
+	"github.com/thind-storage/thind/internal/pooltest"
 	"go.uber.org/goleak"
 )
 
@@ -10,5 +11,5 @@ import (
 // closed pool must have stopped its committer, dispatcher workers and
 // every request queued for space.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(pooltest.M(m))
 }

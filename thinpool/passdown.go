@@ -2,9 +2,9 @@ package thinpool
 
 import (
 	"context"
-	"sync"
 
 	"github.com/thind-storage/thind/discard"
+	"github.com/thind-storage/thind/internal/lockorder"
 )
 
 // passdown collects the data blocks freed in the open transaction. They
@@ -13,7 +13,7 @@ import (
 // nothing committed may still map them, after it nothing may reuse them
 // yet.
 type passdown struct {
-	mu     sync.Mutex
+	mu     lockorder.Mutex[lockorder.Leaf]
 	blocks discard.ExtentBuilder
 	count  int
 	byThin map[*Thin]uint64 // blocks per thin, for its counters

@@ -10,6 +10,7 @@ import (
 
 	"github.com/thind-storage/thind/bioprison"
 	"github.com/thind-storage/thind/blk"
+	"github.com/thind-storage/thind/internal/lockorder"
 	"github.com/thind-storage/thind/thinmeta"
 )
 
@@ -17,16 +18,18 @@ import (
 // dispatcher, the bio prison and the commit machinery. It is safe for
 // concurrent use.
 type Pool struct {
-	md     *thinmeta.Pool
-	data   *blk.Dispatcher
-	cfg    Config
-	log    *slog.Logger
-	bs     uint64 // data block size in bytes
-	prison *bioprison.Prison[*waiter]
+	md   *thinmeta.Pool
+	data *blk.Dispatcher
+	cfg  Config
+	log  *slog.Logger
+	bs   uint64 // data block size in bytes
+	// cells is the bio prison: a request that changes a mapping holds
+	// the cell of its virtual block (or range) for the change.
+	cells *bioprison.Locker
 
 	// txn's read side is held by every metadata change (alloc, map,
 	// unmap, snapshot), its write side by commit.
-	txn     sync.RWMutex
+	txn     lockorder.RWMutex[lockorder.Txn]
 	mdDirty atomic.Bool // metadata changed since the last commit
 	// dataFirst: this transaction mapped a block whose new data must be
 	// durable before the commit (it was copied, or may hold old bytes).
@@ -34,14 +37,14 @@ type Pool struct {
 	clean     cleanBlocks
 
 	mode       atomic.Int32
-	modeMu     sync.Mutex
+	modeMu     lockorder.Mutex[lockorder.Leaf]
 	metaLow    atomic.Bool // the metadata space map crossed its threshold
 	metaFull   atomic.Bool // read-only for lack of metadata space (not a failure)
 	lowWaterOn atomic.Bool
-	spaceMu    sync.Mutex
+	spaceMu    lockorder.Mutex[lockorder.Leaf]
 	spaceCh    chan struct{} // closed when data space may have appeared
 
-	thinsMu sync.Mutex
+	thinsMu lockorder.Mutex[lockorder.Thins]
 	thins   map[uint64]*Thin
 
 	pd passdown
@@ -58,15 +61,27 @@ type Pool struct {
 	// hold keeps background commits (periodic, FLUSH, FUA) from running
 	// while a caller makes a change that must reach the disk in one
 	// commit with other state of its own (the catalog's transaction id).
-	hold sync.Mutex
+	hold lockorder.Mutex[lockorder.PoolHold]
 
 	commits   chan chan error
+	events    *notifier // delivers OnModeChange and OnLowWater
 	closing   chan struct{}
 	closeOnce sync.Once
 	wg        sync.WaitGroup
 	closed    atomic.Bool
 
 	st poolCounters
+
+	// hooks are nil in service; tests set them (export_test.go) to run
+	// something inside a window of the data path. Atomic, so that a test
+	// may set them while the pool serves other goroutines.
+	hooks atomic.Pointer[testHooks]
+}
+
+// testHooks run inside windows of the data path that tests must hit.
+type testHooks struct {
+	readMapped  func() // between a read's lookups and its data I/O
+	writeMapped func() // between an in-place write's lookup and its data I/O
 }
 
 // Open puts a pool in service over its metadata and its data device (which
@@ -110,17 +125,19 @@ func Open(md *thinmeta.Pool, data blk.Backend, cfg Config) (*Pool, error) {
 		cfg:     cfg,
 		log:     cfg.Logger,
 		bs:      bs,
-		prison:  bioprison.New[*waiter](bioprison.Options{}),
+		cells:   bioprison.NewLocker(bioprison.Options{}),
 		thins:   map[uint64]*Thin{},
 		commits: make(chan chan error, 256),
 		closing: make(chan struct{}),
 		spaceCh: make(chan struct{}),
+		events:  newNotifier(),
 	}
 	// Reserve ends at a quarter of the device or 1024 blocks, as
 	// dm-thin's calc_metadata_threshold.
 	md.SetMetadataThreshold(min(1024, md.MetadataBlocks()/4), func() { p.metaLow.Store(true) })
 	if err := p.findClean(0, md.DataBlocks()); err != nil {
 		d.Close()
+		p.events.close()
 		return nil, err
 	}
 	if md.NeedsCheck() {
@@ -151,8 +168,8 @@ func (p *Pool) setMode(m Mode, why string) {
 	p.mode.Store(int32(m))
 	p.modeMu.Unlock()
 	p.log.Warn("pool mode changed", "from", old.String(), "to", m.String(), "reason", why)
-	if p.cfg.OnModeChange != nil {
-		p.cfg.OnModeChange(old, m)
+	if fn := p.cfg.OnModeChange; fn != nil {
+		p.events.post(func() { fn(old, m) })
 	}
 }
 
@@ -209,6 +226,7 @@ func (p *Pool) Close() error {
 		if derr := p.data.Close(); err == nil {
 			err = derr
 		}
+		p.events.close()
 	})
 	return err
 }

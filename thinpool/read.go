@@ -100,12 +100,8 @@ func (t *Thin) readRun(ctx context.Context, buf []byte, r readRun) error {
 	if r.to == r.from {
 		return nil
 	}
-	if testHookReadMapped != nil {
-		testHookReadMapped()
+	if h := t.p.hooks.Load(); h != nil && h.readMapped != nil {
+		h.readMapped()
 	}
 	return t.p.data.Read(ctx, buf[r.from:r.to], int64(r.dataOff))
 }
-
-// testHookReadMapped, set only by tests, runs between a read's lookups and
-// its data I/O.
-var testHookReadMapped func()

@@ -63,7 +63,7 @@ func TestReadRacingReuseReadsAgain(t *testing.T) {
 	}
 	other := fill(2, blockBytes)
 	raced := false
-	restore := thinpool.SetReadMappedHook(func() {
+	restore := thinpool.SetReadMappedHook(e.pool, func() {
 		if raced {
 			return
 		}
@@ -119,7 +119,7 @@ func TestAbortWaitsForWritesToTheBlocksItFrees(t *testing.T) {
 	}
 	reached, proceed := make(chan struct{}), make(chan struct{})
 	var once sync.Once
-	restore := thinpool.SetWriteMappedHook(func() {
+	restore := thinpool.SetWriteMappedHook(e.pool, func() {
 		once.Do(func() {
 			close(reached)
 			<-proceed

@@ -57,8 +57,8 @@ func (p *Pool) checkLowWater() {
 	}
 	if p.lowWaterOn.CompareAndSwap(false, true) {
 		p.log.Warn("data space low-water mark reached", "free_blocks", free, "low_water_blocks", p.cfg.LowWaterBlocks)
-		if p.cfg.OnLowWater != nil {
-			go p.cfg.OnLowWater(free)
+		if fn := p.cfg.OnLowWater; fn != nil {
+			p.events.post(func() { fn(free) })
 		}
 	}
 }

@@ -9,7 +9,6 @@ import (
 )
 
 type poolCounters struct {
-	prisonWaits    atomic.Uint64
 	commits        atomic.Uint64
 	commitNanos    atomic.Uint64
 	commitErrors   atomic.Uint64
@@ -64,8 +63,8 @@ func (p *Pool) Stats() Stats {
 		CommitSeconds:  float64(p.st.commitNanos.Load()) / 1e9,
 		CommitErrors:   p.st.commitErrors.Load(),
 		MetadataErrors: p.st.metadataErrors.Load(),
-		PrisonWaits:    p.st.prisonWaits.Load(),
-		Prison:         p.prison.Stats(),
+		PrisonWaits:    p.cells.Waits(),
+		Prison:         p.cells.Stats(),
 		NoSpaceWaits:   p.st.noSpaceWaits.Load(),
 		NoSpaceErrors:  p.st.noSpaceErrors.Load(),
 		Dispatcher:     p.data.Stats(),

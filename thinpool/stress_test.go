@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thind-storage/thind/internal/randtest"
 	"github.com/thind-storage/thind/metastream"
 	"github.com/thind-storage/thind/thinpool"
 	"github.com/thind-storage/thind/thinxml"
@@ -56,6 +57,7 @@ func (m *volModel) mappedCount() uint64 {
 type stress struct {
 	t      *testing.T
 	e      *env
+	seed   uint64               // every goroutine's generator derives from it
 	vols   map[uint64]*volModel // live volumes and snapshots
 	volsMu sync.Mutex
 	owners map[uint64][]*sync.Mutex // per live volume, its workers' locks
@@ -75,7 +77,7 @@ func TestConcurrentStressAgainstAModel(t *testing.T) {
 		fmt.Sscan(s, &seconds)
 	}
 	e := newFileEnv(t, 32<<20, 256<<20, thinpool.Config{CommitInterval: 50 * time.Millisecond})
-	s := &stress{t: t, e: e, vols: map[uint64]*volModel{}, owners: map[uint64][]*sync.Mutex{}}
+	s := &stress{t: t, e: e, seed: randtest.Seed(t), vols: map[uint64]*volModel{}, owners: map[uint64][]*sync.Mutex{}}
 	s.nextID.Store(100)
 	for _, id := range []uint64{1, 2} {
 		if err := e.pool.CreateThin(id); err != nil {
@@ -100,7 +102,7 @@ func TestConcurrentStressAgainstAModel(t *testing.T) {
 			wg.Add(1)
 			go func(th *thinpool.Thin, w int) {
 				defer wg.Done()
-				s.worker(th, w, uint64(w+1)*uint64(th.ID())*7919, stop)
+				s.worker(th, w, s.seed^uint64(w+1)*uint64(th.ID())*7919, stop)
 			}(th, w)
 		}
 	}
@@ -198,7 +200,7 @@ func (s *stress) worker(th *thinpool.Thin, w int, seed uint64, stop chan struct{
 // snapshotter snapshots live volumes (quiescing their workers' model
 // updates) and snapshots, and deletes old snapshots.
 func (s *stress) snapshotter(stop chan struct{}) {
-	rng := rand.New(rand.NewPCG(99, 2))
+	rng := rand.New(rand.NewPCG(s.seed, 2))
 	p := s.e.pool
 	for !s.failed.Load() {
 		select {
@@ -263,7 +265,7 @@ func (s *stress) snapshotter(stop chan struct{}) {
 // snapshotReader reads whole snapshots and compares them with their
 // models: a snapshot must never change.
 func (s *stress) snapshotReader(stop chan struct{}) {
-	rng := rand.New(rand.NewPCG(5, 5))
+	rng := rand.New(rand.NewPCG(s.seed, 5))
 	buf := make([]byte, stressVolBytes)
 	for !s.failed.Load() {
 		select {

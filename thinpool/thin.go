@@ -3,10 +3,10 @@ package thinpool
 import (
 	"context"
 	"fmt"
-	"sync"
 	"sync/atomic"
 
 	"github.com/thind-storage/thind/bioprison"
+	"github.com/thind-storage/thind/internal/lockorder"
 	"github.com/thind-storage/thind/thinmeta"
 )
 
@@ -20,7 +20,7 @@ type Thin struct {
 
 	// writes is held shared by every write, discard and zeroing, and
 	// exclusively to quiesce them (snapshot, shrink).
-	writes sync.RWMutex
+	writes lockorder.RWMutex[lockorder.ThinWrites]
 	// allIO counts I/O in flight by generation (all_io_ds): a commit
 	// waits for the I/O that started before it, which may still hold
 	// blocks the transaction freed.
@@ -256,6 +256,29 @@ func (t *Thin) endIO(e bioprison.DeferredEntry) {
 	for _, ch := range t.allIO.Dec(e, buf[:0]) {
 		close(ch)
 	}
+}
+
+// lockCell holds the prison cell of key while a request changes the
+// mappings it covers (waiting for the request holding it, if any).
+func (p *Pool) lockCell(ctx context.Context, key bioprison.Key) (bioprison.Held, error) {
+	// Ranked before the wait, so that a wait out of order is caught even
+	// when it happens not to deadlock.
+	lockorder.Acquire[lockorder.Cell]()
+	c, err := p.cells.Lock(ctx, key)
+	if err != nil {
+		lockorder.Release[lockorder.Cell]()
+	}
+	return c, err
+}
+
+func (p *Pool) unlockCell(c bioprison.Held) {
+	p.cells.Unlock(c)
+	lockorder.Release[lockorder.Cell]()
+}
+
+// virtualKey is the prison key of virtual block b of thin dev.
+func virtualKey(dev, b uint64) bioprison.Key {
+	return bioprison.BlockKey(bioprison.Virtual, dev, b)
 }
 
 // find looks a virtual block up; ok is false for an unmapped block.

@@ -42,12 +42,12 @@ func (t *Thin) unmapBlocks(ctx context.Context, begin, end uint64) error {
 	freed := uint64(0)
 	for ch := range (discard.BlockRange{Begin: begin, End: end}).Chunks() {
 		key := bioprison.Key{Space: bioprison.Virtual, Dev: t.id, Begin: ch.Begin, End: ch.End}
-		c, err := p.lock(ctx, key)
+		c, err := p.lockCell(ctx, key)
 		if err != nil {
 			return err
 		}
 		n, err := t.unmapChunk(ctx, ch)
-		p.unlock(c)
+		p.unlockCell(c)
 		if err != nil {
 			return err
 		}
@@ -192,12 +192,12 @@ func (t *Thin) zeroPart(ctx context.Context, v, o, n uint64, noHole bool) error 
 // zeroIfMapped re-checks the mapping under the block's cell.
 func (t *Thin) zeroIfMapped(ctx context.Context, v, o, n uint64) error {
 	p := t.p
-	c, err := p.lock(ctx, p.virtualKey(t.id, v))
+	c, err := p.lockCell(ctx, virtualKey(t.id, v))
 	if err != nil {
 		return err
 	}
 	_, mapped, err := t.find(v)
-	p.unlock(c)
+	p.unlockCell(c)
 	if err != nil || !mapped {
 		return err
 	}

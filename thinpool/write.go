@@ -67,8 +67,8 @@ func (t *Thin) writeBlock(ctx context.Context, v, o uint64, src payload, fua boo
 	e := t.allIO.Inc()
 	l, mapped, err := t.find(v)
 	if err == nil && mapped && !l.Shared {
-		if testHookWriteMapped != nil {
-			testHookWriteMapped()
+		if h := p.hooks.Load(); h != nil && h.writeMapped != nil {
+			h.writeMapped()
 		}
 		err = t.putData(ctx, l.DataBlock*p.bs+o, src, fua)
 		t.endIO(e)
@@ -79,11 +79,11 @@ func (t *Thin) writeBlock(ctx context.Context, v, o uint64, src payload, fua boo
 		return err
 	}
 	// Changing the mapping: hold the block's cell, and look again.
-	c, err := p.lock(ctx, p.virtualKey(t.id, v))
+	c, err := p.lockCell(ctx, virtualKey(t.id, v))
 	if err != nil {
 		return err
 	}
-	defer p.unlock(c)
+	defer p.unlockCell(c)
 	if l, mapped, err = t.find(v); err != nil {
 		return err
 	}
@@ -101,10 +101,6 @@ func (t *Thin) writeBlock(ctx context.Context, v, o uint64, src payload, fua boo
 	}
 	return t.remapToNew(ctx, v, o, src, nil)
 }
-
-// testHookWriteMapped, set only by tests, runs between an in-place
-// write's lookup and its data I/O.
-var testHookWriteMapped func()
 
 // putData writes a payload to the data device.
 func (t *Thin) putData(ctx context.Context, off uint64, src payload, fua bool) error {

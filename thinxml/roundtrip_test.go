@@ -2,18 +2,15 @@ package thinxml
 
 import (
 	"bytes"
-	"flag"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/thind-storage/thind/internal/randtest"
 	"github.com/thind-storage/thind/metastream"
 )
-
-var seedFlag = flag.Uint64("seed", 0, "seed for TestRandomRoundTrip (0: from the clock)")
 
 // randomDocument returns the calls a metadata walker would make for a
 // random pool: mappings one block at a time in ascending origin order,
@@ -78,11 +75,7 @@ func randUint64(rng *rand.Rand) uint64 {
 // write is identical, and that the same document printed in other legal
 // ways (noisyXML) parses to the same events.
 func TestRandomRoundTrip(t *testing.T) {
-	seed := *seedFlag
-	if seed == 0 {
-		seed = uint64(time.Now().UnixNano())
-	}
-	t.Logf("seed %d (rerun with -seed=%d)", seed, seed)
+	seed := randtest.Seed(t)
 	rng := rand.New(rand.NewPCG(seed, seed))
 	for i := range 300 {
 		in := randomDocument(rng)

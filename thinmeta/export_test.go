@@ -1,0 +1,4 @@
+package thinmeta
+
+// CachedBlocks is how many mappings the lookup cache holds at most.
+const CachedBlocks = cacheBuckets * bucketBlocks
