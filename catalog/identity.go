@@ -2,9 +2,12 @@ package catalog
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // PoolID is the identity a catalog shares with the thin metadata of its
@@ -60,6 +63,38 @@ func (c *Catalog) Ownership(ctx context.Context) (Ownership, error) {
 		})
 	})
 	return o, err
+}
+
+// ReadOwnership reads the ownership of the catalog in dir without
+// changing a byte of it (pebble read-only: the log is replayed in
+// memory), so that a start refused for the wrong devices leaves the
+// catalog as it found it. A missing directory is a new catalog.
+func ReadOwnership(ctx context.Context, dir string, o Options) (Ownership, error) {
+	if err := ctx.Err(); err != nil {
+		return Ownership{}, err
+	}
+	if o.FS == nil {
+		o.FS = vfs.Default
+	}
+	if _, err := o.FS.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		return Ownership{}, nil
+	}
+	log := o.Logger
+	if log == nil {
+		log = discardLogger()
+	}
+	po := pebbleOptions(o, log)
+	po.ReadOnly = true
+	db, err := pebble.Open(dir, po)
+	if errors.Is(err, pebble.ErrDBDoesNotExist) {
+		return Ownership{}, nil
+	}
+	if err != nil {
+		return Ownership{}, fmt.Errorf("catalog %s: %w", dir, err)
+	}
+	c := &Catalog{db: db, log: log}
+	own, err := c.Ownership(ctx)
+	return own, errors.Join(err, c.Close())
 }
 
 // SetPoolID records the pool this catalog belongs to (one synced write).

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"maps"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -68,4 +71,53 @@ func FuzzPoolIDRecord(f *testing.F) {
 			t.Fatalf("decoded %x to %v, which encodes as %x", b, id, again)
 		}
 	})
+}
+
+// ReadOwnership answers for a missing, an empty and a real catalog, and
+// leaves every byte of the real one as it was.
+func TestReadOwnershipChangesNothing(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	if o, err := ReadOwnership(ctx, dir+"/missing", Options{}); err != nil || o.Used || !o.ID.IsZero() {
+		t.Fatalf("a missing catalog: %+v, %v", o, err)
+	}
+	if o, err := ReadOwnership(ctx, dir, Options{}); err != nil || o.Used {
+		t.Fatalf("an empty directory: %+v, %v", o, err)
+	}
+	cat, err := Open(ctx, dir+"/cat", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := PoolID{7, 15: 7}
+	if err := cat.SetPoolID(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := cat.Close(); err != nil {
+		t.Fatal(err)
+	}
+	before := dirBytes(t, dir+"/cat")
+	o, err := ReadOwnership(ctx, dir+"/cat", Options{})
+	if err != nil || o.ID != id {
+		t.Fatalf("ReadOwnership: %+v, %v; want id %v", o, err, id)
+	}
+	if after := dirBytes(t, dir+"/cat"); !maps.Equal(before, after) {
+		t.Errorf("ReadOwnership changed the catalog's files: %d files before, %d after", len(before), len(after))
+	}
+}
+
+func dirBytes(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]string{}
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m[e.Name()] = string(b)
+	}
+	return m
 }
