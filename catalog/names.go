@@ -136,6 +136,9 @@ func printable(s string, multiline bool) error {
 
 // validSize checks a size given by a caller: a whole number of sectors,
 // not zero, at most MaxSize.
+// ValidSize reports whether size is a volume size the catalog accepts.
+func ValidSize(size uint64) error { return validSize(size) }
+
 func validSize(size uint64) error {
 	switch {
 	case size == 0:
