@@ -134,11 +134,11 @@ func printable(s string, multiline bool) error {
 	return nil
 }
 
-// validSize checks a size given by a caller: a whole number of sectors,
-// not zero, at most MaxSize.
-// ValidSize reports whether size is a volume size the catalog accepts.
+// ValidSize reports why size cannot be a volume's size, or nil.
 func ValidSize(size uint64) error { return validSize(size) }
 
+// validSize checks a size given by a caller: a whole number of sectors,
+// not zero, at most MaxSize.
 func validSize(size uint64) error {
 	switch {
 	case size == 0:
@@ -160,6 +160,9 @@ func validSpec(s *Spec) error {
 		return err
 	}
 	if err := validLabels(s.Labels); err != nil {
+		return err
+	}
+	if err := validAccess(s.Export.Access); err != nil {
 		return err
 	}
 	return validDescription(s.Description)
