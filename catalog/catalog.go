@@ -70,7 +70,7 @@ func Open(ctx context.Context, dir string, o Options) (*Catalog, error) {
 	}
 	log := o.Logger
 	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+		log = discardLogger()
 	}
 	if o.FS == nil {
 		o.FS = vfs.Default
@@ -84,6 +84,8 @@ func Open(ctx context.Context, dir string, o Options) (*Catalog, error) {
 	}
 	return &Catalog{db: db, log: log, now: o.Now}, nil
 }
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // Close waits for a change under way and closes the store. Later calls
 // return ErrClosed.

@@ -213,7 +213,7 @@ func TestUpdateVolume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(got.Labels, labels) || got.Description != desc || got.Export != exp {
+	if !reflect.DeepEqual(got.Labels, labels) || got.Description != desc || !reflect.DeepEqual(got.Export, exp) {
 		t.Fatalf("updated to %+v", got)
 	}
 	if e.pool.TransactionID() != tx {

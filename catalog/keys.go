@@ -12,11 +12,13 @@ import (
 // ASCII, which keeps `pebble` tool dumps and error messages readable.
 //
 //	v1/state                   state: agreed transaction id, next device id
+//	v1/pool                    the pool's identity, shared with the thin metadata
 //	v1/vol/<name>              volume record; names sort as List returns them
 //	v1/id/<%08x dev id>        name of the volume on that device
 //	v1/intent/<%016x txid>     pending operation, at most one
 const (
 	keyState      = "v1/state"
+	keyPool       = "v1/pool"
 	prefixVol     = "v1/vol/"
 	prefixID      = "v1/id/"
 	prefixIntent  = "v1/intent/"

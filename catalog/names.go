@@ -134,6 +134,9 @@ func printable(s string, multiline bool) error {
 	return nil
 }
 
+// ValidSize reports why size cannot be a volume's size, or nil.
+func ValidSize(size uint64) error { return validSize(size) }
+
 // validSize checks a size given by a caller: a whole number of sectors,
 // not zero, at most MaxSize.
 func validSize(size uint64) error {
@@ -157,6 +160,9 @@ func validSpec(s *Spec) error {
 		return err
 	}
 	if err := validLabels(s.Labels); err != nil {
+		return err
+	}
+	if err := validAccess(s.Export.Access); err != nil {
 		return err
 	}
 	return validDescription(s.Description)

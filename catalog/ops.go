@@ -153,7 +153,11 @@ func (c *Catalog) UpdateVolume(ctx context.Context, name string, u Update) (Volu
 			v.Description = *u.Description
 		}
 		if u.Export != nil {
+			if err := validAccess(u.Export.Access); err != nil {
+				return err
+			}
 			v.Export = *u.Export
+			v.Export.Access = canonicalAccess(u.Export.Access)
 		}
 		return c.db.Set(volKey(name), encodeVolume(&v), pebble.Sync)
 	})
@@ -186,7 +190,7 @@ func (c *Catalog) newVolume(s *Spec, id uint64, origin *Origin) Volume {
 		Origin:      origin,
 		Labels:      canonicalLabels(s.Labels),
 		Description: s.Description,
-		Export:      s.Export,
+		Export:      ExportSettings{ReadOnly: s.Export.ReadOnly, RequireTLS: s.Export.RequireTLS, Access: canonicalAccess(s.Export.Access)},
 	}
 }
 

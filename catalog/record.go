@@ -17,7 +17,8 @@ const (
 	flagOrigin     = 1 << 0
 	flagReadOnly   = 1 << 1
 	flagRequireTLS = 1 << 2
-	flagsKnown     = flagOrigin | flagReadOnly | flagRequireTLS
+	flagAccess     = 1 << 3
+	flagsKnown     = flagOrigin | flagReadOnly | flagRequireTLS | flagAccess
 )
 
 // encodeVolume lays out a volume record, version 1:
@@ -31,6 +32,12 @@ const (
 //	[origin name string, origin dev id uvarint]   if flags has origin
 //	description  string
 //	labels       uvarint count, then key, value strings in ascending key order
+//	[access      uvarint count (1..MaxGrants), then per grant in canonical
+//	             order: kind byte, read-only byte (0 or 1), value string]
+//	                                              if flags has access
+//
+// The access list came after the first records were written: a record
+// without the flag is one with no list.
 //
 // The caller has validated v; encodeVolume panics on a label map or
 // origin it could not decode back, as that is a broken invariant.
@@ -44,6 +51,9 @@ func encodeVolume(v *Volume) []byte {
 	}
 	if v.Export.RequireTLS {
 		flags |= flagRequireTLS
+	}
+	if len(v.Export.Access) > 0 {
+		flags |= flagAccess
 	}
 	b := make([]byte, 0, 64+len(v.Name)+len(v.Description))
 	b = append(b, recordVersion, flags)
@@ -65,6 +75,17 @@ func encodeVolume(v *Volume) []byte {
 	for _, k := range keys {
 		b = appendString(b, k)
 		b = appendString(b, v.Labels[k])
+	}
+	if len(v.Export.Access) > 0 {
+		b = appendUvarint(b, uint64(len(v.Export.Access)))
+		for _, g := range canonicalAccess(v.Export.Access) {
+			ro := byte(0)
+			if g.ReadOnly {
+				ro = 1
+			}
+			b = append(b, byte(g.Kind), ro)
+			b = appendString(b, g.Value)
+		}
 	}
 	return b
 }
@@ -133,10 +154,42 @@ func (d *decoder) volume() (Volume, error) {
 		v.Labels[k] = val
 		prev = k
 	}
+	if flags&flagAccess != 0 {
+		v.Export.Access = d.access()
+	}
 	if d.err != nil {
 		return Volume{}, d.err
 	}
 	return v, nil
+}
+
+// access decodes a non-empty access list in canonical order.
+func (d *decoder) access() []Grant {
+	n := d.uvarint("grant count", MaxGrants)
+	if d.err == nil && n == 0 {
+		d.fail("access flag with no grants")
+	}
+	var out []Grant
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		g := Grant{Kind: GrantKind(d.byte("grant kind"))}
+		switch ro := d.byte("grant mode"); {
+		case d.err != nil:
+		case ro > 1:
+			d.fail("grant mode %d", ro)
+		default:
+			g.ReadOnly = ro == 1
+		}
+		g.Value = d.string("grant value", MaxGrantValueLen)
+		if d.err != nil {
+			break
+		}
+		d.check("grant", validGrant(g))
+		if i > 0 && compareGrants(out[i-1], g) >= 0 {
+			d.fail("grant %v does not sort after %v", g, out[i-1])
+		}
+		out = append(out, g)
+	}
+	return out
 }
 
 // Op is the kind of operation an intent records.

@@ -3,6 +3,8 @@ package catalog
 import (
 	"bytes"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -21,13 +23,25 @@ func sampleVolumes() []Volume {
 		{Name: "a", DevID: 0, Size: 0, Created: time.Unix(0, 0).UTC()},
 		{Name: "default", DevID: 1, Size: 1 << 30, Created: time.Date(2026, 3, 1, 12, 0, 0, 5, time.UTC),
 			Labels: map[string]string{"env": "prod", "example.com/team": "storage"}, Description: "the daemon's first volume",
-			Export: ExportSettings{ReadOnly: false, RequireTLS: true}},
+			Export: ExportSettings{ReadOnly: false, RequireTLS: true, Access: []Grant{
+				{Kind: GrantCN, Value: "backup client"}, {Kind: GrantURI, Value: "spiffe://example.com/vm", ReadOnly: true},
+				{Kind: GrantUID, Value: "1000"}}}},
 		{Name: "snap.1", DevID: thinmeta.MaxDevID, Size: MaxSize, Created: time.Unix(-1, 0).UTC(),
 			Origin: &Origin{Name: "default", DevID: 1}, Export: ExportSettings{ReadOnly: true}},
 		{Name: strings.Repeat("z", MaxNameLen), DevID: 1 << 20, Size: 512, Created: time.Unix(0, 1<<62).UTC(),
 			Origin: &Origin{Name: strings.Repeat("y", MaxNameLen), DevID: 0}, Labels: long,
-			Description: strings.Repeat("d\n", MaxDescriptionLen/2)},
+			Description: strings.Repeat("d\n", MaxDescriptionLen/2), Export: ExportSettings{Access: manyGrants()}},
 	}
+}
+
+// manyGrants is an access list at its limits, in canonical order.
+func manyGrants() []Grant {
+	var g []Grant
+	for i := range MaxGrants - 1 {
+		g = append(g, Grant{Kind: GrantGID, Value: strconv.Itoa(i), ReadOnly: i%2 == 0})
+	}
+	slices.SortFunc(g, compareGrants)
+	return append([]Grant{{Kind: GrantCN, Value: strings.Repeat("\u2603", MaxGrantValueLen/3)}}, g...)
 }
 
 func TestVolumeRecordRoundTrips(t *testing.T) {

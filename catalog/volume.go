@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"maps"
+	"slices"
 	"time"
 )
 
@@ -39,6 +40,9 @@ type ExportSettings struct {
 	ReadOnly bool
 	// RequireTLS refuses clients that do not negotiate TLS.
 	RequireTLS bool
+	// Access lists who may open the volume, and how (access.go). Empty:
+	// every client that can reach the daemon's listeners.
+	Access []Grant
 }
 
 // Spec is what a caller chooses for a new volume or snapshot; the
@@ -85,5 +89,6 @@ func (v Volume) clone() Volume {
 	if v.Labels != nil {
 		v.Labels = maps.Clone(v.Labels)
 	}
+	v.Export.Access = slices.Clone(v.Export.Access)
 	return v
 }

@@ -26,7 +26,10 @@ type Config struct {
 	MetadataSizeSet bool
 	BlockSizeSet    bool
 	DefaultSize     uint64 // the "default" volume's size; default 16 GiB
-	DefaultVolume   string // name of the volume made on first start; default "default"
+	// Adopt makes this catalog the owner of devices whose identity it
+	// does not share (identity.go); both get a new identity.
+	Adopt         bool
+	DefaultVolume string // name of the volume made on first start; default "default"
 
 	// Listen holds NBD listen addresses: "unix:PATH", "tcp:HOST:PORT" or
 	// "HOST:PORT". Default: DIR/nbd.sock and 127.0.0.1:10809.

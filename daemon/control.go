@@ -23,7 +23,7 @@ import (
 //	GET    /v1/volumes/{name}             one volume
 //	DELETE /v1/volumes/{name}             delete
 //	POST   /v1/volumes/{name}/snapshot    snapshot {name, labels, ...}
-//	POST   /v1/volumes/{name}/resize      resize {size}
+//	POST   /v1/volumes/{name}/resize      resize {size, allow_shrink}
 //	PATCH  /v1/volumes/{name}             labels, description, export settings
 
 // VolumeJSON is a volume on the wire.
@@ -51,6 +51,9 @@ type VolumeRequest struct {
 	Description *string            `json:"description,omitempty"`
 	ReadOnly    *bool              `json:"read_only,omitempty"`
 	RequireTLS  *bool              `json:"require_tls,omitempty"`
+	// AllowShrink lets a resize make the volume smaller, dropping the
+	// data past the new end.
+	AllowShrink bool `json:"allow_shrink,omitempty"`
 }
 
 // ErrorJSON is every error answer.
@@ -152,7 +155,11 @@ func (d *Daemon) controlHandler() http.Handler {
 		if !decode(w, r, &req) {
 			return
 		}
-		if _, err := d.ResizeVolume(r.Context(), r.PathValue("name"), req.Size); err != nil {
+		resize := d.ResizeVolume
+		if req.AllowShrink {
+			resize = d.ShrinkVolume
+		}
+		if _, err := resize(r.Context(), r.PathValue("name"), req.Size); err != nil {
 			fail(w, err)
 			return
 		}
@@ -233,7 +240,7 @@ func fail(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, catalog.ErrNotFound):
 		code = http.StatusNotFound
-	case errors.Is(err, catalog.ErrExists), errors.Is(err, ErrBusy), errors.Is(err, thinpool.ErrBusy):
+	case errors.Is(err, catalog.ErrExists), errors.Is(err, ErrBusy), errors.Is(err, thinpool.ErrBusy), errors.Is(err, ErrShrink):
 		code = http.StatusConflict
 	case errors.Is(err, catalog.ErrInvalid):
 		code = http.StatusBadRequest

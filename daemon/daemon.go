@@ -19,15 +19,18 @@ import (
 
 // Daemon is a running thind: a pool, its catalog and the servers.
 type Daemon struct {
-	cfg     Config
-	log     *slog.Logger
-	st      *storage
-	cat     *catalog.Catalog
-	nbd     *nbd.Server
-	reg     registry
-	opMu    sync.Mutex // one volume operation at a time
-	closeMu sync.Mutex
-	started time.Time
+	cfg   Config
+	log   *slog.Logger
+	owner *owner // the pool's locks, released last
+	// startFailed makes close remove the files a failed start created.
+	startFailed bool
+	st          *storage
+	cat         *catalog.Catalog
+	nbd         *nbd.Server
+	reg         registry
+	opMu        sync.Mutex // one volume operation at a time
+	closeMu     sync.Mutex
+	started     time.Time
 
 	listeners []net.Listener
 	control   *http.Server
@@ -41,16 +44,38 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 	cfg.setDefaults()
 	d := &Daemon{cfg: cfg, log: cfg.Logger, started: time.Now(), reg: registry{vols: map[string]*served{}}}
 	if err := d.open(ctx); err != nil {
+		d.startFailed = true
 		d.close()
 		return nil, err
 	}
 	return d, nil
 }
 
-// open brings up storage, catalog and the NBD server; on error the caller
+// open claims the pool, checks that the catalog and the devices belong
+// together, then brings up storage, catalog and the NBD server. Nothing
+// on the devices is written before both checks pass. On error the caller
 // closes whatever was opened.
 func (d *Daemon) open(ctx context.Context) error {
 	var err error
+	if d.owner, err = claimPool(&d.cfg); err != nil {
+		return err
+	}
+	meta, err := readMetaIdentity(d.cfg.MetadataDevice)
+	if err != nil {
+		return err
+	}
+	catDir, catOpts := filepath.Join(d.cfg.DataDir, "catalog"), catalog.Options{Logger: d.cfg.Logger}
+	own, err := catalog.ReadOwnership(ctx, catDir, catOpts)
+	if err != nil {
+		return fmt.Errorf("catalog: %w", err)
+	}
+	plan, err := checkIdentity(&d.cfg, meta, own)
+	if err != nil {
+		return err
+	}
+	if d.cat, err = catalog.Open(ctx, catDir, catOpts); err != nil {
+		return fmt.Errorf("catalog: %w", err)
+	}
 	if d.st, err = openStorage(&d.cfg); err != nil {
 		return err
 	}
@@ -58,8 +83,8 @@ func (d *Daemon) open(ctx context.Context) error {
 		d.log.Info("formatted a new pool", "metadata", d.cfg.MetadataDevice, "data", d.cfg.DataDevice,
 			"block_size", d.cfg.BlockSize, "data_blocks", d.st.md.DataBlocks())
 	}
-	if d.cat, err = catalog.Open(ctx, filepath.Join(d.cfg.DataDir, "catalog"), catalog.Options{Logger: d.cfg.Logger}); err != nil {
-		return fmt.Errorf("catalog: %w", err)
+	if err := d.applyIdentity(ctx, plan); err != nil {
+		return err
 	}
 	if err := d.reconcile(ctx); err != nil {
 		return err
@@ -259,5 +284,8 @@ func (d *Daemon) close() error {
 		os.Remove(s)
 	}
 	d.sockets = nil
+	// The locks go last, once nothing of the pool is open.
+	errs = append(errs, d.owner.release(d.startFailed))
+	d.owner = nil
 	return errors.Join(errs...)
 }

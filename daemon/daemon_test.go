@@ -135,6 +135,16 @@ func TestControlAPI(t *testing.T) {
 	if code := r.call("POST", "/v1/volumes/a/resize", `{"size":2097152}`, &v); code != 200 || v.Size != 2<<20 {
 		t.Fatalf("resize: %d %+v", code, v)
 	}
+	// Shrinking is refused unless asked for, as lvreduce does.
+	if code := r.call("POST", "/v1/volumes/a/resize", `{"size":1048576}`, &e); code != 409 || !strings.Contains(e.Error, "--allow-shrink") {
+		t.Fatalf("shrink without allow_shrink: %d %q", code, e.Error)
+	}
+	if code := r.call("POST", "/v1/volumes/a/resize", `{"size":1048576,"allow_shrink":true}`, &v); code != 200 || v.Size != 1<<20 {
+		t.Fatalf("shrink with allow_shrink: %d %+v", code, v)
+	}
+	if code := r.call("POST", "/v1/volumes/a/resize", `{"size":2097152}`, &v); code != 200 || v.Size != 2<<20 {
+		t.Fatalf("grow again: %d %+v", code, v)
+	}
 	if code := r.call("GET", "/v1/volumes?label=team=x", "", &vols); code != 200 || len(vols) != 1 || vols[0].Name != "a" {
 		t.Fatalf("label filter: %+v", vols)
 	}

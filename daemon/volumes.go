@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/thind-storage/thind/catalog"
@@ -47,10 +48,27 @@ func (d *Daemon) DeleteVolume(ctx context.Context, name string) error {
 	})
 }
 
-// ResizeVolume changes a volume's size. Growing a served volume is seen
-// by new connections; shrinking needs the volume idle, and drops every
-// block past the new end (zeroing the rest of a last partial block).
+// ErrShrink refuses a resize that would shrink a volume without
+// ShrinkVolume (--allow-shrink), as lvreduce asks before it drops data.
+var ErrShrink = errors.New("shrinking drops the data past the new end")
+
+// ResizeVolume grows a volume (a served one's new size is seen by new
+// connections); a smaller size is refused with ErrShrink.
 func (d *Daemon) ResizeVolume(ctx context.Context, name string, size uint64) (catalog.Volume, error) {
+	return d.resizeVolume(ctx, name, size, false)
+}
+
+// ShrinkVolume resizes a volume to any size. Shrinking needs the volume
+// idle, and drops every block past the new end (zeroing the rest of a
+// last partial block).
+func (d *Daemon) ShrinkVolume(ctx context.Context, name string, size uint64) (catalog.Volume, error) {
+	return d.resizeVolume(ctx, name, size, true)
+}
+
+func (d *Daemon) resizeVolume(ctx context.Context, name string, size uint64, allowShrink bool) (catalog.Volume, error) {
+	if err := catalog.ValidSize(size); err != nil {
+		return catalog.Volume{}, fmt.Errorf("resize volume %q: %w", name, err)
+	}
 	d.opMu.Lock()
 	defer d.opMu.Unlock()
 	v, err := d.cat.Get(ctx, name)
@@ -59,6 +77,10 @@ func (d *Daemon) ResizeVolume(ctx context.Context, name string, size uint64) (ca
 	}
 	served := d.reg.thin(name)
 	if size < v.Size {
+		if !allowShrink {
+			return v, fmt.Errorf("volume %s: %s to %s: %w; pass --allow-shrink (allow_shrink in the API) to do it",
+				name, humanSize(v.Size), humanSize(size), ErrShrink)
+		}
 		if served != nil {
 			return v, fmt.Errorf("%s: %w: disconnect it before shrinking", name, ErrBusy)
 		}
@@ -125,4 +147,17 @@ func (d *Daemon) GetVolume(ctx context.Context, name string) (Volume, error) {
 func (d *Daemon) withUsage(v catalog.Volume) Volume {
 	mapped, _ := d.st.md.MappedBlocks(v.DevID)
 	return Volume{Volume: v, MappedBlocks: mapped, MappedBytes: mapped * d.cfg.BlockSize, Connections: d.reg.users(v.Name)}
+}
+
+// humanSize prints a byte count as the CLI's size flags take it.
+func humanSize(n uint64) string {
+	for _, u := range []struct {
+		shift  uint
+		suffix string
+	}{{40, "T"}, {30, "G"}, {20, "M"}, {10, "K"}} {
+		if n >= 1<<u.shift && n%(1<<u.shift) == 0 {
+			return fmt.Sprintf("%d%s", n>>u.shift, u.suffix)
+		}
+	}
+	return fmt.Sprintf("%d bytes", n)
 }

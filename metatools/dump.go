@@ -43,6 +43,9 @@ func dumpSuperblock(img *Image, loc uint64) (thinmeta.Superblock, error) {
 // damage it stops where thin_dump stops, leaving the same partial output,
 // and returns an error naming the block.
 func Dump(img *Image, w io.Writer, opts DumpOptions) error {
+	if err := img.ReadableAs(opts.MetadataSnap); err != nil {
+		return err
+	}
 	sb, err := dumpSuperblock(img, thinmeta.SuperblockLocation)
 	if err != nil {
 		return err

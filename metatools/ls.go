@@ -36,6 +36,9 @@ type LsOptions struct {
 // device details, as thin_ls reads them), and how many of its mappings
 // point at data blocks no other mapping of any device points at.
 func Ls(img *Image, opts LsOptions) ([]DeviceUsage, error) {
+	if err := img.ReadableAs(opts.MetadataSnap); err != nil {
+		return nil, err
+	}
 	sb, err := dumpSuperblock(img, thinmeta.SuperblockLocation)
 	if err != nil {
 		return nil, err

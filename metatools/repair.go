@@ -75,8 +75,15 @@ func Repair(img *Image, out bm.Device, nrBlocks uint64, opts RepairOptions) (*Re
 	if err != nil {
 		return rep, err
 	}
+	// The repaired pool keeps the damaged one's identity (the uuid field,
+	// which thind uses to match a pool with its catalog) if block 0 still
+	// looks like a superblock; thin_repair writes zeroes there.
+	var uuid string
+	if sb.Magic == thinmeta.SuperblockMagic && sb.UUID != ([16]byte{}) {
+		uuid = string(sb.UUID[:])
+	}
 	err = rs.BeginSuperblock(metastream.Superblock{
-		Time: sb.Time, Transaction: sb.TransactionID, Flags: sb.Flags &^ thinmeta.FlagNeedsCheck,
+		UUID: uuid, Time: sb.Time, Transaction: sb.TransactionID, Flags: sb.Flags &^ thinmeta.FlagNeedsCheck,
 		Version: thinmeta.Version, DataBlockSize: sb.DataBlockSize, NrDataBlocks: nrData,
 	})
 	if err != nil {

@@ -15,11 +15,12 @@ import (
 
 // conn is one client connection through both phases.
 type conn struct {
-	srv *Server
-	raw net.Conn // the accepted socket
-	nc  net.Conn // raw, or the TLS connection on top of it
-	br  *bufio.Reader
-	log *slog.Logger
+	srv  *Server
+	raw  net.Conn // the accepted socket
+	nc   net.Conn // raw, or the TLS connection on top of it
+	br   *bufio.Reader
+	log  *slog.Logger
+	peer *Peer // who the client is; TLS fills in its certificate
 
 	// soft is done once the server starts a graceful shutdown; its Err
 	// is checked directly, so the shutdown is seen as soon as it begins.
@@ -57,7 +58,16 @@ func (s *Server) serveConn(soft, hard context.Context, raw net.Conn) {
 	stop := context.AfterFunc(soft, c.beginShutdown)
 	defer stop()
 
-	sess, err := c.handshake(hard)
+	peer, err := peerOf(raw)
+	if err == nil && s.opts.AcceptPeer != nil {
+		err = s.opts.AcceptPeer(peer)
+	}
+	if err != nil {
+		c.handshakeFailed(hsFail(FailurePeerRefused, err))
+		return
+	}
+	c.peer = peer
+	sess, err := c.handshake(ContextWithPeer(hard, peer))
 	if err != nil {
 		c.handshakeFailed(err)
 		return

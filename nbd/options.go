@@ -24,6 +24,8 @@ func (s *session) optExportName() (bool, error) {
 	case 0:
 	case wire.RepErrTLSReqd:
 		return false, hsFail(FailureTLSRequired, errors.New(msg))
+	case wire.RepErrPolicy:
+		return false, hsFail(FailureAccessDenied, errors.New(msg))
 	default:
 		return false, hsFail(FailureUnknownExport, errors.New(msg))
 	}
@@ -185,6 +187,9 @@ func (s *session) lookup(name string) (*Export, uint32, string) {
 	switch {
 	case errors.Is(err, ErrUnknownExport):
 		return nil, wire.RepErrUnknown, fmt.Sprintf("export %q not present", name)
+	case errors.Is(err, ErrAccessDenied):
+		s.c.srv.stats.accessDenied.Add(1)
+		return nil, wire.RepErrPolicy, fmt.Sprintf("export %q: %v", name, err)
 	case err != nil:
 		if s.ctx.Err() != nil {
 			return nil, wire.RepErrShutdown, "server is shutting down"

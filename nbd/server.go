@@ -50,6 +50,11 @@ type Options struct {
 	// MaxOptions caps the options per connection (plus 4 per export
 	// after a LIST, so nbdinfo --list works for many exports). Default 64.
 	MaxOptions int
+
+	// AcceptPeer, if set, is asked about every accepted connection
+	// before the greeting; an error closes it (counted as
+	// FailurePeerRefused). The daemon checks unix peers' credentials.
+	AcceptPeer func(*Peer) error
 }
 
 // Limits the protocol or this server fixes.

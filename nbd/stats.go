@@ -23,6 +23,9 @@ type Stats struct {
 	HandshakeFailures map[string]uint64
 	// Exports holds the transmission counters per canonical export name.
 	Exports map[string]ExportStats
+	// AccessDenied counts the exports refused to a client the lookup
+	// denied (ErrAccessDenied).
+	AccessDenied uint64
 }
 
 // Handshake failure reasons, the keys of Stats.HandshakeFailures.
@@ -39,13 +42,16 @@ const (
 	FailureTimeout        = "timeout"          // handshake took too long
 	FailureIO             = "io"               // socket errors
 	FailureShutdown       = "shutdown"         // server shut down mid-handshake
-	numHandshakeFailures  = 12
+	FailurePeerRefused    = "peer_refused"     // Options.AcceptPeer turned the client away
+	FailureAccessDenied   = "access_denied"    // EXPORT_NAME for an export the client may not open
+	numHandshakeFailures  = 14
 )
 
 var handshakeFailureNames = [numHandshakeFailures]string{
 	FailureEOF, FailureClientFlags, FailureBadMagic, FailureOptionTooLong,
 	FailureTooManyOptions, FailureTLS, FailureTLSRequired, FailureUnknownExport,
 	FailureProtocol, FailureTimeout, FailureIO, FailureShutdown,
+	FailurePeerRefused, FailureAccessDenied,
 }
 
 // ExportStats are the transmission counters of one export.
@@ -97,6 +103,9 @@ type serverStats struct {
 	connsOpen  atomic.Int64
 	connsTotal atomic.Uint64
 	hsFailures [numHandshakeFailures]atomic.Uint64
+	// accessDenied counts INFO, GO and EXPORT_NAME refused with
+	// ErrAccessDenied.
+	accessDenied atomic.Uint64
 
 	mu      sync.Mutex
 	exports map[string]*exportStats
@@ -169,6 +178,7 @@ func (s *serverStats) snapshot() Stats {
 	out := Stats{
 		ConnectionsOpen:   s.connsOpen.Load(),
 		ConnectionsTotal:  s.connsTotal.Load(),
+		AccessDenied:      s.accessDenied.Load(),
 		HandshakeFailures: make(map[string]uint64),
 		Exports:           make(map[string]ExportStats),
 	}

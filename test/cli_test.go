@@ -45,7 +45,8 @@ func TestCLIErrorsAreOneClearLine(t *testing.T) {
 		{"snapshot of an unknown volume", []string{"volume", "snapshot", "nope", "s"}, `origin "nope": no such volume`},
 		{"a snapshot over an existing name", []string{"volume", "snapshot", "vol", "busy"}, "volume already exists"},
 		{"delete of a connected volume", []string{"volume", "delete", "busy"}, "busy: volume is in use (1 NBD connections)"},
-		{"shrink of a connected volume", []string{"volume", "resize", "busy", "--size", "64K"}, "busy: volume is in use: disconnect it before shrinking"},
+		{"shrink of a connected volume", []string{"volume", "resize", "busy", "--size", "64K", "--allow-shrink"}, "busy: volume is in use: disconnect it before shrinking"},
+		{"a shrink without --allow-shrink", []string{"volume", "resize", "vol", "--size", "512"}, "volume vol: 1M to 512 bytes: shrinking drops the data past the new end; pass --allow-shrink"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, errOut, code := d.cli(tc.args...)

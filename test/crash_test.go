@@ -38,7 +38,7 @@ func (o volOp) args() []string {
 	case "snapshot":
 		return []string{"volume", "snapshot", o.origin, o.name}
 	case "resize":
-		return []string{"volume", "resize", o.name, "--size", fmt.Sprint(o.size)}
+		return []string{"volume", "resize", o.name, "--size", fmt.Sprint(o.size), "--allow-shrink"}
 	}
 	return []string{"volume", "delete", o.name}
 }

@@ -20,7 +20,7 @@ func TestResizeShrinksAndGrowsAVolume(t *testing.T) {
 	d.mustCLI("volume", "snapshot", "rs", "rs-before")
 
 	start := time.Now()
-	d.mustCLI("volume", "resize", "rs", "--size", "1536")
+	d.mustCLI("volume", "resize", "rs", "--size", "1536", "--allow-shrink")
 	if took := time.Since(start); took > 20*time.Second {
 		t.Errorf("shrinking took %v", took)
 	}

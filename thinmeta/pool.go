@@ -43,6 +43,7 @@ type Pool struct {
 	transID       uint64
 	flags         uint32
 	dataBlockSize uint32
+	uuid          [16]byte // the pool's identity (identity.go)
 
 	devices         map[uint64]*device
 	metadataReserve uint64
@@ -214,6 +215,7 @@ func (p *Pool) beginTransaction() error {
 	p.transID = s.TransactionID
 	p.flags = s.Flags
 	p.dataBlockSize = s.DataBlockSize
+	p.uuid = s.UUID
 	p.heldRootPending = false
 	devices := map[uint64]*device{}
 	err = btree.Walk(&p.tr.details, p.detailsRoot, func(keys []uint64, v []byte) error {
@@ -277,6 +279,7 @@ func (p *Pool) commit() error {
 	s.DeviceDetailsRoot = p.detailsRoot
 	s.TransactionID = p.transID
 	s.Flags = p.flags
+	s.UUID = p.uuid
 	clear(s.DataSMRoot[:])
 	clear(s.MetadataSMRoot[:])
 	p.dsm.Root().Encode(s.DataSMRoot[:])

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/thind-storage/thind/bm"
+	"github.com/thind-storage/thind/devlock"
 	"github.com/thind-storage/thind/metatools"
 )
 
@@ -22,7 +23,9 @@ func newMetaCommand() *cobra.Command {
 		Short: "Offline tools for dm-thin metadata (like thin_dump, thin_restore, thin_check, thin_ls, thin_repair)",
 		Long: `Offline tools for dm-thin pool metadata, compatible with thin-provisioning-tools.
 They work on a metadata file or block device of a stopped pool (thind's
-DIR/metadata, or a Linux dm-thin pool's metadata device).`,
+DIR/metadata, or a Linux dm-thin pool's metadata device). On a pool in use
+(a running thind, an active dm-thin pool) dump -m and ls -m read its held
+metadata snapshot; everything else refuses, naming who holds the pool.`,
 	}
 	groupCommand(meta)
 	meta.AddCommand(newMetaDumpCommand(), newMetaRestoreCommand(), newMetaCheckCommand(),
@@ -38,7 +41,7 @@ func newMetaDumpCommand() *cobra.Command {
 		Short: "Print metadata as thin_dump's XML",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			img, err := metatools.OpenImage(args[0])
+			img, err := openImage(args[0], cmd.Flags().Changed("metadata-snap"))
 			if err != nil {
 				return err
 			}
@@ -121,8 +124,28 @@ func newMetaRestoreCommand() *cobra.Command {
 	return cmd
 }
 
+// openImage opens metadata for a tool that reads the current metadata,
+// or, with metadataSnap, only the held metadata snapshot, which a pool in
+// use may be read through.
+func openImage(path string, metadataSnap bool) (*metatools.Image, error) {
+	if metadataSnap {
+		return metatools.OpenLiveImage(path)
+	}
+	return metatools.OpenImage(path)
+}
+
+// outputDevice is a metadata device opened for writing, held exclusively
+// (devlock) so that no daemon or other tool uses it meanwhile.
+type outputDevice struct {
+	*os.File
+	lock *devlock.Lock
+}
+
+func (o *outputDevice) Close() error { return errors.Join(o.File.Close(), o.lock.Close()) }
+
 // openOutput opens (or creates, given a size) a metadata file for writing.
-func openOutput(path string, size *sizeFlag) (*os.File, uint64, error) {
+// A device a running pool holds is refused before anything is written.
+func openOutput(path string, size *sizeFlag) (_ *outputDevice, _ uint64, err error) {
 	if size.set {
 		if *size.v < 16*bm.BlockSize {
 			return nil, 0, fmt.Errorf("--metadata-size %d is too small (at least %d)", *size.v, 16*bm.BlockSize)
@@ -131,26 +154,38 @@ func openOutput(path string, size *sizeFlag) (*os.File, uint64, error) {
 		if err != nil {
 			return nil, 0, err
 		}
-		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && uint64(st.Size()) < *size.v {
-			if err := f.Truncate(int64(*size.v)); err != nil {
-				f.Close()
+		f.Close()
+	}
+	lock, err := devlock.Exclusive(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil, 0, fmt.Errorf("%s does not exist: create it (truncate -s 16M %s) or pass --metadata-size", path, path)
+	case errors.Is(err, devlock.ErrHeld):
+		return nil, 0, fmt.Errorf("%w: never written while a pool uses it", err)
+	case err != nil:
+		return nil, 0, err
+	}
+	defer func() {
+		if err != nil {
+			lock.Close()
+		}
+	}()
+	if size.set {
+		if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() && uint64(st.Size()) < *size.v {
+			if err := os.Truncate(path, int64(*size.v)); err != nil {
 				return nil, 0, err
 			}
 		}
-		f.Close()
 	}
 	f, n, err := bm.OpenFile(path, false)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, 0, fmt.Errorf("%s does not exist: create it (truncate -s 16M %s) or pass --metadata-size", path, path)
-		}
 		return nil, 0, err
 	}
 	if n < 16 {
 		f.Close()
 		return nil, 0, fmt.Errorf("%s holds %d bytes: a metadata device needs at least %d (pass --metadata-size)", path, n*bm.BlockSize, 16*bm.BlockSize)
 	}
-	return f, n, nil
+	return &outputDevice{File: f, lock: lock}, n, nil
 }
 
 func newMetaCheckCommand() *cobra.Command {
@@ -195,7 +230,7 @@ func newMetaLsCommand() *cobra.Command {
 		Short: "List thin devices with mapped, exclusive and shared blocks (like thin_ls)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			img, err := metatools.OpenImage(args[0])
+			img, err := openImage(args[0], snap)
 			if err != nil {
 				return err
 			}

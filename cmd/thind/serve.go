@@ -73,6 +73,7 @@ flight, commit, exit 0.`,
 	f.Var(dataSizeF, "data-size", "size of the pool's data (a new sparse data file, or growing one); default 64G")
 	f.Var(metaSizeF, "metadata-size", "size of a new metadata file; default 1G (sparse)")
 	f.Var(blockSizeF, "block-size", "data block size, a multiple of 64K up to 1G; default 64K")
+	f.BoolVar(&cfg.Adopt, "adopt", false, "use devices whose pool identity is not this catalog's (restored or repaired metadata, a moved pool): both get a new identity")
 	f.Var(defaultSizeF, "default-size", "size of the volume \"default\" made on first start; default 16G")
 	f.StringArrayVar(&cfg.Listen, "listen", nil, "NBD listen address, repeatable: unix:PATH or HOST:PORT (default: DIR/nbd.sock and 127.0.0.1:10809)")
 	f.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics (default 127.0.0.1:9810; \"off\" disables)")

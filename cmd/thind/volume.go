@@ -144,16 +144,18 @@ func newVolumeDelete() *cobra.Command {
 func newVolumeResize() *cobra.Command {
 	var size uint64
 	sf := &sizeFlag{v: &size}
+	var allowShrink bool
 	cmd := &cobra.Command{
-		Use:   "resize NAME --size SIZE",
-		Short: "Grow or shrink a volume (shrinking drops the data past the new end)",
+		Use:   "resize NAME --size SIZE [--allow-shrink]",
+		Short: "Grow a volume, or shrink it with --allow-shrink (dropping the data past the new end)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !sf.set {
 				return fmt.Errorf("--size is required (K, M, G, T suffixes)")
 			}
 			var v daemon.VolumeJSON
-			err := newControl(cmd).call(cmd.Context(), "POST", "/v1/volumes/"+url.PathEscape(args[0])+"/resize", daemon.VolumeRequest{Size: size}, &v)
+			req := daemon.VolumeRequest{Size: size, AllowShrink: allowShrink}
+			err := newControl(cmd).call(cmd.Context(), "POST", "/v1/volumes/"+url.PathEscape(args[0])+"/resize", req, &v)
 			if err != nil {
 				return err
 			}
@@ -163,6 +165,7 @@ func newVolumeResize() *cobra.Command {
 	}
 	addControlFlags(cmd)
 	cmd.Flags().Var(sf, "size", "new size (K, M, G, T suffixes)")
+	cmd.Flags().BoolVar(&allowShrink, "allow-shrink", false, "allow a smaller size: the data past the new end is dropped")
 	return cmd
 }
 
