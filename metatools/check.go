@@ -139,15 +139,24 @@ func (c *checker) checkSuperblock() bool {
 // superblock (the live one, or a metadata snapshot's copy).
 func (c *checker) checkPool(view string, s thinmeta.Superblock) {
 	details := map[uint64]thinmeta.DeviceDetails{}
-	dt := &treeKind{name: view + "device details tree", valueSize: thinmeta.DeviceDetailsSize,
-		leaf: func(_, key uint64, v []byte) { details[key] = thinmeta.DecodeDeviceDetails(v) }}
+	addDetails := func(key uint64, v []byte) { details[key] = thinmeta.DecodeDeviceDetails(v) }
+	dt := &treeKind{name: view + "device details tree", valueSize: thinmeta.DeviceDetailsSize, again: addDetails,
+		leaf: func(_, key uint64, v []byte) { addDetails(key, v) }}
 	c.w.walk(dt, s.DeviceDetailsRoot, true, 0, 0, false, 0)
 
-	type devRoot struct{ dev, root uint64 }
+	// shared marks a device reached through a top-level leaf that an
+	// earlier view walked: its mapping tree was walked and counted then.
+	type devRoot struct {
+		dev, root uint64
+		shared    bool
+	}
 	var devs []devRoot
 	top := &treeKind{name: view + "mapping tree (top level)", valueSize: 8,
 		leaf: func(_, key uint64, v []byte) {
-			devs = append(devs, devRoot{key, binary.LittleEndian.Uint64(v)})
+			devs = append(devs, devRoot{key, binary.LittleEndian.Uint64(v), false})
+		},
+		again: func(key uint64, v []byte) {
+			devs = append(devs, devRoot{key, binary.LittleEndian.Uint64(v), true})
 		}}
 	if c.w.walk(top, s.DataMappingRoot, true, 0, 0, false, 0) == nil {
 		return
@@ -167,7 +176,12 @@ func (c *checker) checkPool(view string, s thinmeta.Superblock) {
 			}
 			c.data.add(block)
 		}}
-		st := c.w.walk(bottom, d.root, true, 0, 0, false, 0)
+		var st *nodeState
+		if d.shared {
+			st = c.w.walked(d.root)
+		} else {
+			st = c.w.walk(bottom, d.root, true, 0, 0, false, 0)
+		}
 		det, ok := details[dev]
 		if !ok {
 			c.r.errorf(name, "device %d has mappings but is missing from the device details tree", dev)

@@ -38,6 +38,12 @@ type treeKind struct {
 	// leaf is called once for every entry of every leaf, the first time
 	// the leaf is walked: shared leaves are visited once.
 	leaf func(leafBlock, key uint64, value []byte)
+	// again, if set, is called for every entry below a node already
+	// walked when another superblock reaches it. The device details and
+	// top-level mapping trees need it: a metadata snapshot shares their
+	// nodes with the live pool, yet each view must see all of its own
+	// devices. The pointers in those entries were counted the first time.
+	again func(key uint64, value []byte)
 }
 
 func newTreeWalker(img *Image, r *Report, maxBlock uint64) *treeWalker {
@@ -86,6 +92,9 @@ func (w *treeWalker) walk(t *treeKind, b uint64, isRoot bool, lo, hi uint64, has
 		}
 		if st.ok && !st.empty && (st.first < lo || (hasHi && st.last >= hi)) {
 			w.r.errorAt(b, t.name, "keys %d..%d outside the parent's range [%d, %s)", st.first, st.last, lo, bound(hi, hasHi))
+		}
+		if st.ok && t.again != nil {
+			w.revisit(t, b, depth)
 		}
 		return st
 	}
@@ -163,6 +172,34 @@ func (w *treeWalker) walk(t *treeKind, b uint64, isRoot bool, lo, hi uint64, has
 	}
 	return st
 }
+
+// revisit calls t.again for every entry below b, a subtree already walked
+// and found well-formed. It counts no references: the pointer that led
+// here was counted by walk, and the nodes below by their first walk.
+func (w *treeWalker) revisit(t *treeKind, b uint64, depth int) {
+	if depth > btree.MaxDepth {
+		return
+	}
+	if st, ok := w.nodes[b]; !ok || !st.ok {
+		return
+	}
+	blk, err := w.img.BM.ReadLock(b, btree.NodeValidator)
+	if err != nil {
+		return
+	}
+	defer w.img.BM.Unlock(blk)
+	n := btree.ViewNode(blk.Data())
+	for i := 0; i < n.NrEntries(); i++ {
+		if n.IsLeaf() {
+			t.again(n.Key(i), n.Value(i))
+		} else {
+			w.revisit(t, n.Value64(i), depth+1)
+		}
+	}
+}
+
+// walked returns the state of a node already walked, nil if none.
+func (w *treeWalker) walked(b uint64) *nodeState { return w.nodes[b] }
 
 func bound(hi uint64, has bool) string {
 	if !has {
