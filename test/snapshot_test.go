@@ -32,6 +32,7 @@ type stampedWrite struct {
 	slot, seq  uint64
 	sent, done time.Time
 	failed     bool // no answer: the daemon was killed
+	fua        bool // sent with NBD_CMD_FLAG_FUA: durable once answered
 }
 
 // stamp fills b with the content of write seq of writer w to slot.
@@ -130,6 +131,12 @@ type stampWriters struct {
 }
 
 func startStampWriters(t *testing.T, conns []*nbdClient, seed uint64) *stampWriters {
+	return startStampWritersEpoch(t, conns, seed, 0)
+}
+
+// startStampWritersEpoch is startStampWriters with writer w stamping as
+// epoch*writers+w, so runs against one volume stamp distinct contents.
+func startStampWritersEpoch(t *testing.T, conns []*nbdClient, seed, epoch uint64) *stampWriters {
 	sw := &stampWriters{logs: make([][]stampedWrite, writers), stop: make(chan struct{}), errs: make(chan error, writers)}
 	for w := range writers {
 		sw.wg.Add(1)
@@ -151,10 +158,10 @@ func startStampWriters(t *testing.T, conns []*nbdClient, seed uint64) *stampWrit
 					n /= 10
 				}
 				slot := rng.Uint64N(n)*writers + uint64(w)
-				stamp(buf, slot, uint64(w), seq)
-				rec := stampedWrite{slot: slot, seq: seq, sent: time.Now()}
+				stamp(buf, slot, epoch*writers+uint64(w), seq)
+				rec := stampedWrite{slot: slot, seq: seq, sent: time.Now(), fua: rng.IntN(50) == 0}
 				var err error
-				if rng.IntN(50) == 0 {
+				if rec.fua {
 					err = c.pwrite(buf, slot*slotSize, nbdFlagFUA)
 				} else {
 					err = c.pwrite(buf, slot*slotSize, 0)
