@@ -48,11 +48,12 @@ const (
 	nbdRepInfo   = 3
 	nbdInfoExprt = 0
 
-	nbdCmdRead  = 0
-	nbdCmdWrite = 1
-	nbdCmdDisc  = 2
-	nbdCmdFlush = 3
-	nbdCmdTrim  = 4
+	nbdCmdRead        = 0
+	nbdCmdWrite       = 1
+	nbdCmdDisc        = 2
+	nbdCmdFlush       = 3
+	nbdCmdTrim        = 4
+	nbdCmdWriteZeroes = 6
 
 	nbdFlagFUA      = 1
 	nbdFlagReadOnly = 1 << 1
@@ -209,6 +210,10 @@ func (c *nbdClient) flush() error { return c.do(nbdCmdFlush, 0, 0, 0, nil, nil) 
 
 func (c *nbdClient) trim(off uint64, n uint32) error {
 	return c.do(nbdCmdTrim, 0, off, n, nil, nil)
+}
+
+func (c *nbdClient) writeZeroes(off uint64, n uint32) error {
+	return c.do(nbdCmdWriteZeroes, 0, off, n, nil, nil)
 }
 
 // close sends NBD_CMD_DISC and closes the connection.
