@@ -22,7 +22,7 @@ import (
 )
 
 type running struct {
-	t      *testing.T
+	t      testing.TB
 	d      *daemon.Daemon
 	cancel context.CancelFunc
 	done   chan error
@@ -31,7 +31,7 @@ type running struct {
 }
 
 // start runs a daemon in-process on dir; it is stopped at cleanup.
-func start(t *testing.T, cfg daemon.Config) *running {
+func start(t testing.TB, cfg daemon.Config) *running {
 	t.Helper()
 	if cfg.Listen == nil {
 		cfg.Listen = []string{"unix:" + filepath.Join(cfg.DataDir, "nbd.sock")}
@@ -97,7 +97,7 @@ func (r *running) call(method, path, body string, out any) int {
 	return resp.StatusCode
 }
 
-func smallConfig(t *testing.T) daemon.Config {
+func smallConfig(t testing.TB) daemon.Config {
 	return daemon.Config{DataDir: t.TempDir(), DataSize: 1 << 30, MetadataSize: 16 << 20, DefaultSize: 256 << 20}
 }
 
