@@ -9,6 +9,10 @@
 #              writes to it; the kernel makes a pool from scratch; thin_check   (VM boot 2)
 #   3. reread  thind serves both pools: the kernel's writes, the snapshot and the kernel's
 #              own pool (adopted as orphan-1) read back through NBD            (VM boot 3)
+#   4. powercut thind inside the guest on virtio disks, a writer with FUA and FLUSH; the host
+#              kills qemu at a random moment, THIND_POWER_CUTS times (20); every boot first
+#              checks that all durable writes of the earlier ones survived; thin_check and
+#              thind meta check after every cut                    (VM boots 4 .. 4+cuts)
 #
 # Logs, kept after the run in $THIND_VM_LOGS (default $TMPDIR/thind-vm-logs): the consoles
 # thind-{nbd,kernel,reread}.log, the daemons' thind-server-{A,B}.log, the guest's requests to
@@ -64,9 +68,15 @@ summary() {
 }
 
 # part NAME CMD... : run one part, time it; collect the guests' MEASURED lines from its logs.
+# THIND_VM_PARTS="powercut" runs only the parts named (parts 2 and 3 need part 1 before them).
 part() {
 	local name=$1 t0=$SECONDS
 	shift
+	if [[ -n ${THIND_VM_PARTS:-} && " $THIND_VM_PARTS " != *" $name "* ]]; then
+		echo "=== part $name: not in THIND_VM_PARTS, skipped"
+		times+=("$(printf 'part %-8s skipped (THIND_VM_PARTS)' "$name")")
+		return
+	fi
 	echo "=== part $name"
 	"$@"
 	times+=("$(printf 'part %-8s %4ds' "$name" $((SECONDS - t0)))")
@@ -176,3 +186,47 @@ part3() {
 	hstep no-errors-in-thind-logs bash -c "! grep -h 'level=ERROR' '$w'/srv/*/log"
 }
 part reread part3
+
+# ---------------------------------------------------------------------------- 4. powercut
+part4() {
+	local d=$w/cut cuts=${THIND_POWER_CUTS:-20} i log qpid runpid ms survived=0
+	mkdir -p "$d"
+	truncate -s 64M "$d/meta"
+	truncate -s 1G "$d/data"
+	truncate -s 64M "$d/state"
+	hstep mkfs-state mkfs.ext4 -q -F "$d/state"
+	hstep build-cutwriter bash -c "cd '$root' && CGO_ENABLED=0 go build -o '$d/cutwriter' ./test/vm/thind/cutwriter"
+	: >"$d/floors"
+	local disks=(-d meta="$d/meta" -d data="$d/data" -d state="$d/state" -f "$THIND" -f "$d/cutwriter")
+	for i in $(seq 1 "$cuts"); do
+		log=$VM_LOGS/thind-cut-$i.log
+		"$here/run.sh" -t 300 "${disks[@]}" -f "$d/floors=/vmtest/floors" -e MODE=cut -e "EPOCH=$i" \
+			-e "SEED=$RANDOM" -l "$log" "$here/thind/powercut.guest.sh" >"$d/run-$i.out" 2>&1 &
+		runpid=$!
+		# The writer is running once its first line is out; then the cut comes at a random
+		# moment in the next 0.2 to 3 s.
+		hstep "cut-$i-writer-started" bash -c "for _ in \$(seq 2400); do grep -qa '^CW START' '$log' 2>/dev/null && exit 0; kill -0 $runpid 2>/dev/null || break; sleep 0.1; done; tail -n 40 '$log'; exit 1"
+		ms=$((200 + RANDOM % 2800))
+		sleep "$((ms / 1000)).$(printf '%03d' $((ms % 1000)))"
+		qpid=$(pgrep -f "^qemu-system-x86_64 .*file=$d/meta," || true)
+		hstep "cut-$i-kill-qemu" kill -9 "$qpid"
+		wait "$runpid" || true
+		if [ "$i" -gt 1 ]; then
+			hstep "cut-$i-earlier-durable-writes-read-back" grep -qa '^CW VERIFY .* bad 0$' "$log"
+		fi
+		awk -v epoch="$i" -f "$here/thind/floors.awk" "$d/floors" "$log" >"$d/floors.new"
+		mv "$d/floors.new" "$d/floors"
+		hstep "cut-$i-thin_check" thin_check "$d/meta"
+		hstep "cut-$i-thind-meta-check" "$THIND" meta check "$d/meta"
+		survived=$((survived + 1))
+		measured+=("power cut $i after ${ms} ms of writing: $(grep -ca '^CW [WU] ' "$log") writes answered, $(wc -l <"$d/floors") slots with a durable write so far")
+	done
+	log=$VM_LOGS/thind-cut-final.log
+	vm_boot -t 300 "${disks[@]}" -f "$d/floors=/vmtest/floors" -e MODE=final -e EPOCH=0 -e SEED=0 \
+		-l "$log" "$here/thind/powercut.guest.sh"
+	hstep cut-final-durable-writes-read-back grep -qa '^CW VERIFY .* bad 0$' "$log"
+	hstep cut-final-thin_check thin_check "$d/meta"
+	hstep cut-final-thind-meta-check "$THIND" meta check "$d/meta"
+	measured+=("power cuts survived: $survived of $cuts, $(wc -l <"$d/floors") slots checked against their last durable write")
+}
+part powercut part4
