@@ -22,10 +22,19 @@ func (d *Daemon) CreateVolume(ctx context.Context, spec catalog.Spec) (catalog.V
 }
 
 // SnapshotVolume snapshots origin (live: its writes are quiesced for the
-// moment it takes) into a new volume.
-func (d *Daemon) SnapshotVolume(ctx context.Context, origin string, spec catalog.Spec) (catalog.Volume, error) {
+// moment it takes) into a new volume. Unless ownAccess, the snapshot
+// keeps the origin's access list: a copy of a volume's data is no less
+// private than the volume.
+func (d *Daemon) SnapshotVolume(ctx context.Context, origin string, spec catalog.Spec, ownAccess bool) (catalog.Volume, error) {
 	d.opMu.Lock()
 	defer d.opMu.Unlock()
+	if !ownAccess {
+		o, err := d.cat.Get(ctx, origin)
+		if err != nil {
+			return catalog.Volume{}, fmt.Errorf("snapshot of %q: %w", origin, err)
+		}
+		spec.Export.Access = o.Export.Access
+	}
 	var v catalog.Volume
 	err := d.withPool(ctx, func(p *catalogPool) error {
 		var err error
