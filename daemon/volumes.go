@@ -29,11 +29,15 @@ func (d *Daemon) SnapshotVolume(ctx context.Context, origin string, spec catalog
 	d.opMu.Lock()
 	defer d.opMu.Unlock()
 	if !ownAccess {
+		// opMu keeps the origin as read here until the snapshot is
+		// taken; a missing origin is the catalog's to report.
 		o, err := d.cat.Get(ctx, origin)
-		if err != nil {
+		switch {
+		case err == nil:
+			spec.Export.Access = o.Export.Access
+		case !errors.Is(err, catalog.ErrNotFound):
 			return catalog.Volume{}, fmt.Errorf("snapshot of %q: %w", origin, err)
 		}
-		spec.Export.Access = o.Export.Access
 	}
 	var v catalog.Volume
 	err := d.withPool(ctx, func(p *catalogPool) error {
