@@ -1,8 +1,10 @@
 package daemon
 
 import (
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"net/http"
 	"net/url"
 	"os"
@@ -120,5 +122,31 @@ func TestTCPIsServedOnlyWhenAskedFor(t *testing.T) {
 		if loopback(addr) != want {
 			t.Errorf("loopback(%q) = %v, want %v", addr, !want, want)
 		}
+	}
+}
+
+func TestTLSSettingsThatWouldTrustUnverifiedClientsAreRefused(t *testing.T) {
+	pool := x509.NewCertPool()
+	for _, c := range []struct {
+		name     string
+		cfg      Config
+		refusing bool
+	}{
+		{"no TLS", Config{}, false},
+		{"TLS without client certificates", Config{TLS: &tls.Config{}}, false},
+		{"a client CA with TLS required", Config{TLS: &tls.Config{ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert}, TLSRequired: true}, false},
+		{"a client CA without TLS required", Config{TLS: &tls.Config{ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert}}, true},
+		{"certificates asked for but never verified", Config{TLS: &tls.Config{ClientAuth: tls.RequireAnyClientCert}, TLSRequired: true}, true},
+		{"TLS required without a configuration", Config{TLSRequired: true}, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			err := checkTLS(&c.cfg)
+			if (err != nil) != c.refusing {
+				t.Errorf("checkTLS = %v, want refused %v", err, c.refusing)
+			}
+		})
+	}
+	if err := checkTLS(&Config{TLS: &tls.Config{ClientCAs: pool}}); !errors.Is(err, ErrClientCAWithoutTLSRequired) {
+		t.Errorf("a client CA without TLS required: %v, want ErrClientCAWithoutTLSRequired", err)
 	}
 }

@@ -135,6 +135,11 @@ func checkTLS(c *Config) error {
 	if c.TLS != nil && c.TLS.ClientCAs != nil && !c.TLSRequired {
 		return ErrClientCAWithoutTLSRequired
 	}
+	// Access lists trust a client certificate's names only once it is
+	// verified against ClientCAs.
+	if c.TLS != nil && c.TLS.ClientCAs == nil && (c.TLS.ClientAuth == tls.RequestClientCert || c.TLS.ClientAuth == tls.RequireAnyClientCert) {
+		return errors.New("TLS asks for client certificates without ClientCAs to verify them against")
+	}
 	if c.TLSRequired && c.TLS == nil {
 		return errors.New("TLS required but no TLS configuration (--tls-cert, --tls-key)")
 	}
