@@ -71,3 +71,21 @@ func matches(g catalog.Grant, p *nbd.Peer) bool {
 	}
 	return false
 }
+
+// peerAttrs are the identities of a peer, for a log line.
+func peerAttrs(p *nbd.Peer) []any {
+	if p == nil {
+		return nil
+	}
+	var a []any
+	if p.Addr != nil {
+		a = append(a, "remote", p.Addr.String())
+	}
+	if p.Cred != nil {
+		a = append(a, "uid", p.Cred.UID, "gid", p.Cred.GID, "pid", p.Cred.PID)
+	}
+	if p.Cert != nil {
+		a = append(a, "cert", p.Cert.Subject.String())
+	}
+	return a
+}

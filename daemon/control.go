@@ -25,7 +25,7 @@ import (
 //	DELETE /v1/volumes/{name}             delete
 //	POST   /v1/volumes/{name}/snapshot    snapshot {name, labels, ...}
 //	POST   /v1/volumes/{name}/resize      resize {size, allow_shrink}
-//	PATCH  /v1/volumes/{name}             labels, description, export settings
+//	PATCH  /v1/volumes/{name}             labels, description, export settings, access list
 
 // VolumeJSON is a volume on the wire.
 type VolumeJSON struct {

@@ -89,8 +89,10 @@ func (e exports) LookupExport(ctx context.Context, name string) (*nbd.Export, er
 	if err != nil {
 		return nil, err
 	}
-	ok, readOnly := admit(v.Export, nbd.PeerFromContext(ctx))
+	peer := nbd.PeerFromContext(ctx)
+	ok, readOnly := admit(v.Export, peer)
 	if !ok {
+		d.log.Info("NBD client refused by the volume's access list", append([]any{"volume", v.Name}, peerAttrs(peer)...)...)
 		return nil, fmt.Errorf("%w: no grant of its access list names this client", nbd.ErrAccessDenied)
 	}
 	th, release, err := d.acquire(v)

@@ -168,5 +168,13 @@ func TestRSAClientCertificatesFromCerttoolWithLibnbdAndQemu(t *testing.T) {
 	if m := metric(d.scrape(), "thind_nbd_access_denied_total"); m < 2 {
 		t.Errorf("thind_nbd_access_denied_total %v, want at least 2 (nbdinfo and qemu-img as mallory)", m)
 	}
+	log, err := os.ReadFile(d.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(log), `msg="NBD client refused by the volume's access list" volume=secret remote=127.0.0.1:`) ||
+		!strings.Contains(string(log), `cert="CN=mallory,O=thind test,C=GB"`) {
+		t.Errorf("the log does not say that mallory was refused secret:\n%s", log)
+	}
 	t.Logf("alice (RSA, certtool) served over TLS to nbdinfo, qemu-io and qemu-img; mallory refused")
 }
