@@ -39,10 +39,10 @@ daemon's group), and each unix client's credentials are checked against them
 too; through the control socket, everyone let in may read, and only root, the
 daemon's user and --control-group may change volumes. TCP is served only with
 --listen HOST:PORT (a warning is logged for an address other than loopback
-without --tls-required). --tls-client-ca needs --tls-required: otherwise a
-client could skip TLS and so its certificate. A volume's access list (thind
-volume create/update --allow) limits who may open it; without one, whoever
-reaches a listener may.`,
+without --tls-required). --tls-client-ca needs --tls-required, and thind
+refuses to start without it: a client that skipped TLS would show no
+certificate. A volume's access list (thind volume create/update --allow)
+limits who may open it; without one, whoever reaches a listener may.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg.DataDir = dataDir(cmd)
