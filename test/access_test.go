@@ -216,10 +216,18 @@ func TestVolumeAccessListsByUnixPeer(t *testing.T) {
 		t.Errorf("nobody's LIST: %v, want private and default (no list):\n%s", names, out)
 	}
 
+	// The server itself refuses the write (libnbd's strict mode, which
+	// would refuse it on the client side, is off).
+	if out, code := asNobody(t, daemonEnv(), pythonLibnbd(t), "-c", pwriteScript, d.unixURI("private")); code != 0 || !strings.Contains(out, "refused errno EPERM") {
+		t.Errorf("nobody's write through a read-only grant: exit %d, want the server's EPERM:\n%s", code, out)
+	}
 	// update: read-write for nobody; a snapshot keeps the list.
 	d.mustCLI("volume", "update", "private", "--allow", "uid=65534:rw")
 	if out, code := nbdinfoAs(t, true, d.unixURI("private")); code != 0 || !strings.Contains(out, "is_read_only: false") {
 		t.Errorf("nobody's nbdinfo after --allow uid=65534:rw: exit %d:\n%s", code, out)
+	}
+	if out, code := asNobody(t, daemonEnv(), pythonLibnbd(t), "-c", pwriteScript, d.unixURI("private")); code != 0 || !strings.Contains(out, "wrote and read back") {
+		t.Errorf("nobody's write through a read-write grant: exit %d:\n%s", code, out)
 	}
 	d.mustCLI("volume", "snapshot", "private", "private-snap")
 	if s := d.volumeShow("private-snap"); len(s.Access) != 1 || s.Access[0] != "uid=65534:rw" {
@@ -278,4 +286,34 @@ func TestAClientCAWithoutTLSRequiredIsRefused(t *testing.T) {
 	pki := newCerttoolPKI(t)
 	serveRefused(t, "(--tls-client-ca) needs --tls-required", "--data-dir", filepath.Join(tooltest.ShortDir(t), "pool"),
 		"--tls-cert", pki.serverCert, "--tls-key", pki.serverKey, "--tls-client-ca", pki.caCert)
+}
+
+// pwriteScript writes a block through libnbd's Python bindings with the
+// client-side checks off, so the server's answer shows.
+const pwriteScript = `
+import errno, nbd, sys
+h = nbd.NBD()
+h.set_strict_mode(0)
+h.connect_uri(sys.argv[1])
+try:
+    h.pwrite(b"\x5a" * 4096, 0)
+except nbd.Error as e:
+    print("refused errno", errno.errorcode.get(e.errno, e.errno), e.string)
+    sys.exit(0)
+if h.pread(4096, 0) != b"\x5a" * 4096:
+    sys.exit("read back other data")
+print("wrote and read back")
+`
+
+// pythonLibnbd is a python3 that has libnbd's bindings (python3-libnbd
+// installs them for the system's python3).
+func pythonLibnbd(t *testing.T) string {
+	t.Helper()
+	for _, py := range []string{"/usr/bin/python3", "python3"} {
+		if p, err := exec.LookPath(py); err == nil && exec.Command(p, "-c", "import nbd").Run() == nil {
+			return p
+		}
+	}
+	t.Fatalf("no python3 with the nbd module: install %s", pkgPyLibnbd)
+	return ""
 }
