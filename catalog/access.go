@@ -50,12 +50,39 @@ type Grant struct {
 	ReadOnly bool
 }
 
+// String gives the grant in the syntax ParseGrant reads: KIND=VALUE:MODE.
 func (g Grant) String() string {
 	mode := "rw"
 	if g.ReadOnly {
 		mode = "ro"
 	}
-	return fmt.Sprintf("%s=%s (%s)", g.Kind, g.Value, mode)
+	return fmt.Sprintf("%s=%s:%s", g.Kind, g.Value, mode)
+}
+
+// ParseGrant reads a grant as the CLI and the control API take it:
+// KIND=VALUE, optionally followed by :rw (the default) or :ro, such as
+// cn=alice:rw, uid=1000:ro or uri=spiffe://example.org/backup. Only a
+// last ":ro" or ":rw" is a mode, so values may hold colons; a value that
+// itself ends in one needs the mode written out. The grant is validated.
+func ParseGrant(s string) (Grant, error) {
+	kind, value, ok := strings.Cut(s, "=")
+	if !ok {
+		return Grant{}, invalid("access", "grant %q: want KIND=VALUE[:ro|:rw], KIND one of cn, dns, uri, uid, gid", s)
+	}
+	k, err := ParseGrantKind(kind)
+	if err != nil {
+		return Grant{}, err
+	}
+	g := Grant{Kind: k, Value: value}
+	if v, ok := strings.CutSuffix(value, ":ro"); ok {
+		g.Value, g.ReadOnly = v, true
+	} else if v, ok := strings.CutSuffix(value, ":rw"); ok {
+		g.Value = v
+	}
+	if err := validGrant(g); err != nil {
+		return Grant{}, err
+	}
+	return g, nil
 }
 
 // Limits on an access list.

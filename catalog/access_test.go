@@ -86,3 +86,45 @@ func TestAccessRecordsDecodeStrictly(t *testing.T) {
 		t.Fatalf("the good record: %+v, %v", got, err)
 	}
 }
+
+func TestParseGrantReadsTheCLISyntaxAndStringWritesIt(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want Grant
+		out  string // String(), when it differs from in
+		err  string
+	}{
+		{in: "cn=alice:rw", want: Grant{Kind: GrantCN, Value: "alice"}},
+		{in: "uid=1000:ro", want: Grant{Kind: GrantUID, Value: "1000", ReadOnly: true}},
+		{in: "gid=27", want: Grant{Kind: GrantGID, Value: "27"}, out: "gid=27:rw"},
+		{in: "uri=spiffe://example.org/backup:ro", want: Grant{Kind: GrantURI, Value: "spiffe://example.org/backup", ReadOnly: true}},
+		{in: "uri=urn:x:rw:ro", want: Grant{Kind: GrantURI, Value: "urn:x:rw", ReadOnly: true}},
+		{in: "dns=h.example", want: Grant{Kind: GrantDNS, Value: "h.example"}, out: "dns=h.example:rw"},
+		{in: "alice", err: "want KIND=VALUE"},
+		{in: "user=alice", err: `kind "user"`},
+		{in: "uid=alice:ro", err: "want a decimal id"},
+		{in: "cn=:ro", err: "empty value"},
+	} {
+		g, err := ParseGrant(tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) || !errors.Is(err, ErrInvalid) {
+				t.Errorf("ParseGrant(%q) = %v, %v; want an ErrInvalid with %q", tc.in, g, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || g != tc.want {
+			t.Errorf("ParseGrant(%q) = %+v, %v; want %+v", tc.in, g, err, tc.want)
+			continue
+		}
+		out := tc.out
+		if out == "" {
+			out = tc.in
+		}
+		if g.String() != out {
+			t.Errorf("ParseGrant(%q).String() = %q, want %q", tc.in, g.String(), out)
+		}
+		if back, err := ParseGrant(g.String()); err != nil || back != g {
+			t.Errorf("ParseGrant(%q) = %+v, %v; want %+v back", g.String(), back, err, g)
+		}
+	}
+}

@@ -2,7 +2,9 @@ package daemon
 
 import (
 	"crypto/tls"
+	"errors"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -32,8 +34,17 @@ type Config struct {
 	DefaultVolume string // name of the volume made on first start; default "default"
 
 	// Listen holds NBD listen addresses: "unix:PATH", "tcp:HOST:PORT" or
-	// "HOST:PORT". Default: DIR/nbd.sock and 127.0.0.1:10809.
+	// "HOST:PORT". Default: DIR/nbd.sock only; TCP is served only when
+	// asked for (a TCP peer has no credentials to check).
 	Listen []string
+	// SocketMode and SocketGroup are the permissions of the unix sockets
+	// (NBD and control): default 0660 and the daemon's group. The daemon
+	// also checks each unix peer's credentials against them (sockets.go).
+	SocketMode  os.FileMode
+	SocketGroup string // a group name or id
+	// ControlGroup (a name or id) may change volumes through the control
+	// API, as root and the daemon's user may; others can only read.
+	ControlGroup string
 	// MetricsAddr serves /metrics; "" takes the default 127.0.0.1:9810,
 	// "off" disables it.
 	MetricsAddr string
@@ -42,7 +53,8 @@ type Config struct {
 	ControlSocket string
 
 	// TLS for NBD: nil disables STARTTLS. TLSRequired refuses clients
-	// that do not start TLS.
+	// that do not start TLS. Client certificates (TLS.ClientCAs) need
+	// TLSRequired (checkTLS).
 	TLS         *tls.Config
 	TLSRequired bool
 
@@ -62,7 +74,7 @@ const (
 	DefaultBlockSize    = 64 << 10
 	DefaultVolumeSize   = 16 << 30
 	DefaultVolumeName   = "default"
-	DefaultNBDAddr      = "127.0.0.1:10809"
+	DefaultSocketMode   = 0o660
 	DefaultMetricsAddr  = "127.0.0.1:9810"
 )
 
@@ -86,7 +98,10 @@ func (c *Config) setDefaults() {
 		c.DefaultVolume = DefaultVolumeName
 	}
 	if c.Listen == nil {
-		c.Listen = []string{"unix:" + filepath.Join(c.DataDir, "nbd.sock"), "tcp:" + DefaultNBDAddr}
+		c.Listen = []string{"unix:" + filepath.Join(c.DataDir, "nbd.sock")}
+	}
+	if c.SocketMode == 0 {
+		c.SocketMode = DefaultSocketMode
 	}
 	if c.MetricsAddr == "" {
 		c.MetricsAddr = DefaultMetricsAddr
@@ -109,4 +124,24 @@ func (c *Config) setDefaults() {
 	if c.Engine.Logger == nil {
 		c.Engine.Logger = c.Logger
 	}
+}
+
+// ErrClientCAWithoutTLSRequired refuses client-certificate authentication
+// that a client could bypass by never starting TLS.
+var ErrClientCAWithoutTLSRequired = errors.New("a client CA (--tls-client-ca) needs --tls-required: without it, a client that never starts TLS is served with no certificate at all")
+
+// checkTLS checks the TLS settings against each other.
+func checkTLS(c *Config) error {
+	if c.TLS != nil && c.TLS.ClientCAs != nil && !c.TLSRequired {
+		return ErrClientCAWithoutTLSRequired
+	}
+	// Access lists trust a client certificate's names only once it is
+	// verified against ClientCAs.
+	if c.TLS != nil && c.TLS.ClientCAs == nil && (c.TLS.ClientAuth == tls.RequestClientCert || c.TLS.ClientAuth == tls.RequireAnyClientCert) {
+		return errors.New("TLS asks for client certificates without ClientCAs to verify them against")
+	}
+	if c.TLSRequired && c.TLS == nil {
+		return errors.New("TLS required but no TLS configuration (--tls-cert, --tls-key)")
+	}
+	return nil
 }

@@ -7,15 +7,16 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"time"
 
 	"github.com/thind-storage/thind/catalog"
 	"github.com/thind-storage/thind/thinpool"
 )
 
-// The control API: HTTP and JSON on a unix socket (mode 0600), so the CLI
-// and `curl --unix-socket` both work.
+// The control API: HTTP and JSON on a unix socket, so the CLI and `curl
+// --unix-socket` both work. Whoever the socket policy lets connect may
+// read; changes need root, the daemon's user or the control group
+// (controlauth.go).
 //
 //	GET    /v1/pool                       pool status
 //	GET    /v1/volumes[?label=k=v...]     list volumes
@@ -24,23 +25,26 @@ import (
 //	DELETE /v1/volumes/{name}             delete
 //	POST   /v1/volumes/{name}/snapshot    snapshot {name, labels, ...}
 //	POST   /v1/volumes/{name}/resize      resize {size, allow_shrink}
-//	PATCH  /v1/volumes/{name}             labels, description, export settings
+//	PATCH  /v1/volumes/{name}             labels, description, export settings, access list
 
 // VolumeJSON is a volume on the wire.
 type VolumeJSON struct {
-	Name         string            `json:"name"`
-	DevID        uint64            `json:"dev_id"`
-	Size         uint64            `json:"size"`
-	Created      time.Time         `json:"created"`
-	Origin       string            `json:"origin,omitempty"`
-	OriginDevID  *uint64           `json:"origin_dev_id,omitempty"`
-	Labels       map[string]string `json:"labels,omitempty"`
-	Description  string            `json:"description,omitempty"`
-	ReadOnly     bool              `json:"read_only"`
-	RequireTLS   bool              `json:"require_tls"`
-	MappedBlocks uint64            `json:"mapped_blocks"`
-	MappedBytes  uint64            `json:"mapped_bytes"`
-	Connections  int               `json:"connections"`
+	Name        string            `json:"name"`
+	DevID       uint64            `json:"dev_id"`
+	Size        uint64            `json:"size"`
+	Created     time.Time         `json:"created"`
+	Origin      string            `json:"origin,omitempty"`
+	OriginDevID *uint64           `json:"origin_dev_id,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Description string            `json:"description,omitempty"`
+	ReadOnly    bool              `json:"read_only"`
+	RequireTLS  bool              `json:"require_tls"`
+	// Access is the access list, grants as ParseGrant reads them
+	// ("cn=alice:rw", "uid=1000:ro"); none: whoever reaches the sockets.
+	Access       []string `json:"access,omitempty"`
+	MappedBlocks uint64   `json:"mapped_blocks"`
+	MappedBytes  uint64   `json:"mapped_bytes"`
+	Connections  int      `json:"connections"`
 }
 
 // VolumeRequest creates, snapshots, resizes or updates a volume.
@@ -51,6 +55,9 @@ type VolumeRequest struct {
 	Description *string            `json:"description,omitempty"`
 	ReadOnly    *bool              `json:"read_only,omitempty"`
 	RequireTLS  *bool              `json:"require_tls,omitempty"`
+	// Access sets the access list (an empty list removes it). A snapshot
+	// without one keeps its origin's.
+	Access *[]string `json:"access,omitempty"`
 	// AllowShrink lets a resize make the volume smaller, dropping the
 	// data past the new end.
 	AllowShrink bool `json:"allow_shrink,omitempty"`
@@ -67,6 +74,9 @@ func toJSON(v Volume) VolumeJSON {
 		Description: v.Description, ReadOnly: v.Export.ReadOnly, RequireTLS: v.Export.RequireTLS,
 		MappedBlocks: v.MappedBlocks, MappedBytes: v.MappedBytes, Connections: v.Connections,
 	}
+	for _, g := range v.Export.Access {
+		j.Access = append(j.Access, g.String())
+	}
 	if v.Origin != nil {
 		j.Origin = v.Origin.Name
 		id := v.Origin.DevID
@@ -75,7 +85,7 @@ func toJSON(v Volume) VolumeJSON {
 	return j
 }
 
-func (r *VolumeRequest) spec() catalog.Spec {
+func (r *VolumeRequest) spec() (catalog.Spec, error) {
 	s := catalog.Spec{Name: r.Name, Size: r.Size}
 	if r.Labels != nil {
 		s.Labels = *r.Labels
@@ -89,7 +99,24 @@ func (r *VolumeRequest) spec() catalog.Spec {
 	if r.RequireTLS != nil {
 		s.Export.RequireTLS = *r.RequireTLS
 	}
-	return s
+	var err error
+	if r.Access != nil {
+		s.Export.Access, err = parseGrants(*r.Access)
+	}
+	return s, err
+}
+
+// parseGrants reads an access list; an empty one is none.
+func parseGrants(in []string) ([]catalog.Grant, error) {
+	var out []catalog.Grant
+	for _, s := range in {
+		g, err := catalog.ParseGrant(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, g)
+	}
+	return out, nil
 }
 
 func (d *Daemon) controlHandler() http.Handler {
@@ -123,7 +150,12 @@ func (d *Daemon) controlHandler() http.Handler {
 		if !decode(w, r, &req) {
 			return
 		}
-		if _, err := d.CreateVolume(r.Context(), req.spec()); err != nil {
+		spec, err := req.spec()
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		if _, err := d.CreateVolume(r.Context(), spec); err != nil {
 			fail(w, err)
 			return
 		}
@@ -144,7 +176,12 @@ func (d *Daemon) controlHandler() http.Handler {
 		if !decode(w, r, &req) {
 			return
 		}
-		if _, err := d.SnapshotVolume(r.Context(), r.PathValue("name"), req.spec()); err != nil {
+		spec, err := req.spec()
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		if _, err := d.SnapshotVolume(r.Context(), r.PathValue("name"), spec, req.Access != nil); err != nil {
 			fail(w, err)
 			return
 		}
@@ -171,7 +208,7 @@ func (d *Daemon) controlHandler() http.Handler {
 			return
 		}
 		u := catalog.Update{Labels: req.Labels, Description: req.Description}
-		if req.ReadOnly != nil || req.RequireTLS != nil {
+		if req.ReadOnly != nil || req.RequireTLS != nil || req.Access != nil {
 			v, err := d.cat.Get(r.Context(), r.PathValue("name"))
 			if err != nil {
 				fail(w, err)
@@ -183,6 +220,12 @@ func (d *Daemon) controlHandler() http.Handler {
 			}
 			if req.RequireTLS != nil {
 				e.RequireTLS = *req.RequireTLS
+			}
+			if req.Access != nil {
+				if e.Access, err = parseGrants(*req.Access); err != nil {
+					fail(w, err)
+					return
+				}
 			}
 			u.Export = &e
 		}
@@ -238,6 +281,8 @@ func reply(w http.ResponseWriter, code int, v any) {
 func fail(w http.ResponseWriter, err error) {
 	code := http.StatusInternalServerError
 	switch {
+	case errors.Is(err, errForbidden):
+		code = http.StatusForbidden
 	case errors.Is(err, catalog.ErrNotFound):
 		code = http.StatusNotFound
 	case errors.Is(err, catalog.ErrExists), errors.Is(err, ErrBusy), errors.Is(err, thinpool.ErrBusy), errors.Is(err, ErrShrink):
@@ -260,12 +305,16 @@ func (d *Daemon) startControl(errc chan<- error) error {
 	if err != nil {
 		return fmt.Errorf("control socket: %w", err)
 	}
-	if err := os.Chmod(d.cfg.ControlSocket, 0o600); err != nil {
+	d.sockFiles = append(d.sockFiles, d.cfg.ControlSocket)
+	if err := d.policy.apply(d.cfg.ControlSocket); err != nil {
 		l.Close()
 		return err
 	}
-	d.sockets = append(d.sockets, d.cfg.ControlSocket)
-	d.control = &http.Server{Handler: d.controlHandler(), ReadHeaderTimeout: 10 * time.Second}
+	d.control = &http.Server{
+		Handler:           d.policy.guard(d.controlHandler()),
+		ReadHeaderTimeout: 10 * time.Second,
+		ConnContext:       withControlPeer,
+	}
 	go func() {
 		if err := d.control.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("control: %w", err)

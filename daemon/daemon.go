@@ -35,7 +35,8 @@ type Daemon struct {
 	listeners []net.Listener
 	control   *http.Server
 	metrics   *http.Server
-	sockets   []string // unix sockets to remove at exit
+	policy    *socketPolicy
+	sockFiles []string // unix sockets to remove at exit
 }
 
 // New opens (creating on first start) the pool in cfg.DataDir, reconciles
@@ -57,6 +58,12 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 // closes whatever was opened.
 func (d *Daemon) open(ctx context.Context) error {
 	var err error
+	if err := checkTLS(&d.cfg); err != nil {
+		return err
+	}
+	if d.policy, err = newSocketPolicy(&d.cfg); err != nil {
+		return err
+	}
 	if d.owner, err = claimPool(&d.cfg); err != nil {
 		return err
 	}
@@ -89,7 +96,9 @@ func (d *Daemon) open(ctx context.Context) error {
 	if err := d.reconcile(ctx); err != nil {
 		return err
 	}
-	if d.nbd, err = nbd.NewServer(exports{d}, nbdOptions(&d.cfg)); err != nil {
+	opts := nbdOptions(&d.cfg)
+	opts.AcceptPeer = d.policy.acceptPeer
+	if d.nbd, err = nbd.NewServer(exports{d}, opts); err != nil {
 		return err
 	}
 	return nil
@@ -235,7 +244,14 @@ func (d *Daemon) listen(addr string) (net.Listener, error) {
 		return nil, fmt.Errorf("listen %s: %w", addr, err)
 	}
 	if network == "unix" {
-		d.sockets = append(d.sockets, where)
+		d.sockFiles = append(d.sockFiles, where)
+		if err := d.policy.apply(where); err != nil {
+			l.Close()
+			return nil, err
+		}
+	} else if !d.cfg.TLSRequired && !loopback(where) {
+		d.log.Warn("serving NBD on a non-loopback address without --tls-required: anyone who can reach it can open every volume without an access list, in plain text",
+			"addr", l.Addr().String())
 	}
 	d.listeners = append(d.listeners, l)
 	return l, nil
@@ -280,12 +296,26 @@ func (d *Daemon) close() error {
 		errs = append(errs, d.cat.Close())
 		d.cat = nil
 	}
-	for _, s := range d.sockets {
+	for _, s := range d.sockFiles {
 		os.Remove(s)
 	}
-	d.sockets = nil
+	d.sockFiles = nil
 	// The locks go last, once nothing of the pool is open.
 	errs = append(errs, d.owner.release(d.startFailed))
 	d.owner = nil
 	return errors.Join(errs...)
+}
+
+// loopback reports whether a TCP listen address is on a loopback
+// interface only. An empty host (all interfaces) is not.
+func loopback(hostPort string) bool {
+	host, _, err := net.SplitHostPort(hostPort)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -251,3 +251,52 @@ func TestServesAPoolLinuxWrote(t *testing.T) {
 		}
 	}
 }
+
+func TestControlAPIAccessLists(t *testing.T) {
+	r := start(t, smallConfig(t))
+	var v daemon.VolumeJSON
+	if code := r.call("POST", "/v1/volumes", `{"name":"a","size":1048576,"access":["uid=1000:ro","cn=alice"]}`, &v); code != 201 ||
+		strings.Join(v.Access, " ") != "cn=alice:rw uid=1000:ro" {
+		t.Fatalf("create with an access list: %d %q, want the grants in canonical order", code, v.Access)
+	}
+	var e daemon.ErrorJSON
+	for _, c := range []struct {
+		method, path, body string
+		code               int
+		want               string
+	}{
+		{"POST", "/v1/volumes", `{"name":"b","size":1048576,"access":["user=x"]}`, 400, `kind "user"`},
+		{"PATCH", "/v1/volumes/a", `{"access":["uid=x"]}`, 400, "want a decimal id"},
+		{"PATCH", "/v1/volumes/a", `{"access":["cn=x","cn=x:ro"]}`, 400, "granted twice"},
+		{"PATCH", "/v1/volumes/nope", `{"access":[]}`, 404, "no such volume"},
+		{"POST", "/v1/volumes/a/snapshot", `{"name":"s","access":["gid=-1"]}`, 400, "want a decimal id"},
+	} {
+		if code := r.call(c.method, c.path, c.body, &e); code != c.code || !strings.Contains(e.Error, c.want) {
+			t.Errorf("%s %s %s: %d %q, want %d with %q", c.method, c.path, c.body, code, e.Error, c.code, c.want)
+		}
+	}
+	// A snapshot keeps its origin's list, or takes its own. (A fresh v
+	// each time: an absent "access" leaves a decoded one as it was.)
+	if code := r.call("POST", "/v1/volumes/a/snapshot", `{"name":"a-snap"}`, fresh(&v)); code != 201 || strings.Join(v.Access, " ") != "cn=alice:rw uid=1000:ro" {
+		t.Errorf("snapshot: %d %q, want the origin's list", code, v.Access)
+	}
+	if code := r.call("POST", "/v1/volumes/a/snapshot", `{"name":"a-open","access":[]}`, fresh(&v)); code != 201 || len(v.Access) != 0 {
+		t.Errorf("snapshot with an empty list: %d %q, want none", code, v.Access)
+	}
+	// PATCH replaces the list and leaves the other settings; [] removes it.
+	if code := r.call("PATCH", "/v1/volumes/a", `{"read_only":true}`, fresh(&v)); code != 200 || len(v.Access) != 2 || !v.ReadOnly {
+		t.Errorf("PATCH read_only: %d %+v, want the list kept", code, v)
+	}
+	if code := r.call("PATCH", "/v1/volumes/a", `{"access":["gid=27"]}`, fresh(&v)); code != 200 || strings.Join(v.Access, " ") != "gid=27:rw" || !v.ReadOnly {
+		t.Errorf("PATCH access: %d %+v", code, v)
+	}
+	if code := r.call("PATCH", "/v1/volumes/a", `{"access":[]}`, fresh(&v)); code != 200 || len(v.Access) != 0 {
+		t.Errorf("PATCH access []: %d %+v, want no list", code, v)
+	}
+}
+
+// fresh zeroes v for a new answer to decode into.
+func fresh(v *daemon.VolumeJSON) *daemon.VolumeJSON {
+	*v = daemon.VolumeJSON{}
+	return v
+}

@@ -3,4 +3,8 @@
 // server exporting them, the control API and the metrics endpoint. It is
 // the only package that sees them all; it adapts a thin device to
 // nbd.Backend, so nbd and thinpool never meet.
+//
+// It also decides who gets in (docs/access.md): the unix sockets' mode,
+// group and peer check (sockets.go), the control API's rule for changes
+// (controlauth.go), and the volumes' access lists (access.go).
 package daemon

@@ -53,10 +53,14 @@ func (e exports) ListExports(ctx context.Context) ([]nbd.ExportSummary, error) {
 	if err != nil {
 		return nil, err
 	}
+	peer := nbd.PeerFromContext(ctx)
 	out := make([]nbd.ExportSummary, 0, len(vols))
 	for _, v := range vols {
 		if v.Size == 0 {
 			continue // adopted, not sized yet: nothing to serve
+		}
+		if ok, _ := admit(v.Export, peer); !ok {
+			continue // a client does not learn of volumes it may not open
 		}
 		out = append(out, nbd.ExportSummary{Name: v.Name, Description: describe(v), TLSRequired: v.Export.RequireTLS})
 	}
@@ -85,6 +89,12 @@ func (e exports) LookupExport(ctx context.Context, name string) (*nbd.Export, er
 	if err != nil {
 		return nil, err
 	}
+	peer := nbd.PeerFromContext(ctx)
+	ok, readOnly := admit(v.Export, peer)
+	if !ok {
+		d.log.Info("NBD client refused by the volume's access list", append([]any{"volume", v.Name}, peerAttrs(peer)...)...)
+		return nil, fmt.Errorf("%w: no grant of its access list names this client", nbd.ErrAccessDenied)
+	}
 	th, release, err := d.acquire(v)
 	if err != nil {
 		return nil, err
@@ -92,8 +102,8 @@ func (e exports) LookupExport(ctx context.Context, name string) (*nbd.Export, er
 	return &nbd.Export{
 		Name:        v.Name,
 		Description: describe(v),
-		Backend:     &thinBackend{th: th, readOnly: v.Export.ReadOnly},
-		ReadOnly:    v.Export.ReadOnly,
+		Backend:     &thinBackend{th: th, readOnly: readOnly},
+		ReadOnly:    readOnly,
 		TLSRequired: v.Export.RequireTLS,
 		Release:     release,
 	}, nil

@@ -22,10 +22,23 @@ func (d *Daemon) CreateVolume(ctx context.Context, spec catalog.Spec) (catalog.V
 }
 
 // SnapshotVolume snapshots origin (live: its writes are quiesced for the
-// moment it takes) into a new volume.
-func (d *Daemon) SnapshotVolume(ctx context.Context, origin string, spec catalog.Spec) (catalog.Volume, error) {
+// moment it takes) into a new volume. Unless ownAccess, the snapshot
+// keeps the origin's access list: a copy of a volume's data is no less
+// private than the volume.
+func (d *Daemon) SnapshotVolume(ctx context.Context, origin string, spec catalog.Spec, ownAccess bool) (catalog.Volume, error) {
 	d.opMu.Lock()
 	defer d.opMu.Unlock()
+	if !ownAccess {
+		// opMu keeps the origin as read here until the snapshot is
+		// taken; a missing origin is the catalog's to report.
+		o, err := d.cat.Get(ctx, origin)
+		switch {
+		case err == nil:
+			spec.Export.Access = o.Export.Access
+		case !errors.Is(err, catalog.ErrNotFound):
+			return catalog.Volume{}, fmt.Errorf("snapshot of %q: %w", origin, err)
+		}
+	}
 	var v catalog.Volume
 	err := d.withPool(ctx, func(p *catalogPool) error {
 		var err error

@@ -69,10 +69,20 @@ var ErrAccessDenied = errors.New("nbd: access denied")
 
 // peerOf builds the peer of an accepted connection.
 func peerOf(nc net.Conn) (*Peer, error) {
-	p := &Peer{Addr: nc.RemoteAddr()}
+	cred, err := UnixPeerCred(nc)
+	if err != nil {
+		return nil, err
+	}
+	return &Peer{Addr: nc.RemoteAddr(), Cred: cred}, nil
+}
+
+// UnixPeerCred reads a unix-socket connection's peer credentials and
+// groups; nil for any other connection. The daemon's control API checks
+// its peers with it too.
+func UnixPeerCred(nc net.Conn) (*UnixCred, error) {
 	uc, ok := nc.(*net.UnixConn)
 	if !ok {
-		return p, nil
+		return nil, nil
 	}
 	raw, err := uc.SyscallConn()
 	if err != nil {
@@ -93,8 +103,7 @@ func peerOf(nc net.Conn) (*Peer, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.Cred = &UnixCred{PID: cred.Pid, UID: cred.Uid, GID: cred.Gid, Groups: groups}
-	return p, nil
+	return &UnixCred{PID: cred.Pid, UID: cred.Uid, GID: cred.Gid, Groups: groups}, nil
 }
 
 // peerGroups reads SO_PEERGROUPS (Linux 4.13): the supplementary groups

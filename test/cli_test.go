@@ -46,6 +46,13 @@ func TestCLIErrorsAreOneClearLine(t *testing.T) {
 		{"a snapshot over an existing name", []string{"volume", "snapshot", "vol", "busy"}, "volume already exists"},
 		{"delete of a connected volume", []string{"volume", "delete", "busy"}, "busy: volume is in use (1 NBD connections)"},
 		{"shrink of a connected volume", []string{"volume", "resize", "busy", "--size", "64K", "--allow-shrink"}, "busy: volume is in use: disconnect it before shrinking"},
+		{"a grant of an unknown kind", []string{"volume", "create", "y", "--size", "1M", "--allow", "user=alice"}, `kind "user": want cn, dns, uri, uid or gid`},
+		{"a grant without a value", []string{"volume", "create", "y", "--size", "1M", "--allow", "alice"}, `grant "alice": want KIND=VALUE[:ro|:rw]`},
+		{"a uid grant that is a name", []string{"volume", "update", "vol", "--allow", "uid=root"}, `uid="root": want a decimal id`},
+		{"a grant given twice", []string{"volume", "update", "vol", "--allow", "cn=a:ro", "--allow", "cn=a:rw"}, "cn=a is granted twice"},
+		{"an update with nothing to change", []string{"volume", "update", "vol"}, "nothing to change"},
+		{"an update both open and allowed", []string{"volume", "update", "vol", "--open", "--allow", "cn=a"}, "--open and --allow contradict each other"},
+		{"an update of an unknown volume", []string{"volume", "update", "nope", "--open"}, `volume "nope": no such volume`},
 		{"a shrink without --allow-shrink", []string{"volume", "resize", "vol", "--size", "512"}, "volume vol: 1M to 512 bytes: shrinking drops the data past the new end; pass --allow-shrink"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -61,6 +68,10 @@ func TestCLIErrorsAreOneClearLine(t *testing.T) {
 		{"--commit-interval", "-1s", "--commit-interval -1s: want a positive duration"},
 		{"--commit-interval", "soon", `invalid argument "soon" for "--commit-interval" flag`},
 		{"--no-space-timeout", "0", "--no-space-timeout 0s: want a positive duration"},
+		{"--socket-mode", "999", `--socket-mode "999": want octal permission bits`},
+		{"--socket-mode", "0", "--socket-mode 0 would let nobody but root in"},
+		{"--socket-group", "no-such-group", "socket group: group: unknown group no-such-group"},
+		{"--control-group", "nogroup", "control group nogroup (gid 65534) cannot connect to the control socket"},
 	} {
 		t.Run("serve "+tc.flag+" "+tc.value, func(t *testing.T) {
 			args := []string{"serve", "--data-dir", t.TempDir(), tc.flag, tc.value}

@@ -48,6 +48,11 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	// The access tests run the CLI as another user.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	thindBin = filepath.Join(dir, "thind")
 	args := []string{"build", "-o", thindBin}
 	if raceEnabled {

@@ -59,6 +59,17 @@ const (
 	nbdFlagReadOnly = 1 << 1
 )
 
+// optionError is the server's error reply to NBD_OPT_GO.
+type optionError struct {
+	Reply uint32 // NBD_REP_ERR_*
+	Msg   string
+}
+
+func (e *optionError) Error() string { return fmt.Sprintf("option error %#x: %s", e.Reply, e.Msg) }
+
+// nbdRepErrPolicy is NBD_REP_ERR_POLICY, "forbidden by server policy".
+const nbdRepErrPolicy = 1<<31 | 2
+
 // dialNBD connects to network/addr and opens export name.
 func dialNBD(network, addr, name string) (*nbdClient, error) {
 	nc, err := net.DialTimeout(network, addr, 10*time.Second)
@@ -117,7 +128,7 @@ func (c *nbdClient) handshake(br *bufio.Reader, name string) error {
 			}
 			return nil
 		case typ&(1<<31) != 0:
-			return fmt.Errorf("option error %#x: %s", typ, p)
+			return &optionError{Reply: typ, Msg: string(p)}
 		case typ == nbdRepInfo && len(p) == 12 && binary.BigEndian.Uint16(p) == nbdInfoExprt:
 			c.size = binary.BigEndian.Uint64(p[2:])
 			c.flags = binary.BigEndian.Uint16(p[10:])

@@ -19,13 +19,12 @@ import (
 
 // TestTheREADMEsCommandsWorkInAFreshClone clones the repository and runs
 // README.md's set-up command exactly as written, `go run ./cmd/thind
-// serve`, on its defaults (./thind-data, NBD on thind-data/nbd.sock and
-// 127.0.0.1:10809, metrics on 127.0.0.1:9810), then README.md's nbdinfo
-// command from the same directory. The daemon runs in a network
-// namespace of its own, so the default ports are free whatever else runs
-// on this machine (another thind, another test); where namespaces are
-// not allowed it runs in the host's, and the test fails at once if a
-// port is taken.
+// serve`, on its defaults (./thind-data, NBD on thind-data/nbd.sock only,
+// metrics on 127.0.0.1:9810), then README.md's nbdinfo command from the
+// same directory. The daemon runs in a network namespace of its own, so
+// the metrics port is free whatever else runs on this machine (another
+// thind, another test); where namespaces are not allowed it runs in the
+// host's, and the test fails at once if the port is taken.
 func TestTheREADMEsCommandsWorkInAFreshClone(t *testing.T) {
 	readme, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
 	if err != nil {
@@ -73,7 +72,7 @@ func TestTheREADMEsCommandsWorkInAFreshClone(t *testing.T) {
 	}
 	if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EINVAL) {
 		t.Logf("no network namespace (%v): serving on the host's loopback", err)
-		for _, addr := range []string{"127.0.0.1:10809", "127.0.0.1:9810"} {
+		for _, addr := range []string{"127.0.0.1:9810"} {
 			l, err := net.Listen("tcp", addr)
 			if err != nil {
 				t.Fatalf("README's default address %s is taken (%v): stop whatever uses it", addr, err)
@@ -156,6 +155,17 @@ func TestTheREADMEsCommandsWorkInAFreshClone(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(clone, "thind-data", f)); err != nil {
 			t.Errorf("thind-data/%s: %v", f, err)
 		}
+	}
+	// The defaults serve NBD on the unix socket and nothing else.
+	log, _ := os.ReadFile(logPath)
+	var listeners []string
+	for _, l := range strings.Split(string(log), "\n") {
+		if strings.Contains(l, `msg="serving NBD"`) {
+			listeners = append(listeners, l)
+		}
+	}
+	if len(listeners) != 1 || !strings.Contains(listeners[0], "addr=thind-data/nbd.sock") {
+		t.Errorf("on its defaults thind serves NBD on %q, want thind-data/nbd.sock only", listeners)
 	}
 }
 

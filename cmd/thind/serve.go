@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -23,16 +24,25 @@ func newServeCommand() *cobra.Command {
 	var dataSize, metaSize, blockSize, defaultSize, cacheSize uint64
 	dataSizeF, metaSizeF, blockSizeF := &sizeFlag{v: &dataSize}, &sizeFlag{v: &metaSize}, &sizeFlag{v: &blockSize}
 	defaultSizeF, cacheF := &sizeFlag{v: &defaultSize}, &sizeFlag{v: &cacheSize}
-	var tlsCert, tlsKey, tlsCA, logLevel, logFormat string
+	var tlsCert, tlsKey, tlsCA, logLevel, logFormat, socketMode string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the daemon: serve the pool's volumes over NBD",
 		Long: `Run thind on the pool in --data-dir (default ./thind-data). On first start it
 creates the pool: DIR/metadata and DIR/data (sparse files), DIR/catalog/ and a
-volume named "default". Volumes are served over NBD on DIR/nbd.sock and
-127.0.0.1:10809, metrics on http://127.0.0.1:9810/metrics, and the control API
-on DIR/control.sock. SIGTERM or SIGINT: stop accepting, finish the requests in
-flight, commit, exit 0.`,
+volume named "default". Volumes are served over NBD on DIR/nbd.sock, metrics on
+http://127.0.0.1:9810/metrics, and the control API on DIR/control.sock.
+SIGTERM or SIGINT: stop accepting, finish the requests in flight, commit, exit 0.
+
+Access: the unix sockets get --socket-mode (0660) and --socket-group (the
+daemon's group), and each unix client's credentials are checked against them
+too; through the control socket, everyone let in may read, and only root, the
+daemon's user and --control-group may change volumes. TCP is served only with
+--listen HOST:PORT (a warning is logged for an address other than loopback
+without --tls-required). --tls-client-ca needs --tls-required, and thind
+refuses to start without it: a client that skipped TLS would show no
+certificate. A volume's access list (thind volume create/update --allow)
+limits who may open it; without one, whoever reaches a listener may.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg.DataDir = dataDir(cmd)
@@ -52,6 +62,14 @@ flight, commit, exit 0.`,
 				return err
 			}
 			cfg.Logger = logger
+			mode, err := strconv.ParseUint(socketMode, 8, 32)
+			if err != nil || mode&^0o777 != 0 {
+				return fmt.Errorf("--socket-mode %q: want octal permission bits, such as 0660", socketMode)
+			}
+			cfg.SocketMode = os.FileMode(mode)
+			if mode == 0 {
+				return errors.New("--socket-mode 0 would let nobody but root in")
+			}
 			if tlsCert != "" || tlsKey != "" {
 				if cfg.TLS, err = loadTLS(tlsCert, tlsKey, tlsCA); err != nil {
 					return err
@@ -75,14 +93,17 @@ flight, commit, exit 0.`,
 	f.Var(blockSizeF, "block-size", "data block size, a multiple of 64K up to 1G; default 64K")
 	f.BoolVar(&cfg.Adopt, "adopt", false, "use devices whose pool identity is not this catalog's (restored or repaired metadata, a moved pool): both get a new identity")
 	f.Var(defaultSizeF, "default-size", "size of the volume \"default\" made on first start; default 16G")
-	f.StringArrayVar(&cfg.Listen, "listen", nil, "NBD listen address, repeatable: unix:PATH or HOST:PORT (default: DIR/nbd.sock and 127.0.0.1:10809)")
+	f.StringArrayVar(&cfg.Listen, "listen", nil, "NBD listen address, repeatable: unix:PATH or HOST:PORT (default: DIR/nbd.sock only; TCP only when given)")
+	f.StringVar(&socketMode, "socket-mode", "0660", "permissions of the unix sockets (NBD and control), octal; unix clients are checked against them")
+	f.StringVar(&cfg.SocketGroup, "socket-group", "", "group (name or id) of the unix sockets (default: the daemon's group)")
+	f.StringVar(&cfg.ControlGroup, "control-group", "", "group (name or id) that may change volumes through the control API, besides root and the daemon's user")
 	f.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics (default 127.0.0.1:9810; \"off\" disables)")
 	f.StringVar(&cfg.ControlSocket, "control-socket", "", "control API unix socket (default DIR/control.sock)")
 	f.StringVar(&cfg.DataDevice, "data-device", "", "data file or block device (default DIR/data)")
 	f.StringVar(&cfg.MetadataDevice, "metadata-device", "", "metadata file or block device (default DIR/metadata)")
 	f.StringVar(&tlsCert, "tls-cert", "", "PEM certificate for NBD STARTTLS")
 	f.StringVar(&tlsKey, "tls-key", "", "PEM key for --tls-cert")
-	f.StringVar(&tlsCA, "tls-client-ca", "", "PEM CA bundle: require client certificates signed by it")
+	f.StringVar(&tlsCA, "tls-client-ca", "", "PEM CA bundle: require client certificates signed by it (needs --tls-required)")
 	f.BoolVar(&cfg.TLSRequired, "tls-required", false, "refuse NBD clients that do not start TLS")
 	f.BoolVar(&cfg.Engine.SkipBlockZeroing, "skip-block-zeroing", false, "do not zero the rest of a newly provisioned block (faster; old data may show if passdown is off)")
 	f.BoolVar(&cfg.Engine.NoDiscardPassdown, "no-discard-passdown", false, "keep freed blocks allocated in the data file instead of punching holes")

@@ -18,7 +18,7 @@ func newVolumeCommand() *cobra.Command {
 		Use:   "volume",
 		Short: "Create, snapshot, resize, delete and list volumes of a running daemon",
 	})
-	vol.AddCommand(newVolumeCreate(), newVolumeSnapshot(), newVolumeDelete(), newVolumeResize(), newVolumeList(), newVolumeShow())
+	vol.AddCommand(newVolumeCreate(), newVolumeSnapshot(), newVolumeUpdate(), newVolumeDelete(), newVolumeResize(), newVolumeList(), newVolumeShow())
 	return vol
 }
 
@@ -60,6 +60,7 @@ func newVolumeCreate() *cobra.Command {
 			}
 			req := daemon.VolumeRequest{Name: args[0], Size: size, Labels: labels}
 			setOptional(cmd, &req, desc, readOnly, requireTLS)
+			setAccess(cmd, &req)
 			var v daemon.VolumeJSON
 			if err := newControl(cmd).call(cmd.Context(), "POST", "/v1/volumes", req, &v); err != nil {
 				return err
@@ -74,7 +75,23 @@ func newVolumeCreate() *cobra.Command {
 	cmd.Flags().StringVar(&desc, "description", "", "free text shown by NBD LIST and INFO")
 	cmd.Flags().BoolVar(&readOnly, "read-only", false, "export it read-only")
 	cmd.Flags().BoolVar(&requireTLS, "require-tls", false, "serve it only over TLS")
+	allowFlag(cmd)
 	return cmd
+}
+
+// allowHelp describes --allow wherever it is taken.
+const allowHelp = "grant KIND=VALUE[:rw|:ro] (cn, dns, uri of a TLS client certificate; uid, gid of a unix client), repeatable; with any, only the granted clients may open the volume"
+
+func allowFlag(cmd *cobra.Command) {
+	cmd.Flags().StringArray("allow", nil, allowHelp)
+}
+
+// setAccess puts --allow into the request when it was given.
+func setAccess(cmd *cobra.Command, req *daemon.VolumeRequest) {
+	if cmd.Flags().Changed("allow") {
+		grants, _ := cmd.Flags().GetStringArray("allow")
+		req.Access = &grants
+	}
 }
 
 func labelsOf(cmd *cobra.Command) *[]string {
@@ -108,6 +125,7 @@ func newVolumeSnapshot() *cobra.Command {
 			}
 			req := daemon.VolumeRequest{Name: args[1], Labels: labels}
 			setOptional(cmd, &req, desc, readOnly, requireTLS)
+			setAccess(cmd, &req)
 			var v daemon.VolumeJSON
 			if err := newControl(cmd).call(cmd.Context(), "POST", "/v1/volumes/"+url.PathEscape(args[0])+"/snapshot", req, &v); err != nil {
 				return err
@@ -121,6 +139,64 @@ func newVolumeSnapshot() *cobra.Command {
 	cmd.Flags().StringVar(&desc, "description", "", "free text shown by NBD LIST and INFO")
 	cmd.Flags().BoolVar(&readOnly, "read-only", false, "export it read-only")
 	cmd.Flags().BoolVar(&requireTLS, "require-tls", false, "serve it only over TLS")
+	allowFlag(cmd)
+	return cmd
+}
+
+func newVolumeUpdate() *cobra.Command {
+	var desc string
+	var readOnly, requireTLS, openAccess bool
+	cmd := &cobra.Command{
+		Use:   "update NAME [--allow GRANT]... [--open] [--label K=V]... [--description D] [--read-only] [--require-tls]",
+		Short: "Change a volume's access list, labels, description or export settings (for new connections)",
+		Long: `Change a volume's settings; what is not given stays. --allow replaces the access
+list with the grants given; --open removes it, letting every client that reaches
+the daemon's listeners open the volume. --label replaces all labels. Clients
+already connected keep what they were given; the settings apply to new
+connections.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var req daemon.VolumeRequest
+			setOptional(cmd, &req, desc, readOnly, requireTLS)
+			setAccess(cmd, &req)
+			if openAccess {
+				if req.Access != nil {
+					return fmt.Errorf("--open and --allow contradict each other")
+				}
+				req.Access = &[]string{}
+			}
+			if cmd.Flags().Changed("label") {
+				labels, err := parseLabels(*labelsOf(cmd))
+				if err != nil {
+					return err
+				}
+				if labels == nil {
+					labels = &map[string]string{}
+				}
+				req.Labels = labels
+			}
+			if req == (daemon.VolumeRequest{}) {
+				return fmt.Errorf("nothing to change: give --allow, --open, --label, --description, --read-only or --require-tls")
+			}
+			var v daemon.VolumeJSON
+			if err := newControl(cmd).call(cmd.Context(), "PATCH", "/v1/volumes/"+url.PathEscape(args[0]), req, &v); err != nil {
+				return err
+			}
+			access := "open to every client that reaches the daemon"
+			if len(v.Access) > 0 {
+				access = "access " + strings.Join(v.Access, ", ")
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "updated volume %s: %s\n", v.Name, access)
+			return nil
+		},
+	}
+	addControlFlags(cmd)
+	labelsFlag(cmd)
+	allowFlag(cmd)
+	cmd.Flags().BoolVar(&openAccess, "open", false, "remove the access list")
+	cmd.Flags().StringVar(&desc, "description", "", "free text shown by NBD LIST and INFO")
+	cmd.Flags().BoolVar(&readOnly, "read-only", false, "export it read-only (--read-only=false to undo)")
+	cmd.Flags().BoolVar(&requireTLS, "require-tls", false, "serve it only over TLS (--require-tls=false to undo)")
 	return cmd
 }
 
