@@ -31,6 +31,14 @@ type conn struct {
 	mu   sync.Mutex
 	kick func()
 
+	// Handshake admission (admission.go): peerKey groups the client's
+	// connections; hsSlot and hsStart are under the admission's mutex;
+	// evicted is set when a newer handshake took the slot.
+	peerKey string
+	hsSlot  bool
+	hsStart time.Time
+	evicted atomic.Bool
+
 	logState
 }
 
@@ -67,7 +75,15 @@ func (s *Server) serveConn(soft, hard context.Context, raw net.Conn) {
 		return
 	}
 	c.peer = peer
+	c.peerKey = peerKeyOf(peer)
+	if v := s.adm.startHandshake(c, soft.Done()); v != nil {
+		v.evicted.Store(true)
+		v.raw.Close()
+		s.limitHit(LimitHandshakes, "nbd: handshake limit reached, closing the oldest handshake",
+			"max_handshakes", s.opts.MaxHandshakes, "evicted", v.raw.RemoteAddr().String())
+	}
 	sess, err := c.handshake(ContextWithPeer(hard, peer))
+	s.adm.endHandshake(c)
 	if err != nil {
 		c.handshakeFailed(err)
 		return
@@ -83,10 +99,15 @@ func (s *Server) serveConn(soft, hard context.Context, raw net.Conn) {
 func (c *conn) shuttingDown() bool { return c.soft.Err() != nil }
 
 // beginShutdown runs when the shutdown begins: in transmission, it stops
-// the reader.
+// the reader; in the handshake, it shortens the deadline.
 func (c *conn) beginShutdown() {
 	c.mu.Lock()
 	kick := c.kick
+	if kick == nil {
+		// Still negotiating: all it can get now is NBD_REP_ERR_SHUTDOWN,
+		// so a client that stalls here does not hold the shutdown.
+		c.raw.SetDeadline(time.Now().Add(shutdownReplyTimeout))
+	}
 	c.mu.Unlock()
 	if kick != nil {
 		kick()
@@ -119,6 +140,8 @@ func hsFail(reason string, err error) error { return &hsError{reason: reason, er
 // ioFail classifies a socket error met during the handshake.
 func (c *conn) ioFail(err error) error {
 	switch {
+	case c.evicted.Load():
+		return hsFail(FailureEvicted, err)
 	case c.shuttingDown():
 		return hsFail(FailureShutdown, err)
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
@@ -139,7 +162,7 @@ func (c *conn) handshakeFailed(err error) {
 	}
 	c.srv.stats.handshakeFailed(reason)
 	level := slog.LevelInfo
-	if reason == FailureEOF || reason == FailureShutdown {
+	if reason == FailureEOF || reason == FailureShutdown || reason == FailureEvicted {
 		level = slog.LevelDebug
 	}
 	c.log.Log(context.Background(), level, "nbd: handshake failed", "reason", reason, "err", err)
@@ -152,6 +175,38 @@ func (c *conn) deadline(d time.Duration) {
 		t = time.Now().Add(d)
 	}
 	c.nc.SetDeadline(t)
+}
+
+// shutdownReplyTimeout replaces ReplyTimeout once a shutdown began: a
+// client that takes no reply bytes for this long is not worth holding
+// the shutdown for.
+const shutdownReplyTimeout = 2 * time.Second
+
+// armWrite sets the deadline of the next reply write: ReplyTimeout from
+// now, shorter once a shutdown began. mu orders it against the shutdown
+// kick, which shortens a deadline already armed.
+func (c *conn) armWrite() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.nc.SetWriteDeadline(time.Now().Add(c.replyTimeout()))
+}
+
+func (c *conn) replyTimeout() time.Duration {
+	d := c.srv.opts.ReplyTimeout
+	if c.shuttingDown() {
+		d = min(d, shutdownReplyTimeout)
+	}
+	return d
+}
+
+// kickTransmission stops the reader at its next read and shortens the
+// writer's deadline; it runs once a shutdown began.
+func (c *conn) kickTransmission() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	c.nc.SetReadDeadline(now)
+	c.nc.SetWriteDeadline(now.Add(c.replyTimeout()))
 }
 
 // logLimited logs at most one backend error per second per connection, so

@@ -48,7 +48,8 @@ type transmission struct {
 	free   chan *request
 	work   chan *request
 	rw     *replyWriter
-	budget *budget
+	budget *connBudget
+	bufs   *bufPool
 
 	abortOnce sync.Once
 	abort     chan struct{}      // closed when the socket is dead
@@ -76,7 +77,8 @@ func newTransmission(c *conn, s *session) *transmission {
 		maxExtents: o.MaxExtents,
 		free:       make(chan *request, o.MaxInFlight),
 		work:       make(chan *request, o.MaxInFlight),
-		budget:     newBudget(o.BufferBudget),
+		budget:     c.srv.budget.conn(),
+		bufs:       c.srv.bufs,
 		abort:      make(chan struct{}),
 	}
 	for range o.MaxInFlight {
@@ -97,8 +99,8 @@ func (t *transmission) run(ctx context.Context) {
 	ctx, t.cancel = context.WithCancel(ctx)
 	defer t.cancel()
 	// A shutdown stops the reader at the next read; requests already
-	// read are still answered.
-	t.c.setKick(func() { t.c.nc.SetReadDeadline(time.Now()) })
+	// read are still answered, to a client that takes them.
+	t.c.setKick(t.c.kickTransmission)
 
 	var workers sync.WaitGroup
 	for range t.c.srv.opts.Workers {
@@ -185,15 +187,22 @@ func (t *transmission) readRequest(br *bufio.Reader, hb []byte, r *request) erro
 		n = int64(payload)
 	case wire.CmdRead:
 		n = int64(req.Length)
+	case wire.CmdBlockStatus:
+		n = t.statusBytes()
 	}
 	if n == 0 {
 		return nil
 	}
-	if !t.budget.acquire(n, t.abort) {
+	// Wait for budget bytes; a shutdown (the reader is done) or a dead
+	// socket ends the wait.
+	if !t.budget.acquire(n, t.abort, t.c.soft.Done()) {
 		return errDisconnect
 	}
 	r.held = n
-	r.buf = getBuf(int(n))
+	if req.Type == wire.CmdBlockStatus {
+		return nil // the worker sizes the reply buffer; held covers it
+	}
+	r.buf = t.bufs.get(int(n))
 	if req.Type == wire.CmdWrite {
 		if _, err := io.ReadFull(br, *r.buf); err != nil {
 			t.releaseBuf(r)
@@ -202,6 +211,22 @@ func (t *transmission) readRequest(br *bufio.Reader, hb []byte, r *request) erro
 	}
 	return nil
 }
+
+// statusBytes is what one BLOCK_STATUS may hold until its reply is
+// written: the backend's extents and the reply chunk, at most MaxExtents
+// of each.
+func (t *transmission) statusBytes() int64 {
+	per := int64(8 + 16) // compact descriptor, Extent
+	if t.extended {
+		per = 16 + 16
+	}
+	return 8 + per*int64(t.maxExtents)
+}
+
+// maxKeptExtents bounds the extent slice a request slot keeps between
+// requests; a larger one (a big BLOCK_STATUS) is dropped after its reply,
+// so idle connections do not keep MaxExtents-sized slices.
+const maxKeptExtents = 1024
 
 // readErr classifies a read error: EOF between requests and the shutdown
 // kick are clean ends; anything else is a broken stream.
@@ -220,8 +245,11 @@ func (t *transmission) readErr(err error, atBoundary bool) error {
 // releaseBuf returns r's buffer and budget.
 func (t *transmission) releaseBuf(r *request) {
 	if r.buf != nil {
-		putBuf(r.buf)
+		t.bufs.put(r.buf)
 		r.buf = nil
+	}
+	if cap(r.ext) > maxKeptExtents {
+		r.ext = nil
 	}
 	t.budget.release(r.held)
 	r.held = 0
