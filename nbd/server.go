@@ -92,6 +92,15 @@ const (
 	maxOptionLength = 1 << 20
 )
 
+// Defaults of the resource limits, for flags that show them.
+const (
+	DefaultMaxConnections   = 256
+	DefaultMaxHandshakes    = 64
+	DefaultBufferBudget     = 256 << 20
+	DefaultConnBufferBudget = 64 << 20
+	DefaultReplyTimeout     = 30 * time.Second
+)
+
 func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -104,20 +113,20 @@ func (o Options) withDefaults() Options {
 	}
 	o.Workers = min(o.Workers, o.MaxInFlight)
 	if o.BufferBudget <= 0 {
-		o.BufferBudget = 256 << 20
+		o.BufferBudget = DefaultBufferBudget
 	}
 	if o.ConnBufferBudget <= 0 {
-		o.ConnBufferBudget = 64 << 20
+		o.ConnBufferBudget = DefaultConnBufferBudget
 	}
 	o.ConnBufferBudget = min(o.ConnBufferBudget, o.BufferBudget/2)
 	if o.ReplyTimeout <= 0 {
-		o.ReplyTimeout = 30 * time.Second
+		o.ReplyTimeout = DefaultReplyTimeout
 	}
 	if o.MaxConnections <= 0 {
-		o.MaxConnections = 256
+		o.MaxConnections = DefaultMaxConnections
 	}
 	if o.MaxHandshakes <= 0 {
-		o.MaxHandshakes = 64
+		o.MaxHandshakes = DefaultMaxHandshakes
 	}
 	o.MaxHandshakes = min(o.MaxHandshakes, o.MaxConnections)
 	if o.MaxExtents <= 0 {
