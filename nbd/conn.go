@@ -15,12 +15,13 @@ import (
 
 // conn is one client connection through both phases.
 type conn struct {
-	srv  *Server
-	raw  net.Conn // the accepted socket
-	nc   net.Conn // raw, or the TLS connection on top of it
-	br   *bufio.Reader
-	log  *slog.Logger
-	peer *Peer // who the client is; TLS fills in its certificate
+	srv     *Server
+	raw     net.Conn // the accepted socket
+	nc      net.Conn // raw, or the TLS connection on top of it
+	br      *bufio.Reader
+	log     *slog.Logger
+	peer    *Peer // who the client is; TLS fills in its certificate
+	peerErr error // why peerOf failed
 
 	// soft is done once the server starts a graceful shutdown; its Err
 	// is checked directly, so the shutdown is seen as soon as it begins.
@@ -46,42 +47,31 @@ type conn struct {
 // and small payloads per read system call; large payloads bypass it.
 const readBufferSize = 64 << 10
 
-// serveConn runs a connection: handshake, then transmission. soft starts a
-// graceful shutdown, hard cancels backend operations.
-func (s *Server) serveConn(soft, hard context.Context, raw net.Conn) {
+// serveConn runs an admitted connection (admitConn): handshake, then
+// transmission. soft starts a graceful shutdown, hard cancels backend
+// operations.
+func (s *Server) serveConn(soft, hard context.Context, c *conn) {
 	s.stats.connsOpen.Add(1)
 	s.stats.connsTotal.Add(1)
 	defer s.stats.connsOpen.Add(-1)
+	defer s.adm.connDone(c)
 
-	c := &conn{
-		srv:  s,
-		soft: soft,
-		raw:  raw,
-		nc:   raw,
-		br:   bufio.NewReaderSize(raw, readBufferSize),
-		log:  s.log.With("remote", raw.RemoteAddr().String()),
-	}
+	c.br = bufio.NewReaderSize(c.raw, readBufferSize)
+	c.log = s.log.With("remote", c.raw.RemoteAddr().String())
 	// Closing nc also closes raw, after a TLS close_notify if TLS is up.
 	defer func() { c.nc.Close() }()
 	stop := context.AfterFunc(soft, c.beginShutdown)
 	defer stop()
 
-	peer, err := peerOf(raw)
+	err := c.peerErr
 	if err == nil && s.opts.AcceptPeer != nil {
-		err = s.opts.AcceptPeer(peer)
+		err = s.opts.AcceptPeer(c.peer)
 	}
 	if err != nil {
 		c.handshakeFailed(hsFail(FailurePeerRefused, err))
 		return
 	}
-	c.peer = peer
-	c.peerKey = peerKeyOf(peer)
-	if v := s.adm.startHandshake(c, soft.Done()); v != nil {
-		v.evicted.Store(true)
-		v.raw.Close()
-		s.limitHit(LimitHandshakes, "nbd: handshake limit reached, closing the oldest handshake",
-			"max_handshakes", s.opts.MaxHandshakes, "evicted", v.raw.RemoteAddr().String())
-	}
+	peer := c.peer
 	sess, err := c.handshake(ContextWithPeer(hard, peer))
 	s.adm.endHandshake(c)
 	if err != nil {

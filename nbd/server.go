@@ -217,10 +217,8 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		conns = make(map[net.Conn]struct{})
 	)
 	err := s.accept(soft, l, func(nc net.Conn) {
-		if !s.adm.admitConn() {
-			s.limitHit(LimitConnections, "nbd: connection limit reached, closing a new connection",
-				"max_connections", s.opts.MaxConnections, "remote", nc.RemoteAddr().String())
-			nc.Close()
+		c := s.admitConn(soft, nc)
+		if c == nil {
 			return
 		}
 		mu.Lock()
@@ -229,8 +227,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer s.adm.connDone()
-			s.serveConn(soft, hard, nc)
+			s.serveConn(soft, hard, c)
 			mu.Lock()
 			delete(conns, nc)
 			mu.Unlock()
@@ -304,12 +301,7 @@ func retryableAcceptError(err error) bool {
 // done (then as Serve does, without the shutdown timeout: the caller owns
 // the connection and closes it to force the end). It closes nc.
 func (s *Server) ServeConn(ctx context.Context, nc net.Conn) {
-	if !s.adm.admitConn() {
-		s.limitHit(LimitConnections, "nbd: connection limit reached, closing a new connection",
-			"max_connections", s.opts.MaxConnections, "remote", nc.RemoteAddr().String())
-		nc.Close()
-		return
+	if c := s.admitConn(ctx, nc); c != nil {
+		s.serveConn(ctx, context.WithoutCancel(ctx), c)
 	}
-	defer s.adm.connDone()
-	s.serveConn(ctx, context.WithoutCancel(ctx), nc)
 }
