@@ -105,9 +105,10 @@ func (w *replyWriter) write(batch []*request) {
 }
 
 // writeOut writes a batch under the reply deadline (conn.armWrite). On a
-// plain socket the deadline is re-armed while bytes move, so only a
-// client that takes nothing for the whole timeout is dropped; a timed-out
-// TLS write cannot be resumed, so there it bounds the whole batch.
+// plain socket the deadline is re-armed while the client takes the
+// replies, so only one that takes less than minReplyProgress in a whole
+// timeout is dropped; a timed-out TLS write cannot be resumed, so there
+// it bounds the whole batch.
 func (w *replyWriter) writeOut(batch []*request) error {
 	w.t.c.armWrite()
 	if w.bw != nil {
@@ -125,9 +126,15 @@ func (w *replyWriter) writeOut(batch []*request) error {
 	vec := net.Buffers(w.vb)
 	for {
 		n, err := vec.WriteTo(w.t.c.nc)
-		if err == nil || n == 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+		if err == nil || n < minReplyProgress || !errors.Is(err, os.ErrDeadlineExceeded) {
 			return err
 		}
 		w.t.c.armWrite()
 	}
 }
+
+// minReplyProgress is what a write must move within the timeout to have
+// it re-armed. The kernel's send buffer keeps growing for a while after
+// the client stopped reading (TCP autotuning took another 224 KiB in 2 s
+// on loopback), which is not the client reading.
+const minReplyProgress = 1 << 20

@@ -47,9 +47,11 @@ type Options struct {
 	// single request larger than it is let through when the connection
 	// holds nothing else. Default 64 MiB (at most BufferBudget/2).
 	ConnBufferBudget int64
-	// ReplyTimeout drops a connection whose client accepts no reply
-	// bytes for this long (on TLS: takes longer than this to take one
-	// batch of replies). Default 30s.
+	// ReplyTimeout drops a connection whose client takes (almost) no
+	// reply bytes for this long. The deadline is re-armed after a write
+	// that moved 1 MiB or more, so a client that stalls mid-write goes
+	// after one to two timeouts; on TLS, where a timed-out write cannot
+	// resume, a batch of replies must go out within it. Default 30s.
 	ReplyTimeout time.Duration
 	// MaxConnections caps the connections served at once over every
 	// listener of the Server; a connection beyond it is closed at once,
