@@ -55,13 +55,15 @@ type Options struct {
 	ReplyTimeout time.Duration
 	// MaxConnections caps the connections served at once over every
 	// listener of the Server; a connection beyond it is closed at once,
-	// before the greeting. Default 256.
+	// before the greeting, unless it may displace a handshake (see
+	// MaxHandshakes). Default 256.
 	MaxConnections int
 	// MaxHandshakes caps the connections in the handshake phase at once.
-	// A connection beyond it waits briefly for a slot, then takes the
-	// slot of the oldest handshake of the peer with the most in progress
-	// (see admission.go), so clients that never finish a handshake
-	// cannot lock others out. Default 64.
+	// A connection beyond it (or beyond MaxConnections) takes the slot
+	// of the oldest handshake of the peer with the most in progress when
+	// its own peer has fewer or that handshake has lasted a second, and
+	// is closed at once otherwise (see admission.go), so clients that
+	// never finish a handshake cannot lock others out. Default 64.
 	MaxHandshakes int
 	// MaxExtents caps the extents in one BLOCK_STATUS reply. Default
 	// 16384; the protocol allows fewer than the whole range.
