@@ -83,16 +83,11 @@ func (b *connBudget) acquire(n int64, abort, done <-chan struct{}) bool {
 	counted := false
 	for {
 		g.mu.Lock()
-		capped := b.used > 0 && b.used+n > g.connLimit
-		more := g.shared(b.used+n) - g.shared(b.used)
-		if !capped && g.sharedUsed+more <= g.sharedLimit {
-			b.used += n
-			g.sharedUsed += more
-			g.used += n
-			g.peak = max(g.peak, g.used)
+		if b.take(n) {
 			g.mu.Unlock()
 			return true
 		}
+		capped := b.used > 0 && b.used+n > g.connLimit
 		wake := g.wake
 		if !capped {
 			g.waiters++
@@ -111,6 +106,28 @@ func (b *connBudget) acquire(n int64, abort, done <-chan struct{}) bool {
 			return false
 		}
 	}
+}
+
+// tryAcquire takes n bytes if they fit now.
+func (b *connBudget) tryAcquire(n int64) bool {
+	g := b.g
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return b.take(n)
+}
+
+// take takes n bytes if they fit; g.mu is held.
+func (b *connBudget) take(n int64) bool {
+	g := b.g
+	more := g.shared(b.used+n) - g.shared(b.used)
+	if (b.used > 0 && b.used+n > g.connLimit) || g.sharedUsed+more > g.sharedLimit {
+		return false
+	}
+	b.used += n
+	g.sharedUsed += more
+	g.used += n
+	g.peak = max(g.peak, g.used)
+	return true
 }
 
 // release gives back n bytes.

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thind-storage/thind/internal/tooltest"
 	"github.com/thind-storage/thind/nbd/internal/wire"
 )
 
@@ -106,7 +107,7 @@ func stallReads(c *rawClient, n int, size uint64) {
 // the budget, and the reply timeout drops the stalled clients.
 func TestStalledReadersLeaveEveryConnectionItsShare(t *testing.T) {
 	const budget = 64 << 20
-	e, _ := memExport("vol0", 64<<20)
+	e, mem := memExport("vol0", 64<<20)
 	ts := startServer(t, Options{BufferBudget: budget, MaxConnections: 8, ReplyTimeout: time.Second}, e)
 	for range 4 {
 		c := dialUnix(t, ts)
@@ -118,6 +119,14 @@ func TestStalledReadersLeaveEveryConnectionItsShare(t *testing.T) {
 	})
 	if st.BufferedBytes > budget {
 		t.Fatalf("%d bytes buffered, budget %d", st.BufferedBytes, budget)
+	}
+	// A real client's block status queries get (shortened) answers
+	// that still map the whole export.
+	mem.WriteAt(t.Context(), []byte("data"), 40<<20, 0)
+	if out := tooltest.Run(t, "nbdinfo", pkgLibnbd, "--map", ts.unixURI("vol0")); !strings.Contains(out, fmt.Sprint(64<<20-(40<<20+4096))) {
+		t.Errorf("nbdinfo --map while the budget is spent:\n%s", out)
+	} else {
+		t.Logf("nbdinfo --map while the budget is spent:\n%s", out)
 	}
 	c := dialUnix(t, ts)
 	c.negotiate("vol0", true, false, false)

@@ -188,7 +188,20 @@ func (t *transmission) readRequest(br *bufio.Reader, hb []byte, r *request) erro
 	case wire.CmdRead:
 		n = int64(req.Length)
 	case wire.CmdBlockStatus:
-		n = t.statusBytes()
+		// Room for every extent the reply may carry, or, when the
+		// budget is short of that, for fewer (the protocol lets a
+		// reply stop short), so that clients such as qemu, which
+		// query all the time, are not held up by stalled clients.
+		r.maxExt = t.maxExtents
+		if n = t.statusBytes(r.maxExt); !t.budget.tryAcquire(n) {
+			r.maxExt = min(t.maxExtents, shortStatusExtents)
+			n = t.statusBytes(r.maxExt)
+			if !t.budget.acquire(n, t.abort, t.c.soft.Done()) {
+				return errDisconnect
+			}
+		}
+		r.held = n
+		return nil // the worker sizes the reply buffer; held covers it
 	}
 	if n == 0 {
 		return nil
@@ -199,9 +212,6 @@ func (t *transmission) readRequest(br *bufio.Reader, hb []byte, r *request) erro
 		return errDisconnect
 	}
 	r.held = n
-	if req.Type == wire.CmdBlockStatus {
-		return nil // the worker sizes the reply buffer; held covers it
-	}
 	r.buf = t.bufs.get(int(n))
 	if req.Type == wire.CmdWrite {
 		if _, err := io.ReadFull(br, *r.buf); err != nil {
@@ -212,16 +222,19 @@ func (t *transmission) readRequest(br *bufio.Reader, hb []byte, r *request) erro
 	return nil
 }
 
-// statusBytes is what one BLOCK_STATUS may hold until its reply is
-// written: the backend's extents and the reply chunk, at most MaxExtents
-// of each.
-func (t *transmission) statusBytes() int64 {
+// statusBytes is what one BLOCK_STATUS of at most maxExt extents holds
+// until its reply is written: the backend's extents and the reply chunk.
+func (t *transmission) statusBytes(maxExt int) int64 {
 	per := int64(8 + 16) // compact descriptor, Extent
 	if t.extended {
 		per = 16 + 16
 	}
-	return 8 + per*int64(t.maxExtents)
+	return 8 + per*int64(maxExt)
 }
+
+// shortStatusExtents caps a BLOCK_STATUS reply while the budget is short:
+// 8 KiB at most, well within a connection's reservation.
+const shortStatusExtents = 256
 
 // maxKeptExtents bounds the extent slice a request slot keeps between
 // requests; a larger one (a big BLOCK_STATUS) is dropped after its reply,

@@ -159,6 +159,8 @@ func TestStalledReadersStayWithinTheBufferBudget(t *testing.T) {
 	var ops atomic.Int64
 	stop = make(chan struct{})
 	errc = bystander(c, &ops, stop)
+	// A real client (block status, then reads) works meanwhile too.
+	mapOut := tooltest.Run(t, "nbdinfo", pkgLibnbd, "--map", d.unixURI("side"))
 	peak := before
 	var held float64
 	deadline := time.Now().Add(3 * time.Second)
@@ -219,6 +221,7 @@ func TestStalledReadersStayWithinTheBufferBudget(t *testing.T) {
 	if metric(s, "thind_nbd_buffered_bytes") != 0 {
 		t.Errorf("thind_nbd_buffered_bytes = %v with nobody stalled", metric(s, "thind_nbd_buffered_bytes"))
 	}
+	t.Logf("nbdinfo --map while they stalled: %s", strings.TrimSpace(mapOut))
 	t.Logf("%d clients x 16 READs of 32 MiB never read: RSS before %s, peak %s (budget %s), after %s; heap kept before %s, after %s; buffered peak %s; bystander round trips meanwhile %d; limit hits buffer_budget=%v reply_timeout=%v",
 		clients, mib(before), mib(peak), mib(budget), mib(after), mib(heapBefore), mib(int64(heapAfter)), mib(int64(held)), during,
 		metric(s, `thind_nbd_limit_hits_total{limit="buffer_budget"}`), metric(s, `thind_nbd_limit_hits_total{limit="reply_timeout"}`))
