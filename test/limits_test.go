@@ -401,8 +401,9 @@ func TestSIGTERMWithAStalledReaderIsQuick(t *testing.T) {
 // third client of a volume is refused with the protocol's policy error
 // and a message naming the limit, through our client and nbdinfo; other
 // volumes are unaffected and the slot comes back when a client leaves.
+// With --max-connections 4 a fifth connection is closed at once.
 func TestPerVolumeConnectionLimit(t *testing.T) {
-	d := startDaemon(t, "--max-connections-per-volume", "2")
+	d := startDaemon(t, "--max-connections-per-volume", "2", "--max-connections", "4")
 	d.mustCLI("volume", "create", "shared", "--size", "16M")
 	a, b := d.dial(t, "shared"), d.dial(t, "shared")
 	_, err := dialNBD("unix", d.sock, "shared")
@@ -437,5 +438,28 @@ func TestPerVolumeConnectionLimit(t *testing.T) {
 	log, _ := os.ReadFile(filepath.Join(d.base, "thind.log"))
 	if !bytes.Contains(log, []byte("export at its connection limit")) {
 		t.Error("no log line for the refused client")
+	}
+
+	// With a, other and one more on each volume served, a fifth
+	// connection is closed before the greeting (--max-connections 4).
+	d.dial(t, "default")
+	d.dial(t, "shared")
+	waitFor(t, "4 connections served", 10*time.Second, func() error {
+		if n := metric(d.scrape(), "thind_nbd_connections"); n != 4 {
+			return fmt.Errorf("%v connections", n)
+		}
+		return nil
+	})
+	nc, err := net.DialTimeout("unix", d.sock, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	if n, err := nc.Read(make([]byte, 18)); n != 0 || err == nil {
+		t.Fatalf("a fifth connection read %d bytes (%v), want a close", n, err)
+	}
+	if n := metric(d.scrape(), `thind_nbd_limit_hits_total{limit="connections"}`); n != 1 {
+		t.Errorf("connection limit hits %v, want 1", n)
 	}
 }
