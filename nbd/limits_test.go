@@ -205,3 +205,42 @@ func TestBufferBudgetBelowTwoPayloadsIsRefused(t *testing.T) {
 		t.Fatalf("a 32 MiB buffer budget: %v", err)
 	}
 }
+
+// TestShutdownAnswersARequestWaitingForBudget: a READ whose reader waits
+// for shared budget bytes when the shutdown begins is answered ESHUTDOWN;
+// the READ that holds the bytes finishes with its data.
+func TestShutdownAnswersARequestWaitingForBudget(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	e, _ := memExport("vol0", 64<<20)
+	e.Backend = &hookBackend{Backend: e.Backend, hook: func(ctx context.Context, op string, _, n int64) error {
+		if op == "read" && n == MaxPayload {
+			close(entered)
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	}}
+	// 64 MiB for 8 connections: 1 MiB reserved each, 56 MiB shared.
+	ts := startServer(t, Options{BufferBudget: 64 << 20, MaxConnections: 8}, e)
+	holder := dialUnix(t, ts)
+	holder.negotiate("vol0", false, false, false)
+	holder.send(wire.Request{Type: wire.CmdRead, Length: MaxPayload}, nil)
+	<-entered
+	waiter := dialUnix(t, ts)
+	waiter.negotiate("vol0", false, false, false)
+	waiter.send(wire.Request{Type: wire.CmdRead, Length: MaxPayload}, nil)
+	waitStats(t, ts.Server, "the second READ waiting for budget", func(s Stats) bool { return s.LimitHits[LimitBuffers] == 1 })
+
+	ts.cancel()
+	if r := waiter.recv(); r.errno != wire.ESHUTDOWN {
+		t.Fatalf("the waiting READ: %v, want ESHUTDOWN", r)
+	}
+	close(release)
+	if r := holder.recv(); r.errno != 0 || len(r.data) != MaxPayload {
+		t.Fatalf("the READ holding the budget: %v, %d bytes", r, len(r.data))
+	}
+	ts.stop(t)
+}

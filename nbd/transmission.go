@@ -141,6 +141,10 @@ func (t *transmission) read() error {
 			return nil
 		}
 		err := t.readRequest(br, hb[:hsize], r)
+		if errors.Is(err, errLastRequest) {
+			t.work <- r
+			return nil
+		}
 		if err != nil {
 			t.free <- r
 			if errors.Is(err, errDisconnect) {
@@ -197,7 +201,7 @@ func (t *transmission) readRequest(br *bufio.Reader, hb []byte, r *request) erro
 			r.maxExt = min(t.maxExtents, shortStatusExtents)
 			n = t.statusBytes(r.maxExt)
 			if !t.budget.acquire(n, t.abort, t.c.soft.Done()) {
-				return errDisconnect
+				return t.budgetGaveUp(r)
 			}
 		}
 		r.held = n
@@ -206,10 +210,9 @@ func (t *transmission) readRequest(br *bufio.Reader, hb []byte, r *request) erro
 	if n == 0 {
 		return nil
 	}
-	// Wait for budget bytes; a shutdown (the reader is done) or a dead
-	// socket ends the wait.
+	// Wait for budget bytes; a shutdown or a dead socket ends the wait.
 	if !t.budget.acquire(n, t.abort, t.c.soft.Done()) {
-		return errDisconnect
+		return t.budgetGaveUp(r)
 	}
 	r.held = n
 	r.buf = t.bufs.get(int(n))
@@ -240,6 +243,22 @@ const shortStatusExtents = 256
 // requests; a larger one (a big BLOCK_STATUS) is dropped after its reply,
 // so idle connections do not keep MaxExtents-sized slices.
 const maxKeptExtents = 1024
+
+// errLastRequest ends the reader after a request it still answers.
+var errLastRequest = errors.New("nbd: last request")
+
+// budgetGaveUp ends the reader when a wait for budget bytes ended early:
+// after a shutdown began, r is answered ESHUTDOWN (its WRITE payload, if
+// any, is left unread: nothing more is read); on a dead socket nothing is.
+func (t *transmission) budgetGaveUp(r *request) error {
+	select {
+	case <-t.abort:
+		return errDisconnect
+	default:
+	}
+	r.setErr(wire.ESHUTDOWN, "server is shutting down")
+	return errLastRequest
+}
 
 // readErr classifies a read error: EOF between requests and the shutdown
 // kick are clean ends; anything else is a broken stream.
