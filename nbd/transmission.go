@@ -240,9 +240,10 @@ func (t *transmission) statusBytes(maxExt int) int64 {
 const shortStatusExtents = 256
 
 // maxKeptExtents bounds the extent slice a request slot keeps between
-// requests; a larger one (a big BLOCK_STATUS) is dropped after its reply,
-// so idle connections do not keep MaxExtents-sized slices.
-const maxKeptExtents = 1024
+// requests (what a structured READ uses); a larger one (a big
+// BLOCK_STATUS) is dropped after its reply, so idle connections do not
+// keep MaxExtents-sized slices outside the budget.
+const maxKeptExtents = maxReadSegments
 
 // errLastRequest ends the reader after a request it still answers.
 var errLastRequest = errors.New("nbd: last request")
