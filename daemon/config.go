@@ -63,7 +63,22 @@ type Config struct {
 	// MetadataCacheBytes bounds the metadata block cache.
 	MetadataCacheBytes int64
 
-	Logger          *slog.Logger
+	// Resource limits of the NBD server (nbd.Options; zero takes its
+	// defaults): connections, handshakes in progress, the buffered
+	// payload bytes of all connections, and how long a client may take
+	// no reply bytes before it is dropped.
+	MaxConnections int
+	MaxHandshakes  int
+	BufferBudget   int64
+	ReplyTimeout   time.Duration
+	// MaxConnectionsPerVolume caps the NBD connections to one volume
+	// (default DefaultMaxConnectionsPerVolume; negative: no cap). A
+	// client beyond it is refused the volume (NBD_REP_ERR_POLICY).
+	MaxConnectionsPerVolume int
+
+	Logger *slog.Logger
+	// ShutdownTimeout bounds a graceful stop: after it, NBD connections
+	// still open are closed. Default 30s.
 	ShutdownTimeout time.Duration
 }
 
@@ -76,6 +91,9 @@ const (
 	DefaultVolumeName   = "default"
 	DefaultSocketMode   = 0o660
 	DefaultMetricsAddr  = "127.0.0.1:9810"
+
+	DefaultMaxConnectionsPerVolume = 64
+	DefaultShutdownTimeout         = 30 * time.Second
 )
 
 func (c *Config) setDefaults() {
@@ -113,7 +131,10 @@ func (c *Config) setDefaults() {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	if c.ShutdownTimeout == 0 {
-		c.ShutdownTimeout = 30 * time.Second
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.MaxConnectionsPerVolume == 0 {
+		c.MaxConnectionsPerVolume = DefaultMaxConnectionsPerVolume
 	}
 	if c.MetadataDevice == "" {
 		c.MetadataDevice = filepath.Join(c.DataDir, "metadata")

@@ -105,7 +105,14 @@ func (d *Daemon) open(ctx context.Context) error {
 }
 
 func nbdOptions(c *Config) nbd.Options {
-	o := nbd.Options{Logger: c.Logger, ShutdownTimeout: c.ShutdownTimeout}
+	o := nbd.Options{
+		Logger:          c.Logger,
+		ShutdownTimeout: c.ShutdownTimeout,
+		MaxConnections:  c.MaxConnections,
+		MaxHandshakes:   c.MaxHandshakes,
+		BufferBudget:    c.BufferBudget,
+		ReplyTimeout:    c.ReplyTimeout,
+	}
 	if c.TLS != nil {
 		o.TLSConfig = c.TLS
 		o.TLSMode = nbd.TLSOptional

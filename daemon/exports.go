@@ -109,12 +109,18 @@ func (e exports) LookupExport(ctx context.Context, name string) (*nbd.Export, er
 	}, nil
 }
 
-// acquire opens (or shares) the thin device of a volume for serving.
+// acquire opens (or shares) the thin device of a volume for serving,
+// refusing it beyond Config.MaxConnectionsPerVolume users (lookups for
+// INFO and meta contexts count while they last).
 func (d *Daemon) acquire(v catalog.Volume) (*thinpool.Thin, func(), error) {
 	r := &d.reg
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := r.vols[v.Name]
+	if limit := d.cfg.MaxConnectionsPerVolume; s != nil && limit > 0 && s.refs >= limit {
+		return nil, nil, fmt.Errorf("volume %s has %d connections, the most one volume may have (--max-connections-per-volume): %w",
+			v.Name, s.refs, nbd.ErrExportBusy)
+	}
 	if s == nil {
 		th, err := d.st.engine.OpenThin(v.DevID, v.Size)
 		if err != nil {

@@ -71,6 +71,8 @@ var (
 	nbdConnectionsTot = desc("nbd_connections_total", "NBD connections accepted.")
 	nbdHandshakeFails = desc("nbd_handshake_failures_total", "NBD connections that ended before transmission, by reason.", "reason")
 	nbdAccessDenied   = desc("nbd_access_denied_total", "Export opens (INFO, GO, EXPORT_NAME) a volume's access list refused.")
+	nbdLimitHits      = desc("nbd_limit_hits_total", "Times a resource limit turned an NBD client away or held it back, by limit (connections, handshakes, buffer_budget, reply_timeout, export_connections).", "limit")
+	nbdBuffered       = desc("nbd_buffered_bytes", "Payload bytes NBD connections hold now against the buffer budget.")
 	dispDepth         = desc("dispatch_queue_depth", "Tags (request slots) of a hardware queue.", "queue")
 	dispInFlight      = desc("dispatch_in_flight", "Requests in flight on a hardware queue.", "queue")
 	dispBacklog       = desc("dispatch_backlog", "Requests waiting in software queues for a hardware queue.", "queue")
@@ -87,7 +89,7 @@ var all = []*prometheus.Desc{poolMode, poolDataBlocks, poolDataUsed, poolDataByt
 	poolMetaErrors, poolPrisonWaits, poolPrisonCells, poolNoSpaceWaits, poolNoSpaceErrors, cacheHits, cacheMisses,
 	cacheBlocks, cacheDirty, volSize, volMapped, volMappedBytes, volProvisioned, volCoW, volUnmapped, volPassdown, volReadRetries,
 	volRequests, volRequestErrors, volBytes, volLatency, volErrors, volConnections, nbdConnections, nbdConnectionsTot,
-	nbdHandshakeFails, nbdAccessDenied, dispDepth, dispInFlight, dispBacklog, dispMerges, dispDispatched, dispTagSleeps, dispRequests,
+	nbdHandshakeFails, nbdAccessDenied, nbdLimitHits, nbdBuffered, dispDepth, dispInFlight, dispBacklog, dispMerges, dispDispatched, dispTagSleeps, dispRequests,
 	dispBytes, dispLatency}
 
 // Describe implements prometheus.Collector.
@@ -172,6 +174,10 @@ func (c *Collector) collectNBD(ns nbd.Stats, gauge, counter emit, ch chan<- prom
 		counter(nbdHandshakeFails, float64(n), reason)
 	}
 	counter(nbdAccessDenied, float64(ns.AccessDenied))
+	for kind, n := range ns.LimitHits {
+		counter(nbdLimitHits, float64(n), kind)
+	}
+	gauge(nbdBuffered, float64(ns.BufferedBytes))
 	for name, e := range ns.Exports {
 		gauge(volConnections, float64(e.Connections), name)
 		for op, o := range e.Ops {

@@ -5,6 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/thind-storage/thind/nbd"
 	"github.com/thind-storage/thind/thinmeta"
 )
 
@@ -62,5 +63,45 @@ func TestPoolSnapshotBecomesSeries(t *testing.T) {
 	}
 	if _, ok := got["thind_volume_mapped_bytes{volume=closed}"]; ok {
 		t.Error("a volume whose device is not open has mapping series")
+	}
+}
+
+// TestNBDLimitHitsBecomeSeries: each limit kind the server counted is a
+// series of thind_nbd_limit_hits_total, next to the buffered bytes.
+func TestNBDLimitHitsBecomeSeries(t *testing.T) {
+	src := Source{NBD: func() nbd.Stats {
+		return nbd.Stats{
+			LimitHits:     map[string]uint64{nbd.LimitHandshakes: 3, nbd.LimitReply: 1},
+			BufferedBytes: 4096,
+		}
+	}}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(NewCollector(src))
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			name := f.GetName()
+			for _, l := range m.GetLabel() {
+				name += "{" + l.GetName() + "=" + l.GetValue() + "}"
+			}
+			if m.Counter != nil {
+				got[name] = m.GetCounter().GetValue()
+			} else if m.Gauge != nil {
+				got[name] = m.GetGauge().GetValue()
+			}
+		}
+	}
+	for name, want := range map[string]float64{
+		"thind_nbd_limit_hits_total{limit=handshakes}":    3,
+		"thind_nbd_limit_hits_total{limit=reply_timeout}": 1,
+		"thind_nbd_buffered_bytes":                        4096,
+	} {
+		if v, ok := got[name]; !ok || v != want {
+			t.Errorf("%s = %v (present %v), want %v", name, v, ok, want)
+		}
 	}
 }

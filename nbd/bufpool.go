@@ -2,18 +2,38 @@ package nbd
 
 import (
 	"math/bits"
+	"runtime/debug"
 	"sync"
+	"time"
 )
 
 // Payload buffers come from power-of-two size classes between 4 KiB and
-// the 32 MiB maximum payload, each a sync.Pool shared by all connections,
-// so steady-state I/O of a given size allocates nothing.
+// the 32 MiB maximum payload, kept on free lists the server's connections
+// share, so steady-state I/O of a given size allocates nothing.
+//
+// The free lists are bounded (a quarter of the buffer budget in all), not
+// sync.Pools: a sync.Pool keeps whatever a burst put in it until two
+// garbage collections have passed, and an idle daemon collects rarely,
+// so the memory of a burst stayed. After a burst (the budget's holdings
+// back near zero from a peak, see memBudget.low) the server empties the
+// lists and returns the freed memory to the kernel (trim).
 const (
 	minBufShift = 12
 	maxBufShift = 25
+	numClasses  = maxBufShift - minBufShift + 1
 )
 
-var bufPools [maxBufShift - minBufShift + 1]sync.Pool
+type bufPool struct {
+	mu     sync.Mutex
+	free   [numClasses][]*[]byte
+	pooled int64 // bytes on the free lists
+	limit  int64
+
+	trimMu    sync.Mutex
+	trimTimer *time.Timer
+}
+
+func newBufPool(limit int64) *bufPool { return &bufPool{limit: limit} }
 
 // bufClass is the size class holding n bytes (n <= 1<<maxBufShift).
 func bufClass(n int) int {
@@ -23,67 +43,70 @@ func bufClass(n int) int {
 	return bits.Len(uint(n-1)) - minBufShift
 }
 
-// getBuf returns a buffer of length n from the pools. The pools hold
-// pointers to slices so that Put does not allocate.
-func getBuf(n int) *[]byte {
+// get returns a buffer of length n. The lists hold pointers to slices so
+// that put does not allocate.
+func (p *bufPool) get(n int) *[]byte {
 	c := bufClass(n)
-	if p, ok := bufPools[c].Get().(*[]byte); ok {
-		*p = (*p)[:n]
-		return p
+	p.mu.Lock()
+	if l := p.free[c]; len(l) > 0 {
+		b := l[len(l)-1]
+		l[len(l)-1] = nil
+		p.free[c] = l[:len(l)-1]
+		p.pooled -= int64(cap(*b))
+		p.mu.Unlock()
+		*b = (*b)[:n]
+		return b
 	}
+	p.mu.Unlock()
 	b := make([]byte, n, 1<<(c+minBufShift))
 	return &b
 }
 
-// putBuf returns a buffer obtained from getBuf.
-func putBuf(p *[]byte) {
-	bufPools[bufClass(cap(*p))].Put(p)
-}
-
-// budget bounds the payload bytes a connection holds at once (WRITE data
-// read ahead and READ data not yet sent). Only the connection's reader
-// acquires, so a single wake-up channel is enough; the writer releases.
-type budget struct {
-	mu    sync.Mutex
-	limit int64
-	used  int64
-	freed chan struct{}
-}
-
-func newBudget(limit int64) *budget {
-	return &budget{limit: limit, freed: make(chan struct{}, 1)}
-}
-
-// acquire takes n bytes, waiting for releases while the budget is spent. A
-// request larger than the whole budget waits until nothing else is held,
-// so a budget below the maximum payload cannot deadlock. It gives up when
-// abort is closed.
-func (b *budget) acquire(n int64, abort <-chan struct{}) bool {
-	for {
-		b.mu.Lock()
-		if b.used == 0 || b.used+n <= b.limit {
-			b.used += n
-			b.mu.Unlock()
-			return true
-		}
-		b.mu.Unlock()
-		select {
-		case <-b.freed:
-		case <-abort:
-			return false
-		}
+// put returns a buffer obtained from get; beyond the limit it is left to
+// the garbage collector.
+func (p *bufPool) put(b *[]byte) {
+	size := int64(cap(*b))
+	p.mu.Lock()
+	if p.pooled+size <= p.limit {
+		c := bufClass(cap(*b))
+		p.free[c] = append(p.free[c], b)
+		p.pooled += size
 	}
+	p.mu.Unlock()
 }
 
-func (b *budget) release(n int64) {
-	if n == 0 {
+// trimDelay is how long after a burst the memory is returned: long
+// enough that a client pausing between bursts keeps its buffers.
+const trimDelay = time.Second
+
+// scheduleTrim returns the burst's memory to the kernel trimDelay from
+// now, unless a trim is already pending.
+func (p *bufPool) scheduleTrim(stillLow func() bool) {
+	p.trimMu.Lock()
+	defer p.trimMu.Unlock()
+	if p.trimTimer != nil {
 		return
 	}
-	b.mu.Lock()
-	b.used -= n
-	b.mu.Unlock()
-	select {
-	case b.freed <- struct{}{}:
-	default:
+	p.trimTimer = time.AfterFunc(trimDelay, func() {
+		p.trimMu.Lock()
+		p.trimTimer = nil
+		p.trimMu.Unlock()
+		if stillLow() {
+			p.trim()
+		}
+	})
+}
+
+// trim empties the free lists and hands the freed memory back to the
+// kernel: a garbage collection, then the runtime's scavenger at once
+// instead of over minutes.
+func (p *bufPool) trim() {
+	p.mu.Lock()
+	for c := range p.free {
+		clear(p.free[c])
+		p.free[c] = nil
 	}
+	p.pooled = 0
+	p.mu.Unlock()
+	debug.FreeOSMemory()
 }

@@ -177,7 +177,7 @@ func (t *transmission) doBlockStatus(ctx context.Context, r *request) {
 	ext := r.ext[:0]
 	if t.caps.BlockStatus {
 		var err error
-		ext, err = t.be.BlockStatus(ctx, off, n, t.maxExtents, ext)
+		ext, err = t.be.BlockStatus(ctx, off, n, r.maxExt, ext)
 		r.ext = ext
 		if err != nil {
 			t.backendErr(r, err)
@@ -188,7 +188,7 @@ func (t *transmission) doBlockStatus(ctx context.Context, r *request) {
 		ext = append(ext, Extent{Length: n})
 		r.ext = ext
 	}
-	ext = t.clampExtents(ext, off, n, r.Flags&wire.CmdFlagReqOne != 0)
+	ext = t.clampExtents(ext, off, n, r.maxExt, r.Flags&wire.CmdFlagReqOne != 0)
 	if len(ext) == 0 {
 		r.setErr(wire.EIO, "backend returned no extents")
 		t.replyStatus(r)
@@ -201,13 +201,13 @@ func (t *transmission) doBlockStatus(ctx context.Context, r *request) {
 // backend did: positive lengths, merged equal neighbours, the first n-1
 // summing below the request, nothing past the export's end, one extent no
 // longer than the request for REQ_ONE, u32 lengths in compact mode, and at
-// most MaxExtents. It works in place.
-func (t *transmission) clampExtents(ext []Extent, off, n int64, reqOne bool) []Extent {
+// most maxExt. It works in place.
+func (t *transmission) clampExtents(ext []Extent, off, n int64, maxExt int, reqOne bool) []Extent {
 	out := ext[:0]
 	var sum int64
 	room := int64(t.size) - off
 	for _, e := range ext {
-		if e.Length <= 0 || sum >= n || sum >= room || len(out) == t.maxExtents {
+		if e.Length <= 0 || sum >= n || sum >= room || len(out) == maxExt {
 			break
 		}
 		l := min(e.Length, room-sum)

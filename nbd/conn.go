@@ -15,12 +15,13 @@ import (
 
 // conn is one client connection through both phases.
 type conn struct {
-	srv  *Server
-	raw  net.Conn // the accepted socket
-	nc   net.Conn // raw, or the TLS connection on top of it
-	br   *bufio.Reader
-	log  *slog.Logger
-	peer *Peer // who the client is; TLS fills in its certificate
+	srv     *Server
+	raw     net.Conn // the accepted socket
+	nc      net.Conn // raw, or the TLS connection on top of it
+	br      *bufio.Reader
+	log     *slog.Logger
+	peer    *Peer // who the client is; TLS fills in its certificate
+	peerErr error // why peerOf failed
 
 	// soft is done once the server starts a graceful shutdown; its Err
 	// is checked directly, so the shutdown is seen as soon as it begins.
@@ -31,6 +32,14 @@ type conn struct {
 	mu   sync.Mutex
 	kick func()
 
+	// Handshake admission (admission.go): peerKey groups the client's
+	// connections; hsSlot and hsStart are under the admission's mutex;
+	// evicted is set when a newer handshake took the slot.
+	peerKey string
+	hsSlot  bool
+	hsStart time.Time
+	evicted atomic.Bool
+
 	logState
 }
 
@@ -38,36 +47,33 @@ type conn struct {
 // and small payloads per read system call; large payloads bypass it.
 const readBufferSize = 64 << 10
 
-// serveConn runs a connection: handshake, then transmission. soft starts a
-// graceful shutdown, hard cancels backend operations.
-func (s *Server) serveConn(soft, hard context.Context, raw net.Conn) {
+// serveConn runs an admitted connection (admitConn): handshake, then
+// transmission. soft starts a graceful shutdown, hard cancels backend
+// operations.
+func (s *Server) serveConn(soft, hard context.Context, c *conn) {
 	s.stats.connsOpen.Add(1)
 	s.stats.connsTotal.Add(1)
 	defer s.stats.connsOpen.Add(-1)
+	defer s.adm.connDone(c)
 
-	c := &conn{
-		srv:  s,
-		soft: soft,
-		raw:  raw,
-		nc:   raw,
-		br:   bufio.NewReaderSize(raw, readBufferSize),
-		log:  s.log.With("remote", raw.RemoteAddr().String()),
-	}
+	c.br = bufio.NewReaderSize(c.raw, readBufferSize)
+	c.log = s.log.With("remote", c.raw.RemoteAddr().String())
 	// Closing nc also closes raw, after a TLS close_notify if TLS is up.
 	defer func() { c.nc.Close() }()
 	stop := context.AfterFunc(soft, c.beginShutdown)
 	defer stop()
 
-	peer, err := peerOf(raw)
+	err := c.peerErr
 	if err == nil && s.opts.AcceptPeer != nil {
-		err = s.opts.AcceptPeer(peer)
+		err = s.opts.AcceptPeer(c.peer)
 	}
 	if err != nil {
 		c.handshakeFailed(hsFail(FailurePeerRefused, err))
 		return
 	}
-	c.peer = peer
+	peer := c.peer
 	sess, err := c.handshake(ContextWithPeer(hard, peer))
+	s.adm.endHandshake(c)
 	if err != nil {
 		c.handshakeFailed(err)
 		return
@@ -83,10 +89,15 @@ func (s *Server) serveConn(soft, hard context.Context, raw net.Conn) {
 func (c *conn) shuttingDown() bool { return c.soft.Err() != nil }
 
 // beginShutdown runs when the shutdown begins: in transmission, it stops
-// the reader.
+// the reader; in the handshake, it shortens the deadline.
 func (c *conn) beginShutdown() {
 	c.mu.Lock()
 	kick := c.kick
+	if kick == nil {
+		// Still negotiating: all it can get now is NBD_REP_ERR_SHUTDOWN,
+		// so a client that stalls here does not hold the shutdown.
+		c.raw.SetDeadline(time.Now().Add(shutdownReplyTimeout))
+	}
 	c.mu.Unlock()
 	if kick != nil {
 		kick()
@@ -119,6 +130,8 @@ func hsFail(reason string, err error) error { return &hsError{reason: reason, er
 // ioFail classifies a socket error met during the handshake.
 func (c *conn) ioFail(err error) error {
 	switch {
+	case c.evicted.Load():
+		return hsFail(FailureEvicted, err)
 	case c.shuttingDown():
 		return hsFail(FailureShutdown, err)
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
@@ -139,7 +152,7 @@ func (c *conn) handshakeFailed(err error) {
 	}
 	c.srv.stats.handshakeFailed(reason)
 	level := slog.LevelInfo
-	if reason == FailureEOF || reason == FailureShutdown {
+	if reason == FailureEOF || reason == FailureShutdown || reason == FailureEvicted {
 		level = slog.LevelDebug
 	}
 	c.log.Log(context.Background(), level, "nbd: handshake failed", "reason", reason, "err", err)
@@ -152,6 +165,38 @@ func (c *conn) deadline(d time.Duration) {
 		t = time.Now().Add(d)
 	}
 	c.nc.SetDeadline(t)
+}
+
+// shutdownReplyTimeout replaces ReplyTimeout once a shutdown began: a
+// client that takes no reply bytes for this long is not worth holding
+// the shutdown for.
+const shutdownReplyTimeout = 2 * time.Second
+
+// armWrite sets the deadline of the next reply write: ReplyTimeout from
+// now, shorter once a shutdown began. mu orders it against the shutdown
+// kick, which shortens a deadline already armed.
+func (c *conn) armWrite() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.nc.SetWriteDeadline(time.Now().Add(c.replyTimeout()))
+}
+
+func (c *conn) replyTimeout() time.Duration {
+	d := c.srv.opts.ReplyTimeout
+	if c.shuttingDown() {
+		d = min(d, shutdownReplyTimeout)
+	}
+	return d
+}
+
+// kickTransmission stops the reader at its next read and shortens the
+// writer's deadline; it runs once a shutdown began.
+func (c *conn) kickTransmission() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	c.nc.SetReadDeadline(now)
+	c.nc.SetWriteDeadline(now.Add(c.replyTimeout()))
 }
 
 // logLimited logs at most one backend error per second per connection, so

@@ -30,10 +30,24 @@
 // Requests on one connection run concurrently: a reader parses and
 // validates them, a fixed pool of workers calls the backend, one writer
 // sends complete replies in completion order (see transmission.go). The
-// in-flight requests (Options.MaxInFlight) and their payload bytes
-// (Options.BufferBudget) are capped; when either is spent the reader stops
-// reading the socket. Payload buffers come from size-class pools, so 4 KiB
-// reads and writes allocate nothing in steady state.
+// in-flight requests (Options.MaxInFlight) and their payload bytes are
+// capped; when either is spent the reader stops reading the socket.
+// Payload buffers come from bounded size-class free lists, so 4 KiB reads
+// and writes allocate nothing in steady state, and the memory of a burst
+// is given back once it is over (bufpool.go).
+//
+// # Resource limits
+//
+// What clients can make the server hold is bounded server-wide:
+// connections (Options.MaxConnections; beyond it a new connection is
+// closed at once), handshakes in progress (Options.MaxHandshakes; beyond
+// it the oldest handshake of the busiest peer is evicted, see
+// admission.go), and buffered payload bytes (Options.BufferBudget, with a
+// per-connection cap and a guaranteed share per connection, see
+// budget.go). A client that takes no reply bytes for Options.ReplyTimeout
+// is dropped. An ExportLookup may refuse an export with ErrExportBusy (a
+// per-export connection limit). Each hit is counted in Stats.LimitHits
+// and logged at most once a second per kind.
 //
 // Replies are simple, structured (STRUCTURED_REPLY) or extended
 // (EXTENDED_HEADERS) as negotiated. Structured READs answer ranges the
@@ -52,8 +66,10 @@
 //
 // Serve runs until its context is done, then stops accepting, answers
 // further options with NBD_REP_ERR_SHUTDOWN, stops reading requests,
-// lets in-flight requests finish and closes; after Options.ShutdownTimeout
-// the rest are closed and backend contexts cancelled.
+// lets in-flight requests finish and closes; a client that takes no
+// reply bytes (or sends no option) for 2 s meanwhile is dropped. After
+// Options.ShutdownTimeout the rest are closed and backend contexts
+// cancelled.
 //
 // # Observability
 //

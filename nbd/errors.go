@@ -31,6 +31,12 @@ var errInvalid error = syscall.EINVAL
 // NBD_OPT_EXPORT_NAME, which has no error reply).
 var ErrUnknownExport = errors.New("nbd: unknown export")
 
+// ErrExportBusy is returned by an ExportLookup for an export that has as
+// many connections as it allows. The client gets NBD_REP_ERR_POLICY with a
+// message saying so (or a closed connection for NBD_OPT_EXPORT_NAME); it is
+// counted as a LimitExport hit.
+var ErrExportBusy = errors.New("nbd: export has as many connections as it allows")
+
 // errnoOf maps a backend error to one of the eight NBD error values. It is
 // the only place that does so. ENOTSUP is only legal as the answer to a
 // FAST_ZERO request; anywhere else nbdkit's choice, EINVAL, is used.

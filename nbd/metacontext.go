@@ -55,7 +55,7 @@ func (s *session) optMetaContext(opt uint32) {
 		s.replyErr(opt, wire.RepErrInvalid, "negotiate structured replies or extended headers first")
 		return
 	}
-	e, rep, msg := s.lookup(req.Export)
+	e, rep, msg, _ := s.lookup(req.Export)
 	if rep != 0 {
 		s.replyErr(opt, rep, msg)
 		return

@@ -19,15 +19,9 @@ func (s *session) optExportName() (bool, error) {
 	if len(s.data) > wire.MaxString {
 		return false, hsFail(FailureProtocol, fmt.Errorf("export name of %d bytes", len(s.data)))
 	}
-	e, rep, msg := s.lookup(string(s.data))
-	switch rep {
-	case 0:
-	case wire.RepErrTLSReqd:
-		return false, hsFail(FailureTLSRequired, errors.New(msg))
-	case wire.RepErrPolicy:
-		return false, hsFail(FailureAccessDenied, errors.New(msg))
-	default:
-		return false, hsFail(FailureUnknownExport, errors.New(msg))
+	e, rep, msg, reason := s.lookup(string(s.data))
+	if rep != 0 {
+		return false, hsFail(reason, errors.New(msg))
 	}
 	if err := s.selectExport(e); err != nil {
 		s.release(e)
@@ -111,7 +105,7 @@ func (s *session) optInfoGo(opt uint32) (bool, error) {
 		s.replyErr(opt, wire.RepErrInvalid, err.Error())
 		return false, nil
 	}
-	e, rep, msg := s.lookup(req.Name)
+	e, rep, msg, _ := s.lookup(req.Name)
 	if rep != 0 {
 		s.replyErr(opt, rep, msg)
 		return false, nil
@@ -181,28 +175,33 @@ func (s *session) optExtendedHeaders() {
 }
 
 // lookup finds an export for an option. On failure it returns the option
-// error to send (or, for EXPORT_NAME, the reason to close) and a message.
-func (s *session) lookup(name string) (*Export, uint32, string) {
+// error to send, a message, and the handshake failure reason EXPORT_NAME
+// closes the connection with.
+func (s *session) lookup(name string) (*Export, uint32, string, string) {
 	e, err := s.c.srv.exports.LookupExport(s.ctx, name)
 	switch {
 	case errors.Is(err, ErrUnknownExport):
-		return nil, wire.RepErrUnknown, fmt.Sprintf("export %q not present", name)
+		return nil, wire.RepErrUnknown, fmt.Sprintf("export %q not present", name), FailureUnknownExport
 	case errors.Is(err, ErrAccessDenied):
 		s.c.srv.stats.accessDenied.Add(1)
-		return nil, wire.RepErrPolicy, fmt.Sprintf("export %q: %v", name, err)
+		return nil, wire.RepErrPolicy, fmt.Sprintf("export %q: %v", name, err), FailureAccessDenied
+	case errors.Is(err, ErrExportBusy):
+		s.c.srv.limitHit(LimitExport, "nbd: export at its connection limit, refusing a client",
+			"export", name, "remote", s.c.raw.RemoteAddr().String())
+		return nil, wire.RepErrPolicy, fmt.Sprintf("export %q: %v", name, err), FailureExportBusy
 	case err != nil:
 		if s.ctx.Err() != nil {
-			return nil, wire.RepErrShutdown, "server is shutting down"
+			return nil, wire.RepErrShutdown, "server is shutting down", FailureShutdown
 		}
-		return nil, wire.RepErrUnknown, fmt.Sprintf("export %q unavailable: %v", name, err)
+		return nil, wire.RepErrUnknown, fmt.Sprintf("export %q unavailable: %v", name, err), FailureUnknownExport
 	case e == nil || e.Backend == nil:
 		s.release(e)
-		return nil, wire.RepErrUnknown, fmt.Sprintf("export %q has no backend", name)
+		return nil, wire.RepErrUnknown, fmt.Sprintf("export %q has no backend", name), FailureUnknownExport
 	case e.TLSRequired && !s.tlsOn:
 		s.release(e)
-		return nil, wire.RepErrTLSReqd, fmt.Sprintf("export %q requires TLS", name)
+		return nil, wire.RepErrTLSReqd, fmt.Sprintf("export %q requires TLS", name), FailureTLSRequired
 	}
-	return e, 0, ""
+	return e, 0, "", ""
 }
 
 // release hands an export lookup back to its owner.

@@ -84,7 +84,7 @@ func (t *transmission) replyBlockStatus(r *request, ext []Extent) {
 	} else {
 		size = 4 + 8*len(ext)
 	}
-	r.buf = getBuf(size)
+	r.buf = t.bufs.get(size)
 	p := (*r.buf)[:0]
 	p = binary.BigEndian.AppendUint32(p, baseAllocationID)
 	if t.extended {

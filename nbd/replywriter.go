@@ -3,7 +3,9 @@ package nbd
 import (
 	"bufio"
 	"crypto/tls"
+	"errors"
 	"net"
+	"os"
 	"sync"
 	"time"
 )
@@ -76,7 +78,12 @@ func (w *replyWriter) write(batch []*request) {
 		n := min(len(batch), maxBatch)
 		if err := w.writeOut(batch[:n]); err != nil {
 			w.dead = true
-			t.c.log.Debug("nbd: write failed", "err", err)
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				t.c.srv.limitHit(LimitReply, "nbd: client takes no replies, dropping it",
+					"reply_timeout", t.c.replyTimeout(), "export", t.exp.Name, "remote", t.c.raw.RemoteAddr().String())
+			} else {
+				t.c.log.Debug("nbd: write failed", "err", err)
+			}
 			t.abortOnce.Do(func() {
 				close(t.abort)
 				t.cancel()
@@ -97,7 +104,13 @@ func (w *replyWriter) write(batch []*request) {
 	}
 }
 
+// writeOut writes a batch under the reply deadline (conn.armWrite). On a
+// plain socket the deadline is re-armed while the client takes the
+// replies, so only one that takes less than minReplyProgress in a whole
+// timeout is dropped; a timed-out TLS write cannot be resumed, so there
+// it bounds the whole batch.
 func (w *replyWriter) writeOut(batch []*request) error {
+	w.t.c.armWrite()
 	if w.bw != nil {
 		for _, r := range batch {
 			for _, b := range r.out {
@@ -111,6 +124,17 @@ func (w *replyWriter) writeOut(batch []*request) error {
 		w.vb = append(w.vb, r.out...)
 	}
 	vec := net.Buffers(w.vb)
-	_, err := vec.WriteTo(w.t.c.nc)
-	return err
+	for {
+		n, err := vec.WriteTo(w.t.c.nc)
+		if err == nil || n < minReplyProgress || !errors.Is(err, os.ErrDeadlineExceeded) {
+			return err
+		}
+		w.t.c.armWrite()
+	}
 }
+
+// minReplyProgress is what a write must move within the timeout to have
+// it re-armed. The kernel's send buffer keeps growing for a while after
+// the client stopped reading (TCP autotuning took another 224 KiB in 2 s
+// on loopback), which is not the client reading.
+const minReplyProgress = 1 << 20

@@ -17,9 +17,10 @@ type request struct {
 	errno uint32
 	msg   string
 
-	buf   *[]byte // pooled payload: WRITE data, READ data, status chunk
-	held  int64   // budget bytes held for buf
-	start time.Time
+	buf    *[]byte // pooled payload: WRITE data, READ data, status chunk
+	held   int64   // budget bytes held for buf
+	maxExt int     // BLOCK_STATUS: the extents held covers
+	start  time.Time
 
 	hdr  []byte   // reply headers and small payloads
 	out  [][]byte // the reply as written: slices of hdr and buf

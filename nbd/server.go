@@ -34,10 +34,37 @@ type Options struct {
 	// Workers is the number of goroutines per connection executing
 	// requests against the backend. Default 16.
 	Workers int
-	// BufferBudget caps the payload bytes one connection holds (WRITE
-	// data and READ buffers in flight); the reader waits when it is spent.
-	// Default 64 MiB.
+	// BufferBudget caps the payload bytes all connections hold together:
+	// WRITE data read ahead, READ buffers until their reply is written,
+	// BLOCK_STATUS replies until written. A connection whose reader
+	// would exceed it waits (stops reading its socket), so a client that
+	// stops reading its replies stops being read. Each connection in
+	// transmission keeps a guaranteed share of it (see budget.go), so
+	// stalled clients holding the rest do not starve the others.
+	// Default 256 MiB; at least 2*MaxPayload.
 	BufferBudget int64
+	// ConnBufferBudget caps one connection's part of BufferBudget; a
+	// single request larger than it is let through when the connection
+	// holds nothing else. Default 64 MiB (at most BufferBudget/2).
+	ConnBufferBudget int64
+	// ReplyTimeout drops a connection whose client takes (almost) no
+	// reply bytes for this long. The deadline is re-armed after a write
+	// that moved 1 MiB or more, so a client that stalls mid-write goes
+	// after one to two timeouts; on TLS, where a timed-out write cannot
+	// resume, a batch of replies must go out within it. Default 30s.
+	ReplyTimeout time.Duration
+	// MaxConnections caps the connections served at once over every
+	// listener of the Server; a connection beyond it is closed at once,
+	// before the greeting, unless it may displace a handshake (see
+	// MaxHandshakes). Default 256.
+	MaxConnections int
+	// MaxHandshakes caps the connections in the handshake phase at once.
+	// A connection beyond it (or beyond MaxConnections) takes the slot
+	// of the oldest handshake of the peer with the most in progress when
+	// its own peer has fewer or that handshake has lasted a second, and
+	// is closed at once otherwise (see admission.go), so clients that
+	// never finish a handshake cannot lock others out. Default 64.
+	MaxHandshakes int
 	// MaxExtents caps the extents in one BLOCK_STATUS reply. Default
 	// 16384; the protocol allows fewer than the whole range.
 	MaxExtents int
@@ -69,6 +96,15 @@ const (
 	maxOptionLength = 1 << 20
 )
 
+// Defaults of the resource limits, for flags that show them.
+const (
+	DefaultMaxConnections   = 256
+	DefaultMaxHandshakes    = 64
+	DefaultBufferBudget     = 256 << 20
+	DefaultConnBufferBudget = 64 << 20
+	DefaultReplyTimeout     = 30 * time.Second
+)
+
 func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -81,8 +117,22 @@ func (o Options) withDefaults() Options {
 	}
 	o.Workers = min(o.Workers, o.MaxInFlight)
 	if o.BufferBudget <= 0 {
-		o.BufferBudget = 64 << 20
+		o.BufferBudget = DefaultBufferBudget
 	}
+	if o.ConnBufferBudget <= 0 {
+		o.ConnBufferBudget = DefaultConnBufferBudget
+	}
+	o.ConnBufferBudget = min(o.ConnBufferBudget, o.BufferBudget/2)
+	if o.ReplyTimeout <= 0 {
+		o.ReplyTimeout = DefaultReplyTimeout
+	}
+	if o.MaxConnections <= 0 {
+		o.MaxConnections = DefaultMaxConnections
+	}
+	if o.MaxHandshakes <= 0 {
+		o.MaxHandshakes = DefaultMaxHandshakes
+	}
+	o.MaxHandshakes = min(o.MaxHandshakes, o.MaxConnections)
 	if o.MaxExtents <= 0 {
 		o.MaxExtents = 16384
 	}
@@ -108,6 +158,11 @@ type Server struct {
 	tls     *tls.Config
 	log     *slog.Logger
 	stats   serverStats
+
+	adm      *admission
+	budget   *memBudget
+	bufs     *bufPool
+	limitLog [numLimits]logState
 }
 
 // NewServer returns a server for exports.
@@ -116,17 +171,31 @@ func NewServer(exports ExportLookup, opts Options) (*Server, error) {
 		return nil, errors.New("nbd: NewServer needs an ExportLookup")
 	}
 	opts = opts.withDefaults()
-	s := &Server{exports: exports, opts: opts, log: opts.Logger}
+	s := &Server{exports: exports, opts: opts, log: opts.Logger, adm: newAdmission(opts)}
 	cfg, err := serverTLSConfig(opts.TLSMode, opts.TLSConfig)
 	if err != nil {
 		return nil, err
 	}
 	s.tls = cfg
+	if s.budget, err = newMemBudget(opts); err != nil {
+		return nil, err
+	}
+	s.bufs = newBufPool(opts.BufferBudget / 4)
+	s.budget.full = func() {
+		s.limitHit(LimitBuffers, "nbd: buffer budget spent, readers wait", "budget", opts.BufferBudget)
+	}
+	s.budget.low = func() {
+		s.bufs.scheduleTrim(func() bool { return s.budget.held() < s.budget.trimAbove/4 })
+	}
 	return s, nil
 }
 
 // Stats returns a snapshot of the server's counters.
-func (s *Server) Stats() Stats { return s.stats.snapshot() }
+func (s *Server) Stats() Stats {
+	st := s.stats.snapshot()
+	st.BufferedBytes = s.budget.held()
+	return st
+}
 
 // Serve accepts connections on l and serves them until ctx is done, then
 // shuts down gracefully: it closes l; connections still negotiating get
@@ -152,13 +221,17 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		conns = make(map[net.Conn]struct{})
 	)
 	err := s.accept(soft, l, func(nc net.Conn) {
+		c := s.admitConn(soft, nc)
+		if c == nil {
+			return
+		}
 		mu.Lock()
 		conns[nc] = struct{}{}
 		mu.Unlock()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.serveConn(soft, hard, nc)
+			s.serveConn(soft, hard, c)
 			mu.Lock()
 			delete(conns, nc)
 			mu.Unlock()
@@ -232,5 +305,7 @@ func retryableAcceptError(err error) bool {
 // done (then as Serve does, without the shutdown timeout: the caller owns
 // the connection and closes it to force the end). It closes nc.
 func (s *Server) ServeConn(ctx context.Context, nc net.Conn) {
-	s.serveConn(ctx, context.WithoutCancel(ctx), nc)
+	if c := s.admitConn(ctx, nc); c != nil {
+		s.serveConn(ctx, context.WithoutCancel(ctx), c)
+	}
 }

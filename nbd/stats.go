@@ -26,7 +26,25 @@ type Stats struct {
 	// AccessDenied counts the exports refused to a client the lookup
 	// denied (ErrAccessDenied).
 	AccessDenied uint64
+	// LimitHits counts the times a resource limit turned a client away
+	// or held it back, by kind (the Limit* constants).
+	LimitHits map[string]uint64
+	// BufferedBytes is the payload bytes held now against
+	// Options.BufferBudget.
+	BufferedBytes int64
 }
+
+// Limit kinds, the keys of Stats.LimitHits.
+const (
+	LimitConnections = "connections"        // a connection closed at once (MaxConnections)
+	LimitHandshakes  = "handshakes"         // a handshake evicted for a newer one (MaxHandshakes)
+	LimitBuffers     = "buffer_budget"      // a reader waited for shared buffer bytes (BufferBudget)
+	LimitReply       = "reply_timeout"      // a client dropped for not taking its replies (ReplyTimeout)
+	LimitExport      = "export_connections" // an export refused with ErrExportBusy
+	numLimits        = 5
+)
+
+var limitNames = [numLimits]string{LimitConnections, LimitHandshakes, LimitBuffers, LimitReply, LimitExport}
 
 // Handshake failure reasons, the keys of Stats.HandshakeFailures.
 const (
@@ -44,14 +62,16 @@ const (
 	FailureShutdown       = "shutdown"         // server shut down mid-handshake
 	FailurePeerRefused    = "peer_refused"     // Options.AcceptPeer turned the client away
 	FailureAccessDenied   = "access_denied"    // EXPORT_NAME for an export the client may not open
-	numHandshakeFailures  = 14
+	FailureEvicted        = "evicted"          // its slot went to a newer handshake (Options.MaxHandshakes)
+	FailureExportBusy     = "export_busy"      // EXPORT_NAME for an export at its connection limit
+	numHandshakeFailures  = 16
 )
 
 var handshakeFailureNames = [numHandshakeFailures]string{
 	FailureEOF, FailureClientFlags, FailureBadMagic, FailureOptionTooLong,
 	FailureTooManyOptions, FailureTLS, FailureTLSRequired, FailureUnknownExport,
 	FailureProtocol, FailureTimeout, FailureIO, FailureShutdown,
-	FailurePeerRefused, FailureAccessDenied,
+	FailurePeerRefused, FailureAccessDenied, FailureEvicted, FailureExportBusy,
 }
 
 // ExportStats are the transmission counters of one export.
@@ -106,6 +126,7 @@ type serverStats struct {
 	// accessDenied counts INFO, GO and EXPORT_NAME refused with
 	// ErrAccessDenied.
 	accessDenied atomic.Uint64
+	limits       [numLimits]atomic.Uint64
 
 	mu      sync.Mutex
 	exports map[string]*exportStats
@@ -181,6 +202,12 @@ func (s *serverStats) snapshot() Stats {
 		AccessDenied:      s.accessDenied.Load(),
 		HandshakeFailures: make(map[string]uint64),
 		Exports:           make(map[string]ExportStats),
+		LimitHits:         make(map[string]uint64),
+	}
+	for i, n := range limitNames {
+		if v := s.limits[i].Load(); v > 0 {
+			out.LimitHits[n] = v
+		}
 	}
 	for i, n := range handshakeFailureNames {
 		if v := s.hsFailures[i].Load(); v > 0 {

@@ -48,7 +48,8 @@ type transmission struct {
 	free   chan *request
 	work   chan *request
 	rw     *replyWriter
-	budget *budget
+	budget *connBudget
+	bufs   *bufPool
 
 	abortOnce sync.Once
 	abort     chan struct{}      // closed when the socket is dead
@@ -76,7 +77,8 @@ func newTransmission(c *conn, s *session) *transmission {
 		maxExtents: o.MaxExtents,
 		free:       make(chan *request, o.MaxInFlight),
 		work:       make(chan *request, o.MaxInFlight),
-		budget:     newBudget(o.BufferBudget),
+		budget:     c.srv.budget.conn(),
+		bufs:       c.srv.bufs,
 		abort:      make(chan struct{}),
 	}
 	for range o.MaxInFlight {
@@ -97,8 +99,8 @@ func (t *transmission) run(ctx context.Context) {
 	ctx, t.cancel = context.WithCancel(ctx)
 	defer t.cancel()
 	// A shutdown stops the reader at the next read; requests already
-	// read are still answered.
-	t.c.setKick(func() { t.c.nc.SetReadDeadline(time.Now()) })
+	// read are still answered, to a client that takes them.
+	t.c.setKick(t.c.kickTransmission)
 
 	var workers sync.WaitGroup
 	for range t.c.srv.opts.Workers {
@@ -139,6 +141,10 @@ func (t *transmission) read() error {
 			return nil
 		}
 		err := t.readRequest(br, hb[:hsize], r)
+		if errors.Is(err, errLastRequest) {
+			t.work <- r
+			return nil
+		}
 		if err != nil {
 			t.free <- r
 			if errors.Is(err, errDisconnect) {
@@ -185,15 +191,31 @@ func (t *transmission) readRequest(br *bufio.Reader, hb []byte, r *request) erro
 		n = int64(payload)
 	case wire.CmdRead:
 		n = int64(req.Length)
+	case wire.CmdBlockStatus:
+		// Room for every extent the reply may carry, or, when the
+		// budget is short of that, for fewer (the protocol lets a
+		// reply stop short), so that clients such as qemu, which
+		// query all the time, are not held up by stalled clients.
+		r.maxExt = t.maxExtents
+		if n = t.statusBytes(r.maxExt); !t.budget.tryAcquire(n) {
+			r.maxExt = min(t.maxExtents, shortStatusExtents)
+			n = t.statusBytes(r.maxExt)
+			if !t.budget.acquire(n, t.abort, t.c.soft.Done()) {
+				return t.budgetGaveUp(r)
+			}
+		}
+		r.held = n
+		return nil // the worker sizes the reply buffer; held covers it
 	}
 	if n == 0 {
 		return nil
 	}
-	if !t.budget.acquire(n, t.abort) {
-		return errDisconnect
+	// Wait for budget bytes; a shutdown or a dead socket ends the wait.
+	if !t.budget.acquire(n, t.abort, t.c.soft.Done()) {
+		return t.budgetGaveUp(r)
 	}
 	r.held = n
-	r.buf = getBuf(int(n))
+	r.buf = t.bufs.get(int(n))
 	if req.Type == wire.CmdWrite {
 		if _, err := io.ReadFull(br, *r.buf); err != nil {
 			t.releaseBuf(r)
@@ -201,6 +223,42 @@ func (t *transmission) readRequest(br *bufio.Reader, hb []byte, r *request) erro
 		}
 	}
 	return nil
+}
+
+// statusBytes is what one BLOCK_STATUS of at most maxExt extents holds
+// until its reply is written: the backend's extents and the reply chunk.
+func (t *transmission) statusBytes(maxExt int) int64 {
+	per := int64(8 + 16) // compact descriptor, Extent
+	if t.extended {
+		per = 16 + 16
+	}
+	return 8 + per*int64(maxExt)
+}
+
+// shortStatusExtents caps a BLOCK_STATUS reply while the budget is short:
+// 8 KiB at most, well within a connection's reservation.
+const shortStatusExtents = 256
+
+// maxKeptExtents bounds the extent slice a request slot keeps between
+// requests (what a structured READ uses); a larger one (a big
+// BLOCK_STATUS) is dropped after its reply, so idle connections do not
+// keep MaxExtents-sized slices outside the budget.
+const maxKeptExtents = maxReadSegments
+
+// errLastRequest ends the reader after a request it still answers.
+var errLastRequest = errors.New("nbd: last request")
+
+// budgetGaveUp ends the reader when a wait for budget bytes ended early:
+// after a shutdown began, r is answered ESHUTDOWN (its WRITE payload, if
+// any, is left unread: nothing more is read); on a dead socket nothing is.
+func (t *transmission) budgetGaveUp(r *request) error {
+	select {
+	case <-t.abort:
+		return errDisconnect
+	default:
+	}
+	r.setErr(wire.ESHUTDOWN, "server is shutting down")
+	return errLastRequest
 }
 
 // readErr classifies a read error: EOF between requests and the shutdown
@@ -220,8 +278,11 @@ func (t *transmission) readErr(err error, atBoundary bool) error {
 // releaseBuf returns r's buffer and budget.
 func (t *transmission) releaseBuf(r *request) {
 	if r.buf != nil {
-		putBuf(r.buf)
+		t.bufs.put(r.buf)
 		r.buf = nil
+	}
+	if cap(r.ext) > maxKeptExtents {
+		r.ext = nil
 	}
 	t.budget.release(r.held)
 	r.held = 0

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/thind-storage/thind/daemon"
+	"github.com/thind-storage/thind/nbd"
 )
 
 func newServeCommand() *cobra.Command {
@@ -24,6 +25,8 @@ func newServeCommand() *cobra.Command {
 	var dataSize, metaSize, blockSize, defaultSize, cacheSize uint64
 	dataSizeF, metaSizeF, blockSizeF := &sizeFlag{v: &dataSize}, &sizeFlag{v: &metaSize}, &sizeFlag{v: &blockSize}
 	defaultSizeF, cacheF := &sizeFlag{v: &defaultSize}, &sizeFlag{v: &cacheSize}
+	bufferBudget := uint64(nbd.DefaultBufferBudget)
+	bufferBudgetF := &sizeFlag{v: &bufferBudget}
 	var tlsCert, tlsKey, tlsCA, logLevel, logFormat, socketMode string
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -56,6 +59,9 @@ limits who may open it; without one, whoever reaches a listener may.`,
 			}
 			if cfg.Engine.NoSpaceTimeout <= 0 {
 				return fmt.Errorf("--no-space-timeout %v: want a positive duration", cfg.Engine.NoSpaceTimeout)
+			}
+			if err := limitFlags(&cfg, bufferBudget); err != nil {
+				return err
 			}
 			logger, err := newLogger(logLevel, logFormat)
 			if err != nil {
@@ -111,9 +117,38 @@ limits who may open it; without one, whoever reaches a listener may.`,
 	f.DurationVar(&cfg.Engine.NoSpaceTimeout, "no-space-timeout", 60*time.Second, "how long writes queue while the pool is full before they fail")
 	f.DurationVar(&cfg.Engine.CommitInterval, "commit-interval", time.Second, "period of background metadata commits (each flushes the data file first if new blocks need it)")
 	f.Var(cacheF, "metadata-cache", "metadata block cache size; default 64M")
+	f.IntVar(&cfg.MaxConnections, "max-connections", nbd.DefaultMaxConnections, "NBD connections served at once; beyond it a new one is closed at once")
+	f.IntVar(&cfg.MaxHandshakes, "max-handshakes", nbd.DefaultMaxHandshakes, "NBD handshakes in progress at once; beyond it the oldest of the busiest client is closed")
+	f.Var(bufferBudgetF, "buffer-budget", fmt.Sprintf("request and reply payload bytes all NBD connections may hold together; at least %dM", 2*nbd.MaxPayload>>20))
+	f.IntVar(&cfg.MaxConnectionsPerVolume, "max-connections-per-volume", daemon.DefaultMaxConnectionsPerVolume, "NBD connections to one volume; 0: no limit")
+	f.DurationVar(&cfg.ReplyTimeout, "reply-timeout", nbd.DefaultReplyTimeout, "drop an NBD client that takes no reply bytes for this long")
+	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", daemon.DefaultShutdownTimeout, "on SIGTERM, how long requests in flight may take before connections are closed")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "text or json")
 	return cmd
+}
+
+// limitFlags checks the resource limit flags and puts them in cfg.
+func limitFlags(cfg *daemon.Config, bufferBudget uint64) error {
+	switch {
+	case cfg.MaxConnections <= 0:
+		return fmt.Errorf("--max-connections %d: want a positive number", cfg.MaxConnections)
+	case cfg.MaxHandshakes <= 0:
+		return fmt.Errorf("--max-handshakes %d: want a positive number", cfg.MaxHandshakes)
+	case cfg.MaxConnectionsPerVolume < 0:
+		return fmt.Errorf("--max-connections-per-volume %d: want 0 (no limit) or more", cfg.MaxConnectionsPerVolume)
+	case bufferBudget < 2*nbd.MaxPayload || bufferBudget > 1<<40:
+		return fmt.Errorf("--buffer-budget %d: want %dM to 1T", bufferBudget, 2*nbd.MaxPayload>>20)
+	case cfg.ReplyTimeout <= 0:
+		return fmt.Errorf("--reply-timeout %v: want a positive duration", cfg.ReplyTimeout)
+	case cfg.ShutdownTimeout <= 0:
+		return fmt.Errorf("--shutdown-timeout %v: want a positive duration", cfg.ShutdownTimeout)
+	}
+	if cfg.MaxConnectionsPerVolume == 0 {
+		cfg.MaxConnectionsPerVolume = -1 // the daemon's "no cap"
+	}
+	cfg.BufferBudget = int64(bufferBudget)
+	return nil
 }
 
 func newLogger(level, format string) (*slog.Logger, error) {
