@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/thind-storage/thind/blk"
+	"github.com/thind-storage/thind/bm"
 	"github.com/thind-storage/thind/thinpool"
 )
 
@@ -53,6 +55,13 @@ type Config struct {
 
 	Logger          *slog.Logger
 	ShutdownTimeout time.Duration
+
+	// WrapMetadata and WrapData, when set, are given the metadata and the
+	// data device as they are opened, and the pool runs on what they
+	// return. Tests put fault injection (internal/faultdev) under a
+	// running daemon with them.
+	WrapMetadata func(bm.Device) bm.Device
+	WrapData     func(blk.Backend) blk.Backend
 }
 
 // Defaults.

@@ -74,14 +74,18 @@ func openStorage(c *Config) (_ *storage, err error) {
 			s.close()
 		}
 	}()
-	formatted, err := thinmeta.IsFormatted(mf)
+	var meta bm.Device = mf
+	if c.WrapMetadata != nil {
+		meta = c.WrapMetadata(mf)
+	}
+	formatted, err := thinmeta.IsFormatted(meta)
 	if err != nil {
 		return nil, fmt.Errorf("metadata device: %w", err)
 	}
 	sectors := uint32(c.BlockSize / 512)
 	opts := thinmeta.Options{CacheBytes: c.MetadataCacheBytes}
 	if !formatted {
-		if s.md, err = thinmeta.Create(mf, nblocks, sectors, 0, opts); err != nil {
+		if s.md, err = thinmeta.Create(meta, nblocks, sectors, 0, opts); err != nil {
 			return nil, fmt.Errorf("formatting the metadata device: %w", err)
 		}
 		s.fresh = true
@@ -89,7 +93,7 @@ func openStorage(c *Config) (_ *storage, err error) {
 		if c.BlockSizeSet {
 			opts.DataBlockSize = sectors
 		}
-		if s.md, err = thinmeta.Open(mf, nblocks, opts); err != nil {
+		if s.md, err = thinmeta.Open(meta, nblocks, opts); err != nil {
 			return nil, fmt.Errorf("opening the metadata: %w", err)
 		}
 		if c.MetadataSizeSet && c.MetadataSize/bm.BlockSize != nblocks {
@@ -110,6 +114,9 @@ func openStorage(c *Config) (_ *storage, err error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("data device: %w", err)
+	}
+	if c.WrapData != nil {
+		data = c.WrapData(data)
 	}
 	if c.DataSizeSet {
 		size, err := data.Size()
