@@ -193,23 +193,26 @@ func (p *Pool) SetWriteMode() error {
 }
 
 // metadataFailed handles a failed metadata change, as dm-thin's
-// metadata_operation_failed: the metadata layer has aborted the
-// transaction; the pool stops changing metadata and asks for a check.
+// metadata_operation_failed and abort_transaction: the transaction is
+// aborted (if even that fails, the pool fails), needs_check is set and
+// written to the superblock where it can be (the pool holds it in core
+// where it cannot), and the pool goes read-only.
 func (p *Pool) metadataFailed(op string, err error) error {
 	p.log.Error("metadata operation failed", "op", op, "err", err)
 	p.dropPassdown()
 	p.st.metadataErrors.Add(1)
-	if serr := p.md.SetNeedsCheck(); serr != nil {
-		p.log.Error("could not set needs_check", "err", serr)
-	}
+	// Abort first: it rereads the superblock, flags included.
 	rerr := p.md.SetReadOnly()
 	p.reuses.Add(1) // the open transaction was dropped
 	if rerr != nil {
 		p.setMode(ModeFail, "metadata abort failed: "+rerr.Error())
-		return fmt.Errorf("%s: %w (%v)", op, ErrFailed, err)
+		return fmt.Errorf("%s: %w (%w)", op, ErrFailed, err)
+	}
+	if serr := p.md.SetNeedsCheck(); serr != nil {
+		p.log.Error("could not write needs_check to the superblock; the pool holds it until it stops", "err", serr)
 	}
 	p.setMode(ModeReadOnly, op+": "+err.Error())
-	return fmt.Errorf("%s: %w (%v)", op, ErrReadOnly, err)
+	return fmt.Errorf("%s: %w (%w)", op, ErrReadOnly, err)
 }
 
 // Close drains the commit loop, commits, and closes the data device. Thin

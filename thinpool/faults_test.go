@@ -1,0 +1,250 @@
+package thinpool_test
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"github.com/thind-storage/thind/blk"
+	"github.com/thind-storage/thind/bm"
+	"github.com/thind-storage/thind/internal/faultdev"
+	"github.com/thind-storage/thind/internal/pooltest"
+	"github.com/thind-storage/thind/thinmeta"
+	"github.com/thind-storage/thind/thinpool"
+)
+
+// faultEnv is a pool on files with fault injection under both stores.
+type faultEnv struct {
+	*env
+	metaDev  *faultdev.Device
+	metaFile *os.File
+	dataDev  *faultdev.Backend
+	check    *pooltest.Pool
+}
+
+func newFaultEnv(t *testing.T, metaBytes, dataBytes int64, cfg thinpool.Config) *faultEnv {
+	t.Helper()
+	e := &env{t: t, dir: t.TempDir(), cfg: cfg}
+	e.metaPath = filepath.Join(e.dir, "metadata")
+	e.dataPath = filepath.Join(e.dir, "data")
+	for path, size := range map[string]int64{e.metaPath: metaBytes, e.dataPath: dataBytes} {
+		if err := os.WriteFile(path, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Truncate(path, size); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mf, n, err := bm.OpenFile(e.metaPath, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Closed after the pool's check, which reads through metaDev.
+	t.Cleanup(func() { mf.Close() })
+	fe := &faultEnv{env: e, metaDev: faultdev.New(mf, 1), metaFile: mf}
+	e.md = pooltest.CreateMetadata(t, fe.metaDev, n, testBlockSectors, 0, thinmeta.Options{})
+	fe.check = pooltest.Of(e.md)
+	data, err := blk.OpenFile(e.dataPath, blk.FileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fe.dataDev = faultdev.NewBackend(data, 1)
+	e.pool = pooltest.OpenEngine(t, e.md, fe.dataDev, cfg)
+	t.Cleanup(e.close)
+	// Runs before the close and the check: the fault is fixed by then.
+	t.Cleanup(func() { fe.metaDev.Heal(); fe.dataDev.Heal() })
+	return fe
+}
+
+// onDiskNeedsCheck reads the superblock's needs_check flag from the file.
+func (e *faultEnv) onDiskNeedsCheck() bool {
+	e.t.Helper()
+	buf := make([]byte, bm.BlockSize)
+	if _, err := e.metaFile.ReadAt(buf, 0); err != nil {
+		e.t.Fatal(err)
+	}
+	return thinmeta.DecodeSuperblock(buf).Flags&thinmeta.FlagNeedsCheck != 0
+}
+
+func pattern(b byte, n int) []byte { return bytes.Repeat([]byte{b}, n) }
+
+const bs64k = 65536
+
+// TestDataIOErrorsFailOnlyTheirRequests fails one data read, one
+// overwrite, one provisioning write and one flush: each fails its request
+// with EIO and nothing else; the pool stays in write mode, the failed
+// overwrite leaves the old data, the failed provisioning maps nothing,
+// and the dispatcher counts the errors.
+func TestDataIOErrorsFailOnlyTheirRequests(t *testing.T) {
+	e := newFaultEnv(t, 4<<20, 64*bs64k, thinpool.Config{})
+	th := e.thin(1, 64*bs64k)
+	for v := 0; v < 8; v++ {
+		if err := th.WriteAt(bg, pattern(byte(v+1), bs64k), uint64(v)*bs64k, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.pool.Commit(bg); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, bs64k)
+	readBack := func(v int) error { return th.ReadAt(bg, got, uint64(v)*bs64k) }
+	expectEIO := func(what string, err error) {
+		t.Helper()
+		if !errors.Is(err, syscall.EIO) {
+			t.Fatalf("%s: %v, want EIO", what, err)
+		}
+	}
+
+	e.dataDev.Inject(faultdev.Rule{Ops: faultdev.OpRead, Count: 1})
+	expectEIO("read under a read fault", readBack(2))
+	for v := 0; v < 8; v++ {
+		if err := readBack(v); err != nil || !bytes.Equal(got, pattern(byte(v+1), bs64k)) {
+			t.Fatalf("block %d after the fault: %v", v, err)
+		}
+	}
+
+	e.dataDev.Inject(faultdev.Rule{Ops: faultdev.OpWrite, Count: 1})
+	expectEIO("overwrite under a write fault", th.WriteAt(bg, pattern(0xee, bs64k), 3*bs64k, false))
+	if err := readBack(3); err != nil || !bytes.Equal(got, pattern(4, bs64k)) {
+		t.Fatalf("a failed overwrite changed the block: %v", err)
+	}
+	if err := th.WriteAt(bg, pattern(0xee, bs64k), 3*bs64k, false); err != nil {
+		t.Fatalf("overwrite after the fault: %v", err)
+	}
+
+	free := e.pool.Stats().Metadata.DataBlocksFree
+	e.dataDev.Inject(faultdev.Rule{Ops: faultdev.OpWrite, Count: 1})
+	expectEIO("provisioning under a write fault", th.WriteAt(bg, pattern(0xaa, bs64k), 20*bs64k, false))
+	if err := readBack(20); err != nil || !bytes.Equal(got, make([]byte, bs64k)) {
+		t.Fatalf("a failed provisioning mapped the block: %v", err)
+	}
+	if err := e.pool.Commit(bg); err != nil {
+		t.Fatal(err)
+	}
+	if now := e.pool.Stats().Metadata.DataBlocksFree; now != free {
+		t.Fatalf("%d free data blocks after a failed provisioning and a commit, %d before", now, free)
+	}
+
+	if err := th.WriteAt(bg, pattern(0xbb, bs64k), 21*bs64k, false); err != nil {
+		t.Fatal(err)
+	}
+	e.dataDev.Inject(faultdev.Rule{Ops: faultdev.OpFlush, Count: 1})
+	expectEIO("commit under a flush fault", e.pool.Commit(bg))
+	if err := e.pool.Commit(bg); err != nil {
+		t.Fatalf("commit after the fault: %v", err)
+	}
+
+	st := e.pool.Stats()
+	if st.Mode != thinpool.ModeWrite || st.MetadataErrors != 0 {
+		t.Fatalf("mode %v, %d metadata errors after data faults", st.Mode, st.MetadataErrors)
+	}
+	tot := st.Dispatcher.Total()
+	if r, w, f := tot.Ops[blk.OpRead].Errors, tot.Ops[blk.OpWrite].Errors, tot.Ops[blk.OpFlush].Errors; r != 1 || w != 2 || f != 1 {
+		t.Fatalf("dispatcher errors: %d reads, %d writes, %d flushes; want 1, 2, 1", r, w, f)
+	}
+	if n := e.dataDev.Injected(faultdev.OpAll); n != 4 {
+		t.Fatalf("%d faults injected, want 4", n)
+	}
+}
+
+// TestMetadataWriteFailureGoesReadOnly fails every metadata write but the
+// superblock's: the commit fails, the pool goes read-only with
+// needs_check set on disk, as dm-thin's metadata_operation_failed does;
+// committed data still reads, provisioned blocks still take writes, new
+// blocks are refused, and write mode is refused while the flag is set.
+func TestMetadataWriteFailureGoesReadOnly(t *testing.T) {
+	modes := make(chan thinpool.Mode, 4)
+	e := newFaultEnv(t, 4<<20, 64*bs64k, thinpool.Config{OnModeChange: func(_, to thinpool.Mode) { modes <- to }})
+	e.check.AllowNeedsCheck()
+	th := e.thin(1, 64*bs64k)
+	if err := th.WriteAt(bg, pattern(1, bs64k), 0, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.pool.Commit(bg); err != nil {
+		t.Fatal(err)
+	}
+	if err := th.WriteAt(bg, pattern(2, bs64k), bs64k, false); err != nil {
+		t.Fatal(err)
+	}
+	e.metaDev.Inject(faultdev.Rule{Ops: faultdev.OpWrite, Off: bm.BlockSize})
+	err := e.pool.Commit(bg)
+	if !errors.Is(err, thinpool.ErrReadOnly) || !errors.Is(err, syscall.EIO) {
+		t.Fatalf("commit under a metadata write fault: %v", err)
+	}
+	if m := <-modes; m != thinpool.ModeReadOnly {
+		t.Fatalf("mode %v", m)
+	}
+	st := e.pool.Stats()
+	if st.Mode != thinpool.ModeReadOnly || !st.Metadata.NeedsCheck || st.MetadataErrors != 1 {
+		t.Fatalf("mode %v, needs_check %v, %d metadata errors", st.Mode, st.Metadata.NeedsCheck, st.MetadataErrors)
+	}
+	if !e.onDiskNeedsCheck() {
+		t.Fatal("needs_check is not set in the superblock on disk")
+	}
+	got := make([]byte, bs64k)
+	if err := th.ReadAt(bg, got, 0); err != nil || !bytes.Equal(got, pattern(1, bs64k)) {
+		t.Fatalf("committed data in read-only mode: %v", err)
+	}
+	if err := th.ReadAt(bg, got, bs64k); err != nil || !bytes.Equal(got, make([]byte, bs64k)) {
+		t.Fatalf("the aborted transaction's block: %v (it must read as zeroes)", err)
+	}
+	if err := th.WriteAt(bg, pattern(3, 512), 0, false); err != nil {
+		t.Fatalf("overwrite of a provisioned block in read-only mode: %v", err)
+	}
+	if err := th.WriteAt(bg, pattern(3, 512), 5*bs64k, false); !errors.Is(err, thinpool.ErrReadOnly) {
+		t.Fatalf("a new block in read-only mode: %v", err)
+	}
+	e.metaDev.Heal()
+	if err := e.pool.SetWriteMode(); err == nil {
+		t.Fatal("write mode accepted while the metadata needs a check")
+	}
+}
+
+// TestMetadataFlushFailureGoesReadOnly fails every metadata sync: the
+// needs_check flag cannot reach the disk, but the pool holds it, reports
+// it, and is read-only.
+func TestMetadataFlushFailureGoesReadOnly(t *testing.T) {
+	e := newFaultEnv(t, 4<<20, 64*bs64k, thinpool.Config{})
+	e.check.AllowNeedsCheck()
+	th := e.thin(1, 64*bs64k)
+	if err := th.WriteAt(bg, pattern(1, bs64k), 0, false); err != nil {
+		t.Fatal(err)
+	}
+	e.metaDev.Inject(faultdev.Rule{Ops: faultdev.OpFlush})
+	if err := e.pool.Commit(bg); !errors.Is(err, thinpool.ErrReadOnly) {
+		t.Fatalf("commit under a metadata flush fault: %v", err)
+	}
+	st := e.pool.Stats()
+	if st.Mode != thinpool.ModeReadOnly || !st.Metadata.NeedsCheck {
+		t.Fatalf("mode %v, needs_check %v", st.Mode, st.Metadata.NeedsCheck)
+	}
+}
+
+// TestMetadataDeviceLostGoesToFail fails every metadata read and write:
+// the commit fails, the abort cannot reread the last commit, and the pool
+// fails (dm-thin's PM_FAIL): every request gets ErrFailed.
+func TestMetadataDeviceLostGoesToFail(t *testing.T) {
+	e := newFaultEnv(t, 4<<20, 64*bs64k, thinpool.Config{})
+	e.check.AllowNeedsCheck()
+	th := e.thin(1, 64*bs64k)
+	if err := th.WriteAt(bg, pattern(1, bs64k), 0, false); err != nil {
+		t.Fatal(err)
+	}
+	e.metaDev.Inject(faultdev.Rule{Ops: faultdev.OpRead | faultdev.OpWrite})
+	if err := e.pool.Commit(bg); !errors.Is(err, thinpool.ErrFailed) {
+		t.Fatalf("commit with the metadata device gone: %v", err)
+	}
+	if m := e.pool.Mode(); m != thinpool.ModeFail {
+		t.Fatalf("mode %v", m)
+	}
+	got := make([]byte, 512)
+	if err := th.ReadAt(bg, got, 0); !errors.Is(err, thinpool.ErrFailed) {
+		t.Fatalf("read in fail mode: %v", err)
+	}
+	if err := th.WriteAt(bg, got, 0, false); !errors.Is(err, thinpool.ErrFailed) {
+		t.Fatalf("write in fail mode: %v", err)
+	}
+}
