@@ -100,8 +100,14 @@ func openStorage(c *Config) (_ *storage, err error) {
 			return nil, fmt.Errorf("--metadata-size %d differs from the metadata device's %d bytes", c.MetadataSize, nblocks*bm.BlockSize)
 		}
 		if have := s.md.MetadataBlocks(); nblocks > have {
-			// The device grew: use the new space.
+			// The device grew: use the new space. Commit at once, as
+			// dm-thin's pool_preresume does after a resize: the new
+			// blocks are free only from the next transaction, and until
+			// then the pool would report its old size as all used.
 			if err := s.md.ResizeMetadata(nblocks); err != nil {
+				return nil, err
+			}
+			if err := s.md.Commit(); err != nil {
 				return nil, err
 			}
 		}

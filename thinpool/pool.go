@@ -38,6 +38,7 @@ type Pool struct {
 
 	mode       atomic.Int32
 	modeMu     lockorder.Mutex[lockorder.Leaf]
+	modeWhy    string      // why the pool entered its mode; guarded by modeMu
 	metaLow    atomic.Bool // the metadata space map crossed its threshold
 	metaFull   atomic.Bool // read-only for lack of metadata space (not a failure)
 	lowWaterOn atomic.Bool
@@ -132,9 +133,7 @@ func Open(md *thinmeta.Pool, data blk.Backend, cfg Config) (*Pool, error) {
 		spaceCh: make(chan struct{}),
 		events:  newNotifier(),
 	}
-	// Reserve ends at a quarter of the device or 1024 blocks, as
-	// dm-thin's calc_metadata_threshold.
-	md.SetMetadataThreshold(min(1024, md.MetadataBlocks()/4), func() { p.metaLow.Store(true) })
+	p.setMetadataThreshold()
 	if err := p.findClean(0, md.DataBlocks()); err != nil {
 		d.Close()
 		p.events.close()
@@ -142,6 +141,7 @@ func Open(md *thinmeta.Pool, data blk.Backend, cfg Config) (*Pool, error) {
 	}
 	if md.NeedsCheck() {
 		p.mode.Store(int32(ModeReadOnly))
+		p.modeWhy = "the metadata has the needs_check flag set"
 		p.log.Warn("metadata has the needs_check flag set: pool is read-only until it is checked")
 	}
 	p.wg.Add(1)
@@ -158,6 +158,14 @@ func (p *Pool) BlockSize() uint64 { return p.bs }
 // Mode returns the pool's mode.
 func (p *Pool) Mode() Mode { return Mode(p.mode.Load()) }
 
+// ModeReason says why the pool entered its mode ("" for write mode at
+// start).
+func (p *Pool) ModeReason() string {
+	p.modeMu.Lock()
+	defer p.modeMu.Unlock()
+	return p.modeWhy
+}
+
 func (p *Pool) setMode(m Mode, why string) {
 	p.modeMu.Lock()
 	old := Mode(p.mode.Load())
@@ -166,6 +174,7 @@ func (p *Pool) setMode(m Mode, why string) {
 		return
 	}
 	p.mode.Store(int32(m))
+	p.modeWhy = why
 	p.modeMu.Unlock()
 	p.log.Warn("pool mode changed", "from", old.String(), "to", m.String(), "reason", why)
 	if fn := p.cfg.OnModeChange; fn != nil {
@@ -186,7 +195,7 @@ func (p *Pool) SetWriteMode() error {
 	if err := p.md.SetReadWrite(); err != nil {
 		return err
 	}
-	p.metaLow.Store(p.md.FreeMetadataBlocks() < min(1024, p.md.MetadataBlocks()/4))
+	p.metaLow.Store(p.md.FreeMetadataBlocks() < metadataThreshold(p.md.MetadataBlocks()))
 	p.metaFull.Store(false)
 	p.setMode(ModeWrite, "requested")
 	return nil
@@ -262,6 +271,48 @@ func (p *Pool) Resize(ctx context.Context) error {
 	p.lowWaterOn.Store(false)
 	p.signalSpace()
 	return nil
+}
+
+// ResizeMetadata grows the metadata to n blocks (after the metadata file
+// or device was made bigger) and commits at once, as dm-thin's
+// pool_preresume does: the new blocks are free only from the next
+// transaction. A pool read-only for lack of metadata space returns to
+// write mode.
+func (p *Pool) ResizeMetadata(ctx context.Context, n uint64) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if Mode(p.mode.Load()) == ModeFail {
+		return ErrFailed
+	}
+	p.hold.Lock()
+	p.txn.Lock()
+	err := p.md.ResizeMetadata(n)
+	if err == nil {
+		p.mdDirty.Store(true)
+	}
+	p.txn.Unlock()
+	if err == nil {
+		err = p.commitNow(true)
+	}
+	p.hold.Unlock()
+	if err != nil {
+		return err
+	}
+	p.setMetadataThreshold()
+	if p.metaFull.Load() && !p.md.NeedsCheck() {
+		return p.SetWriteMode()
+	}
+	p.metaLow.Store(p.md.FreeMetadataBlocks() < metadataThreshold(p.md.MetadataBlocks()))
+	return nil
+}
+
+// metadataThreshold is where the metadata reserve starts: a quarter of
+// the device or 1024 blocks, as dm-thin's calc_metadata_threshold.
+func metadataThreshold(blocks uint64) uint64 { return min(1024, blocks/4) }
+
+func (p *Pool) setMetadataThreshold() {
+	p.md.SetMetadataThreshold(metadataThreshold(p.md.MetadataBlocks()), func() { p.metaLow.Store(true) })
 }
 
 // signalSpace wakes writes waiting for data space.
