@@ -2,7 +2,6 @@ package thinpool
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -187,7 +186,7 @@ func (p *Pool) setMode(m Mode, why string) {
 // cleared). It fails while the metadata needs a check.
 func (p *Pool) SetWriteMode() error {
 	if p.md.NeedsCheck() {
-		return errors.New("metadata needs a check (thind meta check) before the pool can be written again")
+		return fmt.Errorf("%w: stop thind and run `thind meta check`, or `thind pool set-mode write --check`", ErrNeedsCheck)
 	}
 	if Mode(p.mode.Load()) == ModeFail {
 		return ErrFailed
@@ -199,6 +198,27 @@ func (p *Pool) SetWriteMode() error {
 	p.metaFull.Store(false)
 	p.setMode(ModeWrite, "requested")
 	return nil
+}
+
+// ClearNeedsCheck clears the needs_check flag of a read-only pool whose
+// metadata, as committed on disk, a check has just passed, returns it to
+// write mode, and commits at once so that the flag is cleared on disk
+// too. Read-only mode makes this safe online: nothing changes the
+// metadata between the check and the clear. (dm-thin has no online
+// clear; thin_check --clear-needs-check-flag is the offline one.)
+func (p *Pool) ClearNeedsCheck(ctx context.Context) error {
+	if Mode(p.mode.Load()) == ModeFail {
+		return ErrFailed
+	}
+	if Mode(p.mode.Load()) == ModeWrite {
+		return fmt.Errorf("%w: the pool is in write mode, its metadata can change under a check", ErrNeedsCheck)
+	}
+	p.md.ClearNeedsCheck()
+	if err := p.SetWriteMode(); err != nil {
+		return err
+	}
+	p.mdDirty.Store(true)
+	return p.Commit(ctx)
 }
 
 // metadataFailed handles a failed metadata change, as dm-thin's
