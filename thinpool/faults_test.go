@@ -248,3 +248,59 @@ func TestMetadataDeviceLostGoesToFail(t *testing.T) {
 		t.Fatalf("write in fail mode: %v", err)
 	}
 }
+
+// TestCutDropsWhatWasNotFlushed cuts the power under both devices of a
+// pool on files: reopened from the files, the pool holds every block
+// written before the last successful commit and none written after it
+// (keep 0), and both checkers pass.
+func TestCutDropsWhatWasNotFlushed(t *testing.T) {
+	e := newFaultEnv(t, 4<<20, 64*bs64k, thinpool.Config{})
+	th := e.thin(1, 64*bs64k)
+	for v := uint64(0); v < 4; v++ {
+		if err := th.WriteAt(bg, pattern(byte(v+1), bs64k), v*bs64k, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.pool.Commit(bg); err != nil {
+		t.Fatal(err)
+	}
+	if err := th.WriteAt(bg, pattern(9, bs64k), 0, false); err != nil { // in place
+		t.Fatal(err)
+	}
+	if err := th.WriteAt(bg, pattern(9, bs64k), 8*bs64k, false); err != nil { // provisioned
+		t.Fatal(err)
+	}
+	if e.metaDev.Unflushed() == 0 && e.dataDev.Unflushed() == 0 {
+		t.Fatal("nothing unflushed to lose")
+	}
+	if err := e.metaDev.Cut(0); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.dataDev.Cut(0); err != nil {
+		t.Fatal(err)
+	}
+	if err := th.WriteAt(bg, pattern(7, 512), bs64k, false); !errors.Is(err, faultdev.ErrPowerCut) && !errors.Is(err, thinpool.ErrReadOnly) && !errors.Is(err, thinpool.ErrFailed) {
+		t.Fatalf("a write after the cut: %v", err)
+	}
+	th.Close()
+	e.pool.Close() // its last commit fails: the power is gone
+	e.pool = nil
+	e.md.Close()
+	e.md = nil
+
+	// The power comes back; the data file was closed with the pool.
+	e.metaDev.PowerOn()
+	data, err := blk.OpenFile(e.dataPath, blk.FileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.md = pooltest.OpenMetadata(e.t, e.metaDev, (4<<20)/bm.BlockSize, thinmeta.Options{})
+	e.pool = pooltest.OpenEngine(e.t, e.md, data, thinpool.Config{})
+	th = e.thin(1, 64*bs64k)
+	got := make([]byte, bs64k)
+	for v, want := range map[uint64]byte{0: 1, 1: 2, 2: 3, 3: 4, 8: 0} {
+		if err := th.ReadAt(bg, got, v*bs64k); err != nil || !bytes.Equal(got, pattern(want, bs64k)) {
+			t.Fatalf("block %d after the cut: %v, holds %d, want %d", v, err, got[0], want)
+		}
+	}
+}

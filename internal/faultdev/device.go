@@ -196,3 +196,11 @@ func (d *Device) Cut(keep float64) error {
 	d.undo, d.unsaved = nil, 0
 	return d.inner.Sync()
 }
+
+// PowerOn ends a cut: the device serves again what the wrapped store
+// holds, as a disk does when the power comes back.
+func (d *Device) PowerOn() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.cut = false
+}

@@ -69,6 +69,10 @@ func TestCutKeepsWhatWasSynced(t *testing.T) {
 			t.Errorf("%s after the cut: %v, want ErrPowerCut", name, err)
 		}
 	}
+	d.PowerOn()
+	if _, err := d.ReadAt(got, 0); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("read after the power came back: %v", err)
+	}
 }
 
 // TestCutMayKeepUnsyncedWrites keeps every unsynced write with keep 1.
