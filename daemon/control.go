@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/thind-storage/thind/catalog"
+	"github.com/thind-storage/thind/thinmeta"
 	"github.com/thind-storage/thind/thinpool"
 )
 
@@ -308,9 +309,9 @@ func fail(w http.ResponseWriter, err error) {
 	case errors.Is(err, catalog.ErrExists), errors.Is(err, ErrBusy), errors.Is(err, thinpool.ErrBusy), errors.Is(err, ErrShrink),
 		errors.Is(err, ErrPoolShrink), errors.Is(err, ErrCheckFailed), errors.Is(err, thinpool.ErrNeedsCheck):
 		code = http.StatusConflict
-	case errors.Is(err, catalog.ErrInvalid):
+	case errors.Is(err, catalog.ErrInvalid), errors.Is(err, thinmeta.ErrTooManyBlocks):
 		code = http.StatusBadRequest
-	case errors.Is(err, thinpool.ErrNoSpace), errors.Is(err, thinpool.ErrMetadataSpace):
+	case errors.Is(err, thinpool.ErrNoSpace), errors.Is(err, thinpool.ErrMetadataSpace), errors.Is(err, thinmeta.ErrNoMetadataSpace):
 		code = http.StatusInsufficientStorage
 	case errors.Is(err, thinpool.ErrReadOnly), errors.Is(err, thinpool.ErrFailed):
 		code = http.StatusServiceUnavailable

@@ -7,7 +7,9 @@ import (
 	"os"
 
 	"github.com/thind-storage/thind/bm"
+	"github.com/thind-storage/thind/catalog"
 	"github.com/thind-storage/thind/metatools"
+	"github.com/thind-storage/thind/spacemap"
 	"github.com/thind-storage/thind/thinpool"
 )
 
@@ -80,6 +82,9 @@ func (d *Daemon) ResizePool(ctx context.Context, dataSize, metadataSize uint64) 
 	defer d.opMu.Unlock()
 	e := d.st.engine
 	if metadataSize > 0 {
+		if max := uint64(spacemap.MaxMetadataBlocks) * bm.BlockSize; metadataSize > max {
+			return fmt.Errorf("--metadata-size %d: the format addresses at most %d bytes of metadata: %w", metadataSize, max, catalog.ErrInvalid)
+		}
 		have := e.Metadata().MetadataBlocks() * bm.BlockSize
 		if err := growDevice(d.cfg.MetadataDevice, "metadata", have, metadataSize); err != nil {
 			return err
@@ -91,6 +96,13 @@ func (d *Daemon) ResizePool(ctx context.Context, dataSize, metadataSize uint64) 
 	}
 	if dataSize > 0 {
 		have := e.Metadata().DataBlocks() * e.BlockSize()
+		if dataSize >= have {
+			// Before the file grows: a pool whose data device is larger
+			// than its metadata can map would not start again.
+			if err := e.Metadata().CheckDataGrowth(dataSize / e.BlockSize()); err != nil {
+				return err
+			}
+		}
 		if err := growDevice(d.cfg.DataDevice, "data", have, dataSize); err != nil {
 			return err
 		}

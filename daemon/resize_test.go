@@ -2,7 +2,9 @@ package daemon_test
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -119,4 +121,56 @@ func TestGrowingAFullMetadataPoolOnline(t *testing.T) {
 	if s := r.status(); s.MetadataBlocks != 1024 || s.MetadataBlocksUsed >= 256 {
 		t.Fatalf("after an offline grow: %d/%d metadata blocks used", s.MetadataBlocksUsed, s.MetadataBlocks)
 	}
+}
+
+// TestBadPoolResizesChangeNothing sends resizes the pool cannot take:
+// each gets a clear error, no file grows, the pool stays in write mode
+// and starts again.
+func TestBadPoolResizesChangeNothing(t *testing.T) {
+	cfg := smallConfig(t)
+	pooltest.CheckFile(t, filepath.Join(cfg.DataDir, "metadata"))
+	r := start(t, cfg)
+	sizes := func() [2]int64 {
+		var out [2]int64
+		for i, name := range []string{"data", "metadata"} {
+			st, err := os.Stat(filepath.Join(cfg.DataDir, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[i] = st.Size()
+		}
+		return out
+	}
+	before := sizes()
+	for _, c := range []struct {
+		body string
+		code int
+		says string
+	}{
+		{`{}`, 400, "give data_size"},
+		{`{"data_size":1}`, 409, "cannot shrink"},
+		{`{"data_size":1099511627776000}`, 507, "metadata blocks"}, // 1000 TiB: more bitmaps than 16 MiB of metadata holds
+		{`{"data_size":18446744073709551615}`, 400, "addressable"},
+		{`{"metadata_size":1}`, 409, "cannot shrink"},
+		{`{"metadata_size":18446744073709551615}`, 400, "at most"},
+		{`{"data_size":-1}`, 400, "bad request"},
+		{`{"mode":"write"}`, 400, "bad request"},
+	} {
+		var e daemon.ErrorJSON
+		if code := r.call("POST", "/v1/pool/resize", c.body, &e); code != c.code || !strings.Contains(e.Error, c.says) {
+			t.Errorf("resize %s: %d %q, want %d and %q", c.body, code, e.Error, c.code, c.says)
+		}
+	}
+	var e daemon.ErrorJSON
+	if code := r.call("POST", "/v1/pool/mode", `{"mode":"fail"}`, &e); code != 400 {
+		t.Errorf("set-mode fail: %d %s", code, e.Error)
+	}
+	if after := sizes(); after != before {
+		t.Fatalf("file sizes %v became %v", before, after)
+	}
+	if s := r.status(); s.Mode != "write" {
+		t.Fatalf("mode %s", s.Mode)
+	}
+	r.stop()
+	start(t, cfg)
 }
