@@ -136,7 +136,8 @@ func thindOK(t *testing.T, args ...string) string {
 }
 
 // checkReportsNeedsCheck runs `thind meta check` and thin_check on the
-// stopped pool: both pass the metadata, thind's reports the flag.
+// stopped pool: both pass the metadata; thind's check and thin_dump
+// report the flag.
 func checkReportsNeedsCheck(t *testing.T, meta string) {
 	t.Helper()
 	if out := thindOK(t, "meta", "check", meta); !strings.Contains(out, "needs_check") {
@@ -147,6 +148,10 @@ func checkReportsNeedsCheck(t *testing.T, meta string) {
 		t.Fatalf("thin_check on the faulted pool: %v\n%s%s", err, out, errOut)
 	}
 	t.Logf("thin_check: %s%s", out, errOut)
+	// thin_check 0.9.0 does not mention the flag; thin_dump shows it.
+	if sb := strings.SplitN(tooltest.Run(t, "thin_dump", pkgThinTools, meta), "\n", 2)[0]; !strings.Contains(sb, `flags="1"`) {
+		t.Fatalf("thin_dump does not show needs_check: %s", sb)
+	}
 }
 
 // TestRecoveryWalkThrough walks the documented recovery of a pool sent
