@@ -3,8 +3,10 @@ package thinpool_test
 import (
 	"bytes"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"testing"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/thind-storage/thind/bm"
 	"github.com/thind-storage/thind/internal/faultdev"
 	"github.com/thind-storage/thind/internal/pooltest"
+	"github.com/thind-storage/thind/internal/randtest"
 	"github.com/thind-storage/thind/thinmeta"
 	"github.com/thind-storage/thind/thinpool"
 )
@@ -44,14 +47,15 @@ func newFaultEnv(t *testing.T, metaBytes, dataBytes int64, cfg thinpool.Config) 
 	}
 	// Closed after the pool's check, which reads through metaDev.
 	t.Cleanup(func() { mf.Close() })
-	fe := &faultEnv{env: e, metaDev: faultdev.New(mf, 1), metaFile: mf}
+	seed := randtest.Seed(t) // drives the rules' probabilities
+	fe := &faultEnv{env: e, metaDev: faultdev.New(mf, seed), metaFile: mf}
 	e.md = pooltest.CreateMetadata(t, fe.metaDev, n, testBlockSectors, 0, thinmeta.Options{})
 	fe.check = pooltest.Of(e.md)
 	data, err := blk.OpenFile(e.dataPath, blk.FileOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	fe.dataDev = faultdev.NewBackend(data, 1)
+	fe.dataDev = faultdev.NewBackend(data, seed)
 	e.pool = pooltest.OpenEngine(t, e.md, fe.dataDev, cfg)
 	t.Cleanup(e.close)
 	// Runs before the close and the check: the fault is fixed by then.
@@ -302,5 +306,144 @@ func TestCutDropsWhatWasNotFlushed(t *testing.T) {
 		if err := th.ReadAt(bg, got, v*bs64k); err != nil || !bytes.Equal(got, pattern(want, bs64k)) {
 			t.Fatalf("block %d after the cut: %v, holds %d, want %d", v, err, got[0], want)
 		}
+	}
+}
+
+// TestRandomDataFaultsAgainstAModel runs random writes (each within one
+// data block), reads, flushes and snapshots while the data device fails
+// a random share of reads, writes and flushes (drawn from the test's
+// seed). A failed write must leave every byte it covered as it was,
+// whether it overwrote in place, provisioned or broke sharing; every
+// read that succeeds must match the model; the pool never leaves write
+// mode; and with the fault fixed, the volume and its last snapshot read
+// back whole.
+func TestRandomDataFaultsAgainstAModel(t *testing.T) {
+	const blocks = 24
+	const units = blocks * bs64k / unit
+	e := newFaultEnv(t, 4<<20, 256*bs64k, thinpool.Config{})
+	th := e.thin(1, blocks*bs64k)
+	rng := randtest.New(t)
+	model := make([]uint64, units) // version per 4 KiB unit; 0 is zeroes
+	maybe := map[int][]uint64{}    // units failed FUA writes may have changed, and to what
+	var snap []uint64
+	var snapMaybe map[int][]uint64 // as maybe, when the snapshot was taken
+	var snapNext uint64
+	snapID := uint64(1)
+	e.dataDev.Inject(faultdev.Rule{Ops: faultdev.OpRead | faultdev.OpWrite | faultdev.OpFlush, Prob: 0.15})
+	buf := make([]byte, bs64k)
+	next := uint64(1)
+	var failedWrites, failedReads, failedFlushes int
+	for op := 0; op < 600; op++ {
+		switch x := rng.IntN(100); {
+		case x < 55:
+			b := rng.IntN(blocks)
+			first := rng.IntN(16)
+			n := 1 + rng.IntN(16-first)
+			u := b*16 + first
+			for i := 0; i < n; i++ {
+				stamp(buf[i*unit:(i+1)*unit], next+uint64(i))
+			}
+			fua := rng.IntN(6) == 0
+			err := th.WriteAt(bg, buf[:n*unit], uint64(u)*unit, fua)
+			switch {
+			case err == nil:
+				for i := 0; i < n; i++ {
+					model[u+i] = next + uint64(i)
+					delete(maybe, u+i)
+				}
+			case errors.Is(err, syscall.EIO):
+				failedWrites++
+				if fua {
+					// The write may have landed and only the flush that
+					// makes it durable failed: either version may read.
+					for i := 0; i < n; i++ {
+						maybe[u+i] = append(maybe[u+i], next+uint64(i))
+					}
+				}
+			default:
+				t.Fatalf("write: %v", err)
+			}
+			next += uint64(n)
+		case x < 90:
+			u := rng.IntN(units)
+			n := 1 + rng.IntN(min(32, units-u))
+			got := make([]byte, n*unit)
+			if err := th.ReadAt(bg, got, uint64(u)*unit); err != nil {
+				if !errors.Is(err, syscall.EIO) {
+					t.Fatalf("read: %v", err)
+				}
+				failedReads++
+				continue
+			}
+			for i := 0; i < n; i++ {
+				v, ok := version(got[i*unit : (i+1)*unit])
+				if ok && (v == model[u+i] || slices.Contains(maybe[u+i], v)) {
+					model[u+i] = v
+					delete(maybe, u+i)
+					continue
+				}
+				if !ok || v != model[u+i] {
+					t.Fatalf("op %d: unit %d holds version %d (whole %v), the model %d", op, u+i, v, ok, model[u+i])
+				}
+			}
+		case x < 97:
+			if err := th.Flush(bg); err != nil {
+				if !errors.Is(err, syscall.EIO) {
+					t.Fatalf("flush: %v", err)
+				}
+				failedFlushes++
+			}
+		default:
+			snapID++
+			if err := e.pool.CreateSnap(bg, snapID, 1); err != nil {
+				t.Fatalf("snapshot: %v", err)
+			}
+			snap = append(snap[:0], model...)
+			snapMaybe = maps.Clone(maybe)
+			snapNext = next
+		}
+		if m := e.pool.Mode(); m != thinpool.ModeWrite {
+			t.Fatalf("op %d: mode %v under data faults", op, m)
+		}
+	}
+	t.Logf("%d writes, %d reads and %d flushes failed; %d snapshots", failedWrites, failedReads, failedFlushes, snapID-1)
+	if failedWrites == 0 || failedReads == 0 {
+		t.Fatal("the rule failed no write or no read")
+	}
+	e.dataDev.Heal()
+	if err := e.pool.Commit(bg); err != nil {
+		t.Fatal(err)
+	}
+	for u, vs := range maybe {
+		// Read them once more to settle them.
+		got := make([]byte, unit)
+		if err := th.ReadAt(bg, got, uint64(u)*unit); err != nil {
+			t.Fatal(err)
+		}
+		if g, ok := version(got); ok && slices.Contains(vs, g) {
+			model[u] = g
+		}
+	}
+	verify := func(th *thinpool.Thin, want []uint64, maybe map[int][]uint64, what string) {
+		got := make([]byte, units*unit)
+		if err := th.ReadAt(bg, got, 0); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		for u := range want {
+			v, ok := version(got[u*unit : (u+1)*unit])
+			if ok && slices.Contains(maybe[u], v) {
+				continue
+			}
+			if !ok || v != want[u] {
+				t.Fatalf("%s: unit %d holds version %d (whole %v), want %d (versions up to %d were written before it)", what, u, v, ok, want[u], snapNext)
+			}
+		}
+	}
+	verify(th, model, nil, "the volume")
+	if snapID > 1 {
+		verify(e.thin(snapID, blocks*bs64k), snap, snapMaybe, "the last snapshot")
+	}
+	if st := e.pool.Stats(); st.MetadataErrors != 0 {
+		t.Fatalf("%d metadata errors from data faults", st.MetadataErrors)
 	}
 }
