@@ -2,6 +2,7 @@ package daemon_test
 
 import (
 	"bytes"
+	"errors"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/thind-storage/thind/internal/pooltest"
 	"github.com/thind-storage/thind/internal/randtest"
 	"github.com/thind-storage/thind/internal/tooltest"
+	"github.com/thind-storage/thind/thinpool"
 )
 
 // logBuffer collects a daemon's log for a test to read.
@@ -170,4 +172,61 @@ func TestMetadataFaultThenOnlineRecovery(t *testing.T) {
 	c.Want("ok", "flush")
 	c.Want("ok", "read %d %d 3", 32*blockBytes, blockBytes)
 	c.Want("ok", "read 0 %d 1", blockBytes)
+}
+
+// TestADyingMetadataDeviceGoesReadOnlyThenFail: metadata writes fail, so
+// the pool goes read-only; asking for write mode before the fault is
+// fixed sends it back at the next commit (which fails again and sets
+// needs_check again); once reads fail too, the next failure cannot even abort,
+// and the pool fails: every request gets EIO, and the status and the
+// metrics say fail.
+func TestADyingMetadataDeviceGoesReadOnlyThenFail(t *testing.T) {
+	cfg := smallConfig(t)
+	pooltest.CheckFile(t, filepath.Join(cfg.DataDir, "metadata")).AllowNeedsCheck()
+	f := startFaulty(t, cfg)
+	c := tooltest.DialNBD(t, f.uri())
+	c.Want("ok", "write 0 %d 1", blockBytes)
+	c.Want("ok", "flush")
+	f.meta.Inject(faultdev.Rule{Ops: faultdev.OpWrite, Off: bm.BlockSize})
+	c.Want("ok", "write %d %d 2", 4*blockBytes, blockBytes)
+	c.Want("err EIO", "flush")
+	if s := f.status(); s.Mode != "read-only" || !s.NeedsCheck {
+		t.Fatalf("after the first failure: mode %s, needs_check %v", s.Mode, s.NeedsCheck)
+	}
+
+	// Too early: the check passes and the superblock still takes the
+	// cleared flag, but the next commit that needs other blocks fails.
+	var m daemon.ModeJSON
+	if code := f.call("POST", "/v1/pool/mode", `{"mode":"write","check":true}`, &m); code != 200 || m.Pool.Mode != "write" {
+		t.Fatalf("set-mode write --check: %d %+v", code, m)
+	}
+	c.Want("ok", "write %d %d 2", 4*blockBytes, blockBytes)
+	c.Want("err EIO", "flush")
+	if s := f.status(); s.Mode != "read-only" || !s.NeedsCheck {
+		t.Fatalf("after write mode was tried too early: mode %s, needs_check %v", s.Mode, s.NeedsCheck)
+	}
+	c.Want("ok", "read 0 %d 1", blockBytes)
+
+	var e daemon.ErrorJSON
+	f.meta.Inject(faultdev.Rule{Ops: faultdev.OpRead})
+	f.call("POST", "/v1/pool/mode", `{"mode":"write","check":true}`, &e)
+	c.Want("err EIO", "write %d %d 2", 8*blockBytes, blockBytes)
+	c.Do("flush")
+	if s := f.status(); s.Mode != "fail" {
+		t.Fatalf("with the metadata device gone: mode %s (%s)", s.Mode, s.ModeReason)
+	}
+	if got := f.d.MetricsForTest("thind_pool_mode", `mode="fail"`); got != 1 {
+		t.Errorf(`thind_pool_mode{mode="fail"} = %v`, got)
+	}
+	c.Want("err EIO", "read 0 %d 1", blockBytes)
+	c.Want("err EIO", "write 0 %d 3", blockBytes)
+	if !strings.Contains(f.log.String(), "to=fail") {
+		t.Errorf("the log does not say the pool failed:\n%s", f.log.String())
+	}
+	c.Close()
+	f.cancel()
+	f.cancel = nil
+	if err := <-f.done; !errors.Is(err, thinpool.ErrFailed) {
+		t.Fatalf("stopping a failed pool: %v", err)
+	}
 }
