@@ -145,4 +145,7 @@ func TestPoolResizeResumesAQueuedWrite(t *testing.T) {
 	if _, errOut, code := d.cli("pool", "set-mode", "read-only"); code == 0 || !strings.Contains(errOut, "only \"write\"") {
 		t.Errorf("set-mode read-only: exit %d: %s", code, errOut)
 	}
+	if out := d.mustCLI("pool", "set-mode", "write", "--check"); !strings.Contains(out, "mode: write") {
+		t.Errorf("set-mode write on a pool in write mode: %s", out)
+	}
 }
