@@ -3,10 +3,12 @@ package thinpool_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -445,5 +447,65 @@ func TestRandomDataFaultsAgainstAModel(t *testing.T) {
 	}
 	if st := e.pool.Stats(); st.MetadataErrors != 0 {
 		t.Fatalf("%d metadata errors from data faults", st.MetadataErrors)
+	}
+}
+
+// TestADataFaultFailsOnlyItsBlock fails every read and write of one data
+// block while eight goroutines read and overwrite their own blocks: every
+// request on that block fails with EIO, every other one succeeds.
+func TestADataFaultFailsOnlyItsBlock(t *testing.T) {
+	e := newFaultEnv(t, 4<<20, 64*bs64k, thinpool.Config{})
+	th := e.thin(1, 64*bs64k)
+	const bad = 5
+	for v := uint64(0); v < 16; v++ {
+		if err := th.WriteAt(bg, pattern(byte(v+1), bs64k), v*bs64k, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.pool.Commit(bg); err != nil {
+		t.Fatal(err)
+	}
+	l, err := e.pool.Metadata().Find(1, bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.dataDev.Inject(faultdev.Rule{Ops: faultdev.OpRead | faultdev.OpWrite, Off: int64(l.DataBlock * bs64k), Len: bs64k})
+	errs := make(chan error, 8)
+	var wg sync.WaitGroup
+	for g := uint64(0); g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 4096)
+			for i := uint64(0); i < 200; i++ {
+				v := g*2 + i%2 // blocks 2g and 2g+1
+				off := v*bs64k + (i*4096)%bs64k
+				var err error
+				if i%3 == 0 {
+					err = th.WriteAt(bg, pattern(byte(v+1), 4096), off, false)
+				} else {
+					err = th.ReadAt(bg, buf, off)
+					if err == nil && !bytes.Equal(buf, pattern(byte(v+1), 4096)) {
+						err = fmt.Errorf("block %d reads wrong data", v)
+					}
+				}
+				switch {
+				case v == bad && !errors.Is(err, syscall.EIO):
+					errs <- fmt.Errorf("a request on the failing block %d: %v", v, err)
+					return
+				case v != bad && err != nil:
+					errs <- fmt.Errorf("a request on block %d: %v", v, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if m := e.pool.Mode(); m != thinpool.ModeWrite {
+		t.Fatalf("mode %v", m)
 	}
 }
