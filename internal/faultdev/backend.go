@@ -14,7 +14,9 @@ type DataStore interface {
 
 // Backend is a data device that fails what its rules match and can lose
 // power, as Device does for a metadata device. Discard and WriteZeroes
-// change the device like writes: a cut puts back what they replaced.
+// change the device like writes: a cut puts back what they replaced. It
+// implements blk.Backend only: the dispatcher issues one call per
+// request, and the engine, told of no holes, zeroes every new block.
 type Backend struct {
 	*Device
 	data DataStore
