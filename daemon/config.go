@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/thind-storage/thind/blk"
+	"github.com/thind-storage/thind/bm"
 	"github.com/thind-storage/thind/thinpool"
 )
 
@@ -80,6 +82,13 @@ type Config struct {
 	// ShutdownTimeout bounds a graceful stop: after it, NBD connections
 	// still open are closed. Default 30s.
 	ShutdownTimeout time.Duration
+
+	// WrapMetadata and WrapData, when set, are given the metadata and the
+	// data device as they are opened, and the pool runs on what they
+	// return. Tests put fault injection (internal/faultdev) under a
+	// running daemon with them.
+	WrapMetadata func(bm.Device) bm.Device
+	WrapData     func(blk.Backend) blk.Backend
 }
 
 // Defaults.

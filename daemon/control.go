@@ -7,9 +7,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/thind-storage/thind/catalog"
+	"github.com/thind-storage/thind/thinmeta"
 	"github.com/thind-storage/thind/thinpool"
 )
 
@@ -19,6 +21,8 @@ import (
 // (controlauth.go).
 //
 //	GET    /v1/pool                       pool status
+//	POST   /v1/pool/mode                  set-mode {mode: "write", check}
+//	POST   /v1/pool/resize                grow {data_size, metadata_size}
 //	GET    /v1/volumes[?label=k=v...]     list volumes
 //	POST   /v1/volumes                    create {name, size, labels, ...}
 //	GET    /v1/volumes/{name}             one volume
@@ -61,6 +65,26 @@ type VolumeRequest struct {
 	// AllowShrink lets a resize make the volume smaller, dropping the
 	// data past the new end.
 	AllowShrink bool `json:"allow_shrink,omitempty"`
+}
+
+// ModeRequest asks a read-only pool back into write mode; Check runs
+// the metadata checker first and clears needs_check if it passes.
+type ModeRequest struct {
+	Mode  string `json:"mode"`
+	Check bool   `json:"check,omitempty"`
+}
+
+// ModeJSON answers a ModeRequest: the pool's status, and the check's
+// findings when one ran.
+type ModeJSON struct {
+	Pool  PoolStatus `json:"pool"`
+	Check string     `json:"check,omitempty"`
+}
+
+// ResizePoolRequest grows the pool's devices; 0 leaves one alone.
+type ResizePoolRequest struct {
+	DataSize     uint64 `json:"data_size,omitempty"`
+	MetadataSize uint64 `json:"metadata_size,omitempty"`
 }
 
 // ErrorJSON is every error answer.
@@ -122,6 +146,48 @@ func parseGrants(in []string) ([]catalog.Grant, error) {
 func (d *Daemon) controlHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/pool", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, http.StatusOK, d.Status())
+	})
+	mux.HandleFunc("POST /v1/pool/mode", func(w http.ResponseWriter, r *http.Request) {
+		var req ModeRequest
+		if !decode(w, r, &req) {
+			return
+		}
+		if req.Mode != thinpool.ModeWrite.String() {
+			fail(w, fmt.Errorf("mode %q: only %q can be asked for (the others are entered on their own): %w", req.Mode, thinpool.ModeWrite.String(), catalog.ErrInvalid))
+			return
+		}
+		rep, err := d.SetWriteMode(r.Context(), req.Check)
+		if err != nil {
+			if rep != nil {
+				var b strings.Builder
+				rep.WriteText(&b)
+				err = fmt.Errorf("%w\n%s", err, b.String())
+			}
+			fail(w, err)
+			return
+		}
+		out := ModeJSON{Pool: d.Status()}
+		if rep != nil {
+			var b strings.Builder
+			rep.WriteText(&b)
+			out.Check = b.String()
+		}
+		reply(w, http.StatusOK, out)
+	})
+	mux.HandleFunc("POST /v1/pool/resize", func(w http.ResponseWriter, r *http.Request) {
+		var req ResizePoolRequest
+		if !decode(w, r, &req) {
+			return
+		}
+		if req.DataSize == 0 && req.MetadataSize == 0 {
+			fail(w, fmt.Errorf("give data_size, metadata_size or both: %w", catalog.ErrInvalid))
+			return
+		}
+		if err := d.ResizePool(r.Context(), req.DataSize, req.MetadataSize); err != nil {
+			fail(w, err)
+			return
+		}
 		reply(w, http.StatusOK, d.Status())
 	})
 	mux.HandleFunc("GET /v1/volumes", func(w http.ResponseWriter, r *http.Request) {
@@ -285,11 +351,12 @@ func fail(w http.ResponseWriter, err error) {
 		code = http.StatusForbidden
 	case errors.Is(err, catalog.ErrNotFound):
 		code = http.StatusNotFound
-	case errors.Is(err, catalog.ErrExists), errors.Is(err, ErrBusy), errors.Is(err, thinpool.ErrBusy), errors.Is(err, ErrShrink):
+	case errors.Is(err, catalog.ErrExists), errors.Is(err, ErrBusy), errors.Is(err, thinpool.ErrBusy), errors.Is(err, ErrShrink),
+		errors.Is(err, ErrPoolShrink), errors.Is(err, ErrCheckFailed), errors.Is(err, thinpool.ErrNeedsCheck):
 		code = http.StatusConflict
-	case errors.Is(err, catalog.ErrInvalid):
+	case errors.Is(err, catalog.ErrInvalid), errors.Is(err, thinmeta.ErrTooManyBlocks):
 		code = http.StatusBadRequest
-	case errors.Is(err, thinpool.ErrNoSpace), errors.Is(err, thinpool.ErrMetadataSpace):
+	case errors.Is(err, thinpool.ErrNoSpace), errors.Is(err, thinpool.ErrMetadataSpace), errors.Is(err, thinmeta.ErrNoMetadataSpace):
 		code = http.StatusInsufficientStorage
 	case errors.Is(err, thinpool.ErrReadOnly), errors.Is(err, thinpool.ErrFailed):
 		code = http.StatusServiceUnavailable

@@ -47,6 +47,13 @@ func FuzzControlAPI(f *testing.F) {
 		{4, "/v1/volumes", "{}"},
 		{5, "/v1/pool", ""},
 		{0, "/v1/volumes/%2e%2e", ""},
+		{1, "/v1/pool/mode", `{"mode":"write"}`},
+		{1, "/v1/pool/mode", `{"mode":"write","check":true}`},
+		{1, "/v1/pool/mode", `{"mode":"read-only"}`},
+		{1, "/v1/pool/resize", `{"data_size":2147483648}`},
+		{1, "/v1/pool/resize", `{"metadata_size":33554432}`},
+		{1, "/v1/pool/resize", `{"data_size":18446744073709551615,"metadata_size":1}`},
+		{1, "/v1/pool/resize", `{}`},
 	}
 	for _, s := range seeds {
 		f.Add(s.method, s.path, []byte(s.body))

@@ -39,7 +39,9 @@ func start(t testing.TB, cfg daemon.Config) *running {
 	if cfg.MetricsAddr == "" {
 		cfg.MetricsAddr = "off"
 	}
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d, err := daemon.New(ctx, cfg)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 type PoolStatus struct {
 	DataDir              string    `json:"data_dir"`
 	Mode                 string    `json:"mode"`
+	ModeReason           string    `json:"mode_reason,omitempty"`
 	TransactionID        uint64    `json:"transaction_id"`
 	BlockSize            uint64    `json:"block_size"`
 	DataBlocks           uint64    `json:"data_blocks"`
@@ -35,6 +36,7 @@ func (d *Daemon) Status() PoolStatus {
 	s := PoolStatus{
 		DataDir:              d.cfg.DataDir,
 		Mode:                 st.Mode.String(),
+		ModeReason:           st.ModeReason,
 		TransactionID:        m.TransactionID,
 		BlockSize:            d.cfg.BlockSize,
 		DataBlocks:           m.DataBlocks,

@@ -74,14 +74,18 @@ func openStorage(c *Config) (_ *storage, err error) {
 			s.close()
 		}
 	}()
-	formatted, err := thinmeta.IsFormatted(mf)
+	var meta bm.Device = mf
+	if c.WrapMetadata != nil {
+		meta = c.WrapMetadata(mf)
+	}
+	formatted, err := thinmeta.IsFormatted(meta)
 	if err != nil {
 		return nil, fmt.Errorf("metadata device: %w", err)
 	}
 	sectors := uint32(c.BlockSize / 512)
 	opts := thinmeta.Options{CacheBytes: c.MetadataCacheBytes}
 	if !formatted {
-		if s.md, err = thinmeta.Create(mf, nblocks, sectors, 0, opts); err != nil {
+		if s.md, err = thinmeta.Create(meta, nblocks, sectors, 0, opts); err != nil {
 			return nil, fmt.Errorf("formatting the metadata device: %w", err)
 		}
 		s.fresh = true
@@ -89,15 +93,21 @@ func openStorage(c *Config) (_ *storage, err error) {
 		if c.BlockSizeSet {
 			opts.DataBlockSize = sectors
 		}
-		if s.md, err = thinmeta.Open(mf, nblocks, opts); err != nil {
+		if s.md, err = thinmeta.Open(meta, nblocks, opts); err != nil {
 			return nil, fmt.Errorf("opening the metadata: %w", err)
 		}
 		if c.MetadataSizeSet && c.MetadataSize/bm.BlockSize != nblocks {
 			return nil, fmt.Errorf("--metadata-size %d differs from the metadata device's %d bytes", c.MetadataSize, nblocks*bm.BlockSize)
 		}
 		if have := s.md.MetadataBlocks(); nblocks > have {
-			// The device grew: use the new space.
+			// The device grew: use the new space. Commit at once, as
+			// dm-thin's pool_preresume does after a resize: the new
+			// blocks are free only from the next transaction, and until
+			// then the pool would report its old size as all used.
 			if err := s.md.ResizeMetadata(nblocks); err != nil {
+				return nil, err
+			}
+			if err := s.md.Commit(); err != nil {
 				return nil, err
 			}
 		}
@@ -110,6 +120,9 @@ func openStorage(c *Config) (_ *storage, err error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("data device: %w", err)
+	}
+	if c.WrapData != nil {
+		data = c.WrapData(data)
 	}
 	if c.DataSizeSet {
 		size, err := data.Size()

@@ -81,6 +81,7 @@ var (
 	dispTagSleeps     = desc("dispatch_tag_sleeps_total", "Times a submitter slept for a tag.", "queue")
 	dispRequests      = desc("dispatch_requests_total", "Requests dispatched to the data device.", "queue", "op")
 	dispBytes         = desc("dispatch_bytes_total", "Bytes moved to or from the data device.", "queue", "op")
+	dispErrors        = desc("dispatch_errors_total", "Data device requests that failed (each fails only the requests it serves).", "queue", "op")
 	dispLatency       = desc("dispatch_latency_seconds", "Data device request latency (a sample of about one request in eight).", "queue")
 )
 
@@ -90,7 +91,7 @@ var all = []*prometheus.Desc{poolMode, poolDataBlocks, poolDataUsed, poolDataByt
 	cacheBlocks, cacheDirty, volSize, volMapped, volMappedBytes, volProvisioned, volCoW, volUnmapped, volPassdown, volReadRetries,
 	volRequests, volRequestErrors, volBytes, volLatency, volErrors, volConnections, nbdConnections, nbdConnectionsTot,
 	nbdHandshakeFails, nbdAccessDenied, nbdLimitHits, nbdBuffered, dispDepth, dispInFlight, dispBacklog, dispMerges, dispDispatched, dispTagSleeps, dispRequests,
-	dispBytes, dispLatency}
+	dispBytes, dispErrors, dispLatency}
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
@@ -212,6 +213,7 @@ func (c *Collector) collectDispatcher(ds blk.Stats, gauge, counter emit, ch chan
 			o := q.Ops[op]
 			counter(dispRequests, float64(o.Requests), id, op.String())
 			counter(dispBytes, float64(o.Bytes), id, op.String())
+			counter(dispErrors, float64(o.Errors), id, op.String())
 		}
 		buckets := map[float64]uint64{}
 		cum := uint64(0)

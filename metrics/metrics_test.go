@@ -5,6 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/thind-storage/thind/blk"
 	"github.com/thind-storage/thind/nbd"
 	"github.com/thind-storage/thind/thinmeta"
 )
@@ -21,6 +22,10 @@ func TestPoolSnapshotBecomesSeries(t *testing.T) {
 				Metadata: thinmeta.Stats{DataBlockSize: 128, DataBlocks: 100, DataBlocksFree: 40},
 				Commits:  7,
 				Thins:    map[uint64]Thin{3: {MappedBlocks: 5, Provisioned: 6}},
+				Dispatcher: blk.Stats{Queues: []blk.QueueStats{{Ops: func() (o [blk.NumOps]blk.OpStats) {
+					o[blk.OpRead] = blk.OpStats{Requests: 9, Errors: 2}
+					return o
+				}()}}},
 			}
 		},
 		Volumes: func() []Volume {
@@ -56,6 +61,7 @@ func TestPoolSnapshotBecomesSeries(t *testing.T) {
 		"thind_volume_mapped_bytes{volume=vm1}":             5 * 128 * 512,
 		"thind_volume_provisioned_blocks_total{volume=vm1}": 6,
 		"thind_volume_size_bytes{volume=closed}":            1 << 20,
+		"thind_dispatch_errors_total{op=read}{queue=0}":     2,
 	} {
 		if v, ok := got[name]; !ok || v != want {
 			t.Errorf("%s = %v (present %v), want %v", name, v, ok, want)

@@ -30,7 +30,7 @@ func TestPromtoolAcceptsTheDeployConfigAndRules(t *testing.T) {
 		want string
 	}{
 		{[]string{"check", "config", deployPath("prometheus", "prometheus.yml")}, "is valid prometheus config file syntax"},
-		{[]string{"check", "rules", deployPath("prometheus", "thind-rules.yml")}, "SUCCESS: 11 rules found"},
+		{[]string{"check", "rules", deployPath("prometheus", "thind-rules.yml")}, "SUCCESS: 12 rules found"},
 		{[]string{"test", "rules", deployPath("prometheus", "thind-rules.test.yml")}, "SUCCESS"},
 	} {
 		out, errOut, err := tooltest.RunErr(t, "promtool", pkgPrometheus, tc.args...)

@@ -31,6 +31,7 @@ var layer = map[string]int{
 	"nbd/internal/wire":   0,
 	"internal/fixture":    0, // test data only
 	"internal/invariants": 0,
+	"internal/faultdev":   0, // tests only
 	"internal/lockorder":  1,
 	"internal/tooltest":   0, // tests only
 	"nbd":                 1,

@@ -104,3 +104,48 @@ func TestAQueuedWriteCompletesWhenAVolumeIsDeleted(t *testing.T) {
 		t.Errorf("mode %s after the delete freed space", m)
 	}
 }
+
+// `thind pool resize --data-size` on a full pool lets a queued write
+// complete, and `thind pool status` counts the new size at once.
+func TestPoolResizeResumesAQueuedWrite(t *testing.T) {
+	d := fullPool(t)
+	c := d.dial(t, "default")
+	buf := bytes.Repeat([]byte{0x43}, 64<<10)
+	done := make(chan error, 1)
+	go func() { done <- c.pwrite(buf, 0, nbdFlagFUA) }()
+	waitFor(t, "the pool to be out of space", 30*time.Second, func() error {
+		if m := poolMode(t, d); m != "out-of-data-space" {
+			return fmt.Errorf("mode %s", m)
+		}
+		return nil
+	})
+	out := d.mustCLI("pool", "resize", "--data-size", "128M", "--metadata-size", "512M")
+	if !strings.Contains(out, "/2048 blocks used") || !strings.Contains(out, "/131072 blocks used") {
+		t.Errorf("pool resize printed:\n%s", out)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("the queued write: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the queued write did not complete after the pool grew")
+	}
+	got := make([]byte, len(buf))
+	if err := c.pread(got, 0); err != nil || !bytes.Equal(got, buf) {
+		t.Fatalf("read back the queued write: %v", err)
+	}
+	status := d.mustCLI("pool", "status")
+	if !strings.Contains(status, "mode:           write") || !strings.Contains(status, "/2048 blocks used") {
+		t.Errorf("pool status after the grow:\n%s", status)
+	}
+	if _, errOut, code := d.cli("pool", "resize", "--data-size", "64M"); code == 0 || !strings.Contains(errOut, "cannot shrink") {
+		t.Errorf("shrinking the pool: exit %d: %s", code, errOut)
+	}
+	if _, errOut, code := d.cli("pool", "set-mode", "read-only"); code == 0 || !strings.Contains(errOut, "only \"write\"") {
+		t.Errorf("set-mode read-only: exit %d: %s", code, errOut)
+	}
+	if out := d.mustCLI("pool", "set-mode", "write", "--check"); !strings.Contains(out, "mode: write") {
+		t.Errorf("set-mode write on a pool in write mode: %s", out)
+	}
+}

@@ -24,6 +24,12 @@ var (
 	// ErrNotFormatted is returned when opening an all-zero device
 	// without formatting.
 	ErrNotFormatted = errors.New("metadata device is not formatted")
+	// ErrNoMetadataSpace is returned for a data grow whose space map
+	// the free metadata blocks cannot hold.
+	ErrNoMetadataSpace = errors.New("not enough free metadata blocks")
+	// ErrTooManyBlocks is returned for a data device larger than the
+	// format's 40-bit block numbers address.
+	ErrTooManyBlocks = errors.New("more data blocks than the format addresses")
 	// ErrShrink is returned for an attempt to shrink a space map.
 	ErrShrink = errors.New("cannot reduce the size of a space map")
 	// ErrUnsupported is returned for metadata using features this

@@ -1,12 +1,49 @@
 package thinmeta
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/thind-storage/thind/spacemap"
+)
 
 // DataBlocks returns the size of the data device in blocks.
 func (p *Pool) DataBlocks() uint64 {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	return p.dsm.NrBlocks()
+}
+
+// CheckDataGrowth reports whether the data space map can grow to n
+// blocks: not smaller, addressable, and with the free metadata blocks to
+// hold its new bitmaps. Failing halfway through a grow would abort the
+// open transaction, so callers check first, before they grow a device.
+func (p *Pool) CheckDataGrowth(n uint64) error {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.checkDataGrowth(n)
+}
+
+func (p *Pool) checkDataGrowth(n uint64) error {
+	old := p.dsm.NrBlocks()
+	switch {
+	case n < old:
+		return fmt.Errorf("data device: %d blocks to %d: %w", old, n, ErrShrink)
+	case n > MaxDataBlock+1:
+		return fmt.Errorf("%d data blocks: at most %d are addressable: %w", n, uint64(MaxDataBlock+1), ErrTooManyBlocks)
+	}
+	// One bitmap block per EntriesPerBlock data blocks; their index
+	// entries, and the shadowing along the way, are a small share more.
+	perBitmap := uint64(spacemap.EntriesPerBlock)
+	bitmaps := (n+perBitmap-1)/perBitmap - (old+perBitmap-1)/perBitmap
+	need := bitmaps + bitmaps/8 + 16
+	free := uint64(0)
+	if f := p.msm.NrFree(); f > p.metadataReserve {
+		free = f - p.metadataReserve
+	}
+	if bitmaps > 0 && need > free {
+		return fmt.Errorf("growing the data to %d blocks takes about %d metadata blocks, %d are free (grow the metadata first): %w", n, need, free, ErrNoMetadataSpace)
+	}
+	return nil
 }
 
 // FreeDataBlocks returns how many data blocks can still be allocated.
@@ -16,7 +53,9 @@ func (p *Pool) FreeDataBlocks() uint64 {
 	return p.dsm.NrFree()
 }
 
-// ResizeData grows the data space map to n blocks. Shrinking is refused.
+// ResizeData grows the data space map to n blocks. Shrinking is refused,
+// and so is a grow the metadata cannot hold (CheckDataGrowth), before
+// anything changes.
 func (p *Pool) ResizeData(n uint64) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -24,13 +63,11 @@ func (p *Pool) ResizeData(n uint64) error {
 		return err
 	}
 	old := p.dsm.NrBlocks()
-	switch {
-	case n == old:
+	if n == old {
 		return nil
-	case n < old:
-		return fmt.Errorf("data device: %d blocks to %d: %w", old, n, ErrShrink)
-	case n > MaxDataBlock+1:
-		return fmt.Errorf("%d data blocks: at most %d are addressable", n, uint64(MaxDataBlock+1))
+	}
+	if err := p.checkDataGrowth(n); err != nil {
+		return err
 	}
 	if err := p.dsm.Extend(n - old); err != nil {
 		return p.failOp(err)

@@ -18,6 +18,9 @@ var (
 	ErrFailed = errors.New("thin pool has failed")
 	// ErrClosed: the pool or thin was closed.
 	ErrClosed = errors.New("thin pool closed")
+	// ErrNeedsCheck: the metadata has needs_check set; the pool stays
+	// read-only until it is checked (and repaired if need be).
+	ErrNeedsCheck = errors.New("the metadata needs a check before the pool can be written again")
 	// ErrBusy: the thin device is open.
 	ErrBusy = errors.New("thin device is in use")
 )

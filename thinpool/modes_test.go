@@ -3,6 +3,7 @@ package thinpool_test
 import (
 	"bytes"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -124,4 +125,39 @@ func TestOpenRejectsNegativeIntervals(t *testing.T) {
 			t.Fatalf("Open with %+v: %v, want an error", cfg, err)
 		}
 	}
+}
+
+// TestGrowingAFullMetadataDeviceOnline fills a tiny metadata device until
+// the pool is read-only for lack of metadata space, grows the file and
+// the pool online: the pool is back in write mode, the new space is
+// free at once (not after the next commit), and writes provision again.
+func TestGrowingAFullMetadataDeviceOnline(t *testing.T) {
+	e := newFileEnv(t, 64*4096, 1<<30, thinpool.Config{})
+	th := e.thin(1, 1<<40)
+	block := make([]byte, 4096)
+	rng := randtest.New(t)
+	var err error
+	for i := 0; i < 16000 && err == nil; i++ {
+		err = th.WriteAt(bg, block, rng.Uint64N(1<<24)*65536, false)
+	}
+	if !errors.Is(err, thinpool.ErrMetadataSpace) || e.pool.Mode() != thinpool.ModeReadOnly {
+		t.Fatalf("filling the metadata: %v, mode %v", err, e.pool.Mode())
+	}
+	if err := os.Truncate(e.metaPath, 1024*4096); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.pool.ResizeMetadata(bg, 1024); err != nil {
+		t.Fatal(err)
+	}
+	st := e.pool.Stats()
+	if st.Mode != thinpool.ModeWrite || st.Metadata.MetadataBlocks != 1024 || st.Metadata.MetadataBlocksFree < 1024-64-st.Metadata.MetadataReserve {
+		t.Fatalf("after the grow: mode %v, %d metadata blocks, %d free (reserve %d)", st.Mode, st.Metadata.MetadataBlocks,
+			st.Metadata.MetadataBlocksFree, st.Metadata.MetadataReserve)
+	}
+	for i := 0; i < 200; i++ {
+		if err := th.WriteAt(bg, block, rng.Uint64N(1<<24)*65536, false); err != nil {
+			t.Fatalf("write %d after the grow: %v", i, err)
+		}
+	}
+	e.commitAndCheck()
 }

@@ -2,7 +2,6 @@ package thinpool
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -38,6 +37,7 @@ type Pool struct {
 
 	mode       atomic.Int32
 	modeMu     lockorder.Mutex[lockorder.Leaf]
+	modeWhy    string      // why the pool entered its mode; guarded by modeMu
 	metaLow    atomic.Bool // the metadata space map crossed its threshold
 	metaFull   atomic.Bool // read-only for lack of metadata space (not a failure)
 	lowWaterOn atomic.Bool
@@ -132,9 +132,7 @@ func Open(md *thinmeta.Pool, data blk.Backend, cfg Config) (*Pool, error) {
 		spaceCh: make(chan struct{}),
 		events:  newNotifier(),
 	}
-	// Reserve ends at a quarter of the device or 1024 blocks, as
-	// dm-thin's calc_metadata_threshold.
-	md.SetMetadataThreshold(min(1024, md.MetadataBlocks()/4), func() { p.metaLow.Store(true) })
+	p.setMetadataThreshold()
 	if err := p.findClean(0, md.DataBlocks()); err != nil {
 		d.Close()
 		p.events.close()
@@ -142,6 +140,7 @@ func Open(md *thinmeta.Pool, data blk.Backend, cfg Config) (*Pool, error) {
 	}
 	if md.NeedsCheck() {
 		p.mode.Store(int32(ModeReadOnly))
+		p.modeWhy = "the metadata has the needs_check flag set"
 		p.log.Warn("metadata has the needs_check flag set: pool is read-only until it is checked")
 	}
 	p.wg.Add(1)
@@ -158,6 +157,14 @@ func (p *Pool) BlockSize() uint64 { return p.bs }
 // Mode returns the pool's mode.
 func (p *Pool) Mode() Mode { return Mode(p.mode.Load()) }
 
+// ModeReason says why the pool entered its mode ("" for write mode at
+// start).
+func (p *Pool) ModeReason() string {
+	p.modeMu.Lock()
+	defer p.modeMu.Unlock()
+	return p.modeWhy
+}
+
 func (p *Pool) setMode(m Mode, why string) {
 	p.modeMu.Lock()
 	old := Mode(p.mode.Load())
@@ -166,6 +173,7 @@ func (p *Pool) setMode(m Mode, why string) {
 		return
 	}
 	p.mode.Store(int32(m))
+	p.modeWhy = why
 	p.modeMu.Unlock()
 	p.log.Warn("pool mode changed", "from", old.String(), "to", m.String(), "reason", why)
 	if fn := p.cfg.OnModeChange; fn != nil {
@@ -178,7 +186,7 @@ func (p *Pool) setMode(m Mode, why string) {
 // cleared). It fails while the metadata needs a check.
 func (p *Pool) SetWriteMode() error {
 	if p.md.NeedsCheck() {
-		return errors.New("metadata needs a check (thind meta check) before the pool can be written again")
+		return fmt.Errorf("%w: stop thind and run `thind meta check`, or `thind pool set-mode write --check`", ErrNeedsCheck)
 	}
 	if Mode(p.mode.Load()) == ModeFail {
 		return ErrFailed
@@ -186,30 +194,54 @@ func (p *Pool) SetWriteMode() error {
 	if err := p.md.SetReadWrite(); err != nil {
 		return err
 	}
-	p.metaLow.Store(p.md.FreeMetadataBlocks() < min(1024, p.md.MetadataBlocks()/4))
+	p.metaLow.Store(p.md.FreeMetadataBlocks() < metadataThreshold(p.md.MetadataBlocks()))
 	p.metaFull.Store(false)
 	p.setMode(ModeWrite, "requested")
 	return nil
 }
 
+// ClearNeedsCheck clears the needs_check flag of a read-only pool whose
+// metadata, as committed on disk, a check has just passed, returns it to
+// write mode, and commits at once so that the flag is cleared on disk
+// too. Read-only mode makes this safe online: nothing changes the
+// metadata between the check and the clear. (dm-thin has no online
+// clear; thin_check --clear-needs-check-flag is the offline one.)
+func (p *Pool) ClearNeedsCheck(ctx context.Context) error {
+	if Mode(p.mode.Load()) == ModeFail {
+		return ErrFailed
+	}
+	if Mode(p.mode.Load()) == ModeWrite {
+		return fmt.Errorf("%w: the pool is in write mode, its metadata can change under a check", ErrNeedsCheck)
+	}
+	p.md.ClearNeedsCheck()
+	if err := p.SetWriteMode(); err != nil {
+		return err
+	}
+	p.mdDirty.Store(true)
+	return p.Commit(ctx)
+}
+
 // metadataFailed handles a failed metadata change, as dm-thin's
-// metadata_operation_failed: the metadata layer has aborted the
-// transaction; the pool stops changing metadata and asks for a check.
+// metadata_operation_failed and abort_transaction: the transaction is
+// aborted (if even that fails, the pool fails), needs_check is set and
+// written to the superblock where it can be (the pool holds it in core
+// where it cannot), and the pool goes read-only.
 func (p *Pool) metadataFailed(op string, err error) error {
 	p.log.Error("metadata operation failed", "op", op, "err", err)
 	p.dropPassdown()
 	p.st.metadataErrors.Add(1)
-	if serr := p.md.SetNeedsCheck(); serr != nil {
-		p.log.Error("could not set needs_check", "err", serr)
-	}
+	// Abort first: it rereads the superblock, flags included.
 	rerr := p.md.SetReadOnly()
 	p.reuses.Add(1) // the open transaction was dropped
 	if rerr != nil {
 		p.setMode(ModeFail, "metadata abort failed: "+rerr.Error())
-		return fmt.Errorf("%s: %w (%v)", op, ErrFailed, err)
+		return fmt.Errorf("%s: %w (%w)", op, ErrFailed, err)
+	}
+	if serr := p.md.SetNeedsCheck(); serr != nil {
+		p.log.Error("could not write needs_check to the superblock; the pool holds it until it stops", "err", serr)
 	}
 	p.setMode(ModeReadOnly, op+": "+err.Error())
-	return fmt.Errorf("%s: %w (%v)", op, ErrReadOnly, err)
+	return fmt.Errorf("%s: %w (%w)", op, ErrReadOnly, err)
 }
 
 // Close drains the commit loop, commits, and closes the data device. Thin
@@ -259,6 +291,48 @@ func (p *Pool) Resize(ctx context.Context) error {
 	p.lowWaterOn.Store(false)
 	p.signalSpace()
 	return nil
+}
+
+// ResizeMetadata grows the metadata to n blocks (after the metadata file
+// or device was made bigger) and commits at once, as dm-thin's
+// pool_preresume does: the new blocks are free only from the next
+// transaction. A pool read-only for lack of metadata space returns to
+// write mode.
+func (p *Pool) ResizeMetadata(ctx context.Context, n uint64) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if Mode(p.mode.Load()) == ModeFail {
+		return ErrFailed
+	}
+	p.hold.Lock()
+	p.txn.Lock()
+	err := p.md.ResizeMetadata(n)
+	if err == nil {
+		p.mdDirty.Store(true)
+	}
+	p.txn.Unlock()
+	if err == nil {
+		err = p.commitNow(true)
+	}
+	p.hold.Unlock()
+	if err != nil {
+		return err
+	}
+	p.setMetadataThreshold()
+	if p.metaFull.Load() && !p.md.NeedsCheck() {
+		return p.SetWriteMode()
+	}
+	p.metaLow.Store(p.md.FreeMetadataBlocks() < metadataThreshold(p.md.MetadataBlocks()))
+	return nil
+}
+
+// metadataThreshold is where the metadata reserve starts: a quarter of
+// the device or 1024 blocks, as dm-thin's calc_metadata_threshold.
+func metadataThreshold(blocks uint64) uint64 { return min(1024, blocks/4) }
+
+func (p *Pool) setMetadataThreshold() {
+	p.md.SetMetadataThreshold(metadataThreshold(p.md.MetadataBlocks()), func() { p.metaLow.Store(true) })
 }
 
 // signalSpace wakes writes waiting for data space.

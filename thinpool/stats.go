@@ -28,6 +28,7 @@ type thinCounters struct {
 // Stats is a snapshot of the pool's state and counters.
 type Stats struct {
 	Mode           Mode
+	ModeReason     string // why the pool entered Mode
 	Metadata       thinmeta.Stats
 	Commits        uint64
 	CommitSeconds  float64 // total time spent committing
@@ -58,6 +59,7 @@ type ThinStats struct {
 func (p *Pool) Stats() Stats {
 	s := Stats{
 		Mode:           p.Mode(),
+		ModeReason:     p.ModeReason(),
 		Metadata:       p.md.Stats(),
 		Commits:        p.st.commits.Load(),
 		CommitSeconds:  float64(p.st.commitNanos.Load()) / 1e9,

@@ -304,7 +304,7 @@ func newVolumeShow() *cobra.Command {
 }
 
 func newPoolCommand() *cobra.Command {
-	pool := groupCommand(&cobra.Command{Use: "pool", Short: "Show the pool of a running daemon"})
+	pool := groupCommand(&cobra.Command{Use: "pool", Short: "Show, grow and recover the pool"})
 	var asJSON bool
 	status := &cobra.Command{
 		Use:   "status",
@@ -328,7 +328,11 @@ func newPoolCommand() *cobra.Command {
 			}
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "pool:           %s\n", s.DataDir)
-			fmt.Fprintf(w, "mode:           %s\n", s.Mode)
+			if s.ModeReason != "" && s.Mode != "write" {
+				fmt.Fprintf(w, "mode:           %s (%s)\n", s.Mode, s.ModeReason)
+			} else {
+				fmt.Fprintf(w, "mode:           %s\n", s.Mode)
+			}
 			fmt.Fprintf(w, "transaction id: %d\n", s.TransactionID)
 			fmt.Fprintf(w, "data:           %d/%d blocks used (%.1f%%), %s of %s, blocks of %s\n", s.DataBlocksUsed, s.DataBlocks,
 				pct(s.DataBlocksUsed, s.DataBlocks), metatools.FormatDiskUnit(s.DataBytesUsed), metatools.FormatDiskUnit(s.DataBytes), metatools.FormatDiskUnit(s.BlockSize))
@@ -336,13 +340,13 @@ func newPoolCommand() *cobra.Command {
 				pct(s.MetadataBlocksUsed, s.MetadataBlocks), s.MetadataReserve)
 			fmt.Fprintf(w, "volumes:        %d\n", s.Volumes)
 			if s.NeedsCheck {
-				fmt.Fprintln(w, "needs check:    yes (stop thind and run `thind meta check`)")
+				fmt.Fprintln(w, "needs check:    yes (`thind pool set-mode write --check`, or stop thind and run `thind meta check`)")
 			}
 			return nil
 		},
 	}
 	addControlFlags(status)
 	status.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	pool.AddCommand(status)
+	pool.AddCommand(status, newPoolSetModeCommand(), newPoolResizeCommand(), newPoolClearNeedsCheckCommand())
 	return pool
 }
