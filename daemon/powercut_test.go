@@ -1,7 +1,9 @@
 package daemon_test
 
 import (
+	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"github.com/thind-storage/thind/internal/pooltest"
@@ -37,9 +39,18 @@ func (m *blockModel) flush() {
 // a daemon serving a libnbd client that writes, FUA-writes and flushes,
 // at a random moment, then restarts the daemon on the same files: every
 // block holds its durable pattern or one written after it, the metadata
-// passes both checkers, and the pool serves on.
+// passes both checkers, and the pool serves on. THIND_SOAK_CUTS=N makes
+// it a soak of N cuts.
 func TestPowerCutsUnderAServingDaemon(t *testing.T) {
-	const blocks, cuts = 48, 6
+	const blocks = 48
+	cuts := 20
+	if v := os.Getenv("THIND_SOAK_CUTS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			t.Fatalf("THIND_SOAK_CUTS=%q: want a positive count", v)
+		}
+		cuts = n
+	}
 	cfg := smallConfig(t)
 	pooltest.CheckFile(t, filepath.Join(cfg.DataDir, "metadata"))
 	rng := randtest.New(t)

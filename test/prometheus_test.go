@@ -230,8 +230,8 @@ func TestPrometheusScrapesThind(t *testing.T) {
 		for _, g := range data.Groups {
 			rules = append(rules, g.Rules...)
 		}
-		if len(rules) != 11 {
-			return fmt.Errorf("%d rules loaded, want 11", len(rules))
+		if want := ruleCount(t); len(rules) != want {
+			return fmt.Errorf("%d rules loaded, want %d", len(rules), want)
 		}
 		for _, r := range rules {
 			if r.Health != "ok" {
