@@ -57,7 +57,12 @@ func shiftEntries(left, right node, count int) {
 func rebalance2Nodes(info *Info, parent node, l, r *child) error {
 	left, right := l.n, r.n
 	nrLeft, nrRight := left.nrEntries(), right.nrEntries()
-	if nrLeft+nrRight < 2*mergeThreshold(left)+1 {
+	// Each child must keep at least max/3+1 entries, so that the removal
+	// that follows, from either of them, leaves at least max/3. With the
+	// older threshold, 2*(max/3)+1, an even split gave the left child only
+	// max/3 and the removal left it one short (Linux fixed the same in
+	// dm-btree-remove.c's __rebalance2).
+	if nrLeft+nrRight < 2*(mergeThreshold(left)+1) {
 		// Merge right into left. right's children moved, so only the
 		// right block itself loses its reference.
 		copyEntries(left, nrLeft, right, 0, nrRight)
