@@ -92,7 +92,7 @@ func (e exports) LookupExport(ctx context.Context, name string) (*nbd.Export, er
 	return &nbd.Export{
 		Name:        v.Name,
 		Description: describe(v),
-		Backend:     &thinBackend{th: th, readOnly: v.Export.ReadOnly},
+		Backend:     &thinBackend{th: th, readOnly: v.Export.ReadOnly, d: d},
 		ReadOnly:    v.Export.ReadOnly,
 		TLSRequired: v.Export.RequireTLS,
 		Release:     release,

@@ -42,7 +42,7 @@ type transmission struct {
 	minBlock   uint64
 	chunked    bool // structured replies or extended headers
 	extended   bool
-	baseAlloc  bool
+	contexts   []metaContext // selected meta contexts, for BLOCK_STATUS
 	maxExtents int
 
 	free   chan *request
@@ -71,13 +71,15 @@ func newTransmission(c *conn, s *session) *transmission {
 		minBlock:   uint64(minBlock),
 		chunked:    s.structured || s.extended,
 		extended:   s.extended,
-		// A selection made for another export does not carry over.
-		baseAlloc:  s.meta.baseAlloc && s.meta.export == s.export.Name,
 		maxExtents: o.MaxExtents,
 		free:       make(chan *request, o.MaxInFlight),
 		work:       make(chan *request, o.MaxInFlight),
 		budget:     newBudget(o.BufferBudget),
 		abort:      make(chan struct{}),
+	}
+	// A selection made for another export does not carry over.
+	if s.meta.export == s.export.Name {
+		t.contexts = s.meta.contexts()
 	}
 	for range o.MaxInFlight {
 		t.free <- &request{hdr: make([]byte, 0, 128), out: make([][]byte, 0, 4)}
