@@ -1,6 +1,7 @@
 package test
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -283,4 +284,62 @@ func TestMetaDeltaOnALivePoolsMetadataSnapshot(t *testing.T) {
 		}
 		t.Logf("%d devices, %d comparisons byte for byte through the metadata snapshot", len(ids), n)
 	})
+}
+
+// TestMetaDeltaJSONHoldsTheVerboseRanges checks that --json carries what
+// thin_delta --verbose prints: every range with its data blocks, and the
+// superblock's fields.
+func TestMetaDeltaJSONHoldsTheVerboseRanges(t *testing.T) {
+	meta := fixture.UnpackMeta(t, "kernel-small")
+	xml := sameAsThinDelta(t, "--verbose", "--snap1", "0", "--snap2", "1", meta)
+	out, errOut, code := runThind(t, nil, "meta", "delta", "--json", "--snap1", "0", "--snap2", "1", meta)
+	if code != 0 {
+		t.Fatalf("meta delta --json: exit %d: %s", code, errOut)
+	}
+	var got struct {
+		Time          uint64 `json:"time"`
+		Transaction   uint64 `json:"transaction"`
+		DataBlockSize uint64 `json:"data_block_size"`
+		NrDataBlocks  uint64 `json:"nr_data_blocks"`
+		Left          uint64 `json:"left"`
+		Right         uint64 `json:"right"`
+		Runs          []struct {
+			Kind           string  `json:"kind"`
+			Begin          uint64  `json:"begin"`
+			Length         uint64  `json:"length"`
+			LeftDataBegin  *uint64 `json:"left_data_begin"`
+			RightDataBegin *uint64 `json:"right_data_begin"`
+		} `json:"runs"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("meta delta --json: %v\n%s", err, out)
+	}
+	// Rebuild the verbose XML's range lines from the JSON.
+	var b strings.Builder
+	kind := ""
+	for _, r := range got.Runs {
+		if r.Kind != kind {
+			if kind != "" {
+				fmt.Fprintf(&b, "    </%s>\n", kind)
+			}
+			fmt.Fprintf(&b, "    <%s>\n", r.Kind)
+			kind = r.Kind
+		}
+		switch {
+		case r.LeftDataBegin != nil && r.RightDataBegin != nil && r.Kind == "different":
+			fmt.Fprintf(&b, "      <range begin=\"%d\" left_data_begin=\"%d\" right_data_begin=\"%d\" length=\"%d\"/>\n", r.Begin, *r.LeftDataBegin, *r.RightDataBegin, r.Length)
+		case r.LeftDataBegin != nil:
+			fmt.Fprintf(&b, "      <range begin=\"%d\" data_begin=\"%d\" length=\"%d\"/>\n", r.Begin, *r.LeftDataBegin, r.Length)
+		default:
+			fmt.Fprintf(&b, "      <range begin=\"%d\" data_begin=\"%d\" length=\"%d\"/>\n", r.Begin, *r.RightDataBegin, r.Length)
+		}
+	}
+	if kind != "" {
+		fmt.Fprintf(&b, "    </%s>\n", kind)
+	}
+	header := fmt.Sprintf("<superblock uuid=\"\" time=\"%d\" transaction=\"%d\" data_block_size=\"%d\" nr_data_blocks=\"%d\">\n  <diff left=\"%d\" right=\"%d\">\n",
+		got.Time, got.Transaction, got.DataBlockSize, got.NrDataBlocks, got.Left, got.Right)
+	if rebuilt := header + b.String() + "  </diff>\n</superblock>\n"; rebuilt != xml {
+		t.Fatalf("--json differs from --verbose:\n%s", firstDiff(rebuilt, xml))
+	}
 }

@@ -32,8 +32,9 @@ interrupted one from byte N (the end of the last range it printed).
 			path := "/v1/volumes/" + url.PathEscape(args[1]) + "/diff?" + q.Encode()
 			w := cmd.OutOrStdout()
 			next := offset
-			done := false
+			started, done := false, false
 			err := newControl(cmd).stream(cmd.Context(), path, func(line []byte) error {
+				started = true
 				var l daemon.DiffLine
 				if err := json.Unmarshal(line, &l); err != nil {
 					return fmt.Errorf("bad line from thind: %w", err)
@@ -54,7 +55,7 @@ interrupted one from byte N (the end of the last range it printed).
 			if err == nil && !done {
 				err = errors.New("the stream ended early")
 			}
-			if err != nil && !done {
+			if err != nil && started && !done {
 				return fmt.Errorf("%w; resume with --offset %d", err, next)
 			}
 			return err
