@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"maps"
 	"slices"
+	"sync/atomic"
 	"testing"
 
 	"github.com/thind-storage/thind/internal/randtest"
@@ -138,5 +139,85 @@ func checkCleanReadsAlike(t *testing.T, base, target *thinpool.Thin, off, end, b
 		if !bytes.Equal(a[:n], b[:n]) {
 			t.Fatalf("[%d, +%d) reported clean but reads differently", p, n)
 		}
+	}
+}
+
+// TestDiffWhileWriting runs diffs of a volume against its snapshot while
+// writers change the volume: each diff completes with ordered, disjoint
+// ranges inside the request, and once the writers stop it matches the
+// mappings again.
+func TestDiffWhileWriting(t *testing.T) {
+	e := newFileEnv(t, 16<<20, 256<<20, thinpool.Config{})
+	const size = 8 << 30 // past diffChunk blocks: writes land between chunks
+	bs := e.pool.BlockSize()
+	th := e.thin(0, size)
+	buf := make([]byte, bs)
+	for v := uint64(0); v < 64; v++ {
+		if err := th.WriteAt(bg, buf, v*(size/64), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.pool.CreateSnap(bg, 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	errc := make(chan error, 2)
+	var ops atomic.Int64
+	for w := range 2 {
+		go func() {
+			rng := randtest.FromSeed(uint64(w) + 1)
+			p := make([]byte, bs)
+			for {
+				select {
+				case <-stop:
+					errc <- nil
+					return
+				default:
+				}
+				off := rng.Uint64N(size/bs) * bs
+				var err error
+				if rng.IntN(3) == 0 {
+					err = th.Discard(bg, off, bs)
+				} else {
+					err = th.WriteAt(bg, p, off, false)
+				}
+				if err != nil {
+					errc <- err
+					return
+				}
+				ops.Add(1)
+			}
+		}()
+	}
+	diffs := 0
+	for ; diffs < 20 || ops.Load() < 2000; diffs++ {
+		var last uint64
+		err := e.pool.Diff(bg, 1, 0, 0, size, func(x thinpool.DiffExtent) error {
+			if x.Len == 0 || x.Off < last || x.Off+x.Len > size {
+				t.Errorf("range %+v after %d", x, last)
+			}
+			last = x.Off + x.Len
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	t.Logf("%d diffs during %d writes and discards", diffs, ops.Load())
+	for range 2 {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []thinpool.DiffExtent
+	if err := e.pool.Diff(bg, 1, 0, 0, size, func(x thinpool.DiffExtent) error {
+		got = append(got, x)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if want, _ := modelDiff(t, e.pool.Metadata(), 1, 0, 0, size, bs); !slices.Equal(got, want) {
+		t.Fatalf("after the writers:\n got %v\nwant %v", got, want)
 	}
 }
