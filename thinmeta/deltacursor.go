@@ -101,11 +101,6 @@ func (c *deltaCursor) item() deltaItem {
 	return deltaItem{block: f.n.Value64(f.i), height: f.height - 1, lo: lo, last: last}
 }
 
-// inLeaf reports whether the current item is an entry of a leaf.
-func (c *deltaCursor) inLeaf() bool {
-	return len(c.stack) > 0 && c.top().n.IsLeaf()
-}
-
 func (c *deltaCursor) top() *deltaFrame { return &c.stack[len(c.stack)-1] }
 
 // bounds is the key range of entry i: a leaf entry's key, or the range a
