@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -337,5 +339,26 @@ print("all assertions passed")
 `, d.unixURI("vm"))
 	if !strings.Contains(out, "all assertions passed") {
 		t.Fatalf("script output:\n%s", out)
+	}
+
+	// nbdsh, the libnbd shell, on the snapshot-of-the-volume side: s1's
+	// bitmap on export s2 (nothing differs) and vm's (block 0 was trimmed
+	// since, blocks 3 and 4 written). nbdsh runs "python3" from PATH,
+	// which must be the one with libnbd's bindings.
+	nbdsh := tooltest.Need(t, "nbdsh", pkgLibnbd)
+	cmd := exec.Command(nbdsh,
+		"-c", `h.add_meta_context("qemu:dirty-bitmap:s1")`,
+		"-c", `h.add_meta_context("qemu:dirty-bitmap:vm")`,
+		"-u", d.unixURI("s2"),
+		"-c", `e = {}`,
+		"-c", `h.block_status(8 * 65536, 0, lambda m, o, x, err: e.__setitem__(m, x))`,
+		"-c", `print(e["qemu:dirty-bitmap:s1"], e["qemu:dirty-bitmap:vm"])`)
+	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(tooltest.LibnbdPython(t))+":"+os.Getenv("PATH"))
+	got, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("nbdsh: %v\n%s", err, got)
+	}
+	if want := "[524288, 0] [65536, 1, 131072, 0, 131072, 1, 196608, 0]\n"; string(got) != want {
+		t.Fatalf("nbdsh printed %q, want %q", got, want)
 	}
 }
