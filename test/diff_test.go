@@ -265,6 +265,15 @@ func TestVolumeDiffAndDirtyBitmaps(t *testing.T) {
 			}
 			got[p] = ranges
 		}
+		// The text form prints the same ranges, OFFSET LENGTH STATE.
+		text := d.mustCLI("volume", "diff", "s1", "vm")
+		var lines []string
+		for _, r := range got[[2]string{"s1", "vm"}] {
+			lines = append(lines, fmt.Sprintf("%d %d %s", r.Offset, r.Length, r.State))
+		}
+		if body := strings.Split(strings.TrimSpace(text), "\n"); len(body) != len(lines)+3 || !slices.Equal(body[2:len(body)-1], lines) {
+			t.Fatalf("volume diff s1 vm prints:\n%s\nwant the ranges\n%s", text, strings.Join(lines, "\n"))
+		}
 		ids := map[string]uint64{}
 		for _, v := range d.volumes() {
 			ids[v.Name] = v.DevID
