@@ -236,7 +236,7 @@ func (t *transmission) clampExtents(ext []Extent, off, n int64, reqOne bool) []E
 		if reqOne {
 			l = min(l, n)
 		}
-		f := e.Flags & (ExtentHole | ExtentZero)
+		f := e.Flags & (ExtentHole | ExtentZero) // ExtentDirty is bit 0 too
 		if k := len(out); k > 0 && out[k-1].Flags == f {
 			out[k-1].Length += l
 		} else {

@@ -37,7 +37,8 @@
 // reads and writes allocate nothing in steady state.
 //
 // Replies are simple, structured (STRUCTURED_REPLY) or extended
-// (EXTENDED_HEADERS) as negotiated. Structured READs answer ranges the
+// (EXTENDED_HEADERS) as negotiated. BLOCK_STATUS answers with one status
+// chunk per selected meta context, in context id order. Structured READs answer ranges the
 // backend reports as zero with OFFSET_HOLE chunks. Transmission flags are
 // advertised from the backend's Capabilities and the negotiation: DF only
 // with chunked replies, CAN_MULTI_CONN only when the backend declares the
