@@ -1,6 +1,7 @@
 package thinmeta
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	"github.com/thind-storage/thind/bm"
@@ -186,15 +187,17 @@ func (f *deltaFrame) check(b uint64) error {
 	case f.height > 0 && n.NrEntries() == 0:
 		return bad("internal node with no entries")
 	}
-	nr := n.NrEntries()
-	for i := 0; i < nr; i++ {
-		k := n.Key(i)
-		if i > 0 && k <= n.Key(i-1) {
-			return bad("keys are out of order: %d <= %d at entry %d", k, n.Key(i-1), i)
+	keys, leaf := n.Keys(), n.IsLeaf()
+	var prev uint64
+	for i := 0; 8*i < len(keys); i++ {
+		k := binary.LittleEndian.Uint64(keys[8*i:])
+		if i > 0 && k <= prev {
+			return bad("keys are out of order: %d <= %d at entry %d", k, prev, i)
 		}
+		prev = k
 		// An internal node's first key may be below its real keys, never
 		// its parent's: only the leaves' keys are held to the range.
-		if (n.IsLeaf() || i > 0) && (k < f.lo || k > f.last) {
+		if (leaf || i > 0) && (k < f.lo || k > f.last) {
 			return bad("key %d outside the parent's range [%d, %d]", k, f.lo, f.last)
 		}
 	}

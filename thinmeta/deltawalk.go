@@ -1,6 +1,7 @@
 package thinmeta
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	"github.com/thind-storage/thind/tm"
@@ -74,9 +75,11 @@ func (d *delta) run(left, right uint64) error {
 // most of a comparison's time is spent in, kept tight.
 func (d *delta) mergeLeaves(l, r *deltaCursor) error {
 	lf, rf := l.top(), r.top()
-	ln, rn := lf.n.NrEntries(), rf.n.NrEntries()
-	for lf.i < ln && rf.i < rn {
-		lk, rk := lf.n.Key(lf.i), rf.n.Key(rf.i)
+	lkeys, lvals := lf.n.Keys(), lf.n.Values()
+	rkeys, rvals := rf.n.Keys(), rf.n.Values()
+	le := binary.LittleEndian
+	for 8*lf.i < len(lkeys) && 8*rf.i < len(rkeys) {
+		lk, rk := le.Uint64(lkeys[8*lf.i:]), le.Uint64(rkeys[8*rf.i:])
 		if d.past(min(lk, rk)) {
 			break // the caller's clip ends the cursors
 		}
@@ -87,19 +90,18 @@ func (d *delta) mergeLeaves(l, r *deltaCursor) error {
 		case rk < d.opts.Begin:
 			rf.i++
 		case lk < rk:
-			b, _ := UnpackBlockTime(lf.n.Value64(lf.i))
+			b, _ := UnpackBlockTime(le.Uint64(lvals[8*lf.i:]))
 			err = d.out.add(DeltaLeftOnly, lk, b, 0)
 			lf.i++
 		case lk > rk:
-			b, _ := UnpackBlockTime(rf.n.Value64(rf.i))
+			b, _ := UnpackBlockTime(le.Uint64(rvals[8*rf.i:]))
 			err = d.out.add(DeltaRightOnly, rk, 0, b)
 			rf.i++
 		default:
-			lv, rv := lf.n.Value64(lf.i), rf.n.Value64(rf.i)
+			lb, _ := UnpackBlockTime(le.Uint64(lvals[8*lf.i:]))
+			rb, _ := UnpackBlockTime(le.Uint64(rvals[8*rf.i:]))
 			lf.i++
 			rf.i++
-			lb, _ := UnpackBlockTime(lv)
-			rb, _ := UnpackBlockTime(rv)
 			switch {
 			case lb != rb:
 				err = d.out.add(DeltaDifferent, lk, lb, rb)
@@ -150,15 +152,17 @@ func (d *delta) only(c *deltaCursor, it deltaItem, kind DeltaKind) error {
 // ends inside the leaf, leaving c there.
 func (d *delta) drainLeaf(c *deltaCursor, kind DeltaKind) (bool, error) {
 	f := c.top()
-	for nr := f.n.NrEntries(); f.i < nr; f.i++ {
-		k := f.n.Key(f.i)
+	keys, vals := f.n.Keys(), f.n.Values()
+	le := binary.LittleEndian
+	for ; 8*f.i < len(keys); f.i++ {
+		k := le.Uint64(keys[8*f.i:])
 		if k < d.opts.Begin {
 			continue
 		}
 		if d.past(k) {
 			return false, nil
 		}
-		b, _ := UnpackBlockTime(f.n.Value64(f.i))
+		b, _ := UnpackBlockTime(le.Uint64(vals[8*f.i:]))
 		var lb, rb uint64
 		switch kind {
 		case DeltaLeftOnly:
