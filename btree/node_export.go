@@ -33,3 +33,11 @@ func (v Node) Value(i int) []byte { return v.n.value(i) }
 
 // Value64 returns value i as a little-endian uint64.
 func (v Node) Value64(i int) uint64 { return v.n.value64(i) }
+
+// Keys returns the keys in use, 8 little-endian bytes each, aliasing the
+// block: for loops over a whole node.
+func (v Node) Keys() []byte { return v.n.keys(0, v.n.nrEntries()) }
+
+// Values returns the values in use, packed back to back, aliasing the
+// block.
+func (v Node) Values() []byte { return v.n.values(0, v.n.nrEntries()) }

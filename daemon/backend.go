@@ -13,6 +13,7 @@ import (
 type thinBackend struct {
 	th       *thinpool.Thin
 	readOnly bool
+	d        *Daemon // for the dirty bitmaps: the catalog and the engine
 }
 
 var _ nbd.Backend = (*thinBackend)(nil)

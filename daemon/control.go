@@ -30,6 +30,8 @@ import (
 //	POST   /v1/volumes/{name}/snapshot    snapshot {name, labels, ...}
 //	POST   /v1/volumes/{name}/resize      resize {size, allow_shrink}
 //	PATCH  /v1/volumes/{name}             labels, description, export settings, access list
+//	GET    /v1/volumes/{name}/diff?base=BASE[&offset=N]
+//	                                      ranges where it differs from BASE (NDJSON, streamed)
 
 // VolumeJSON is a volume on the wire.
 type VolumeJSON struct {
@@ -301,6 +303,7 @@ func (d *Daemon) controlHandler() http.Handler {
 		}
 		d.replyVolume(w, r, r.PathValue("name"), http.StatusOK)
 	})
+	mux.HandleFunc("GET /v1/volumes/{name}/diff", d.serveDiff)
 	return mux
 }
 

@@ -102,7 +102,7 @@ func (e exports) LookupExport(ctx context.Context, name string) (*nbd.Export, er
 	return &nbd.Export{
 		Name:        v.Name,
 		Description: describe(v),
-		Backend:     &thinBackend{th: th, readOnly: readOnly},
+		Backend:     &thinBackend{th: th, readOnly: readOnly, d: d},
 		ReadOnly:    readOnly,
 		TLSRequired: v.Export.RequireTLS,
 		Release:     release,

@@ -39,27 +39,34 @@ func dumpSuperblock(img *Image, loc uint64) (thinmeta.Superblock, error) {
 	return thinmeta.DecodeSuperblock(raw), nil
 }
 
+// viewSuperblock returns the superblock a tool reads: the live one, or
+// with metadataSnap the held metadata snapshot's copy (whose block, if
+// snapBlock is not 0, must be snapBlock). A pool in use may be read only
+// through its metadata snapshot.
+func viewSuperblock(img *Image, metadataSnap bool, snapBlock uint64) (thinmeta.Superblock, error) {
+	if err := img.ReadableAs(metadataSnap); err != nil {
+		return thinmeta.Superblock{}, err
+	}
+	sb, err := dumpSuperblock(img, thinmeta.SuperblockLocation)
+	if err != nil || !metadataSnap {
+		return sb, err
+	}
+	if sb.HeldRoot == 0 {
+		return thinmeta.Superblock{}, ErrNoMetadataSnap
+	}
+	if snapBlock != 0 && snapBlock != sb.HeldRoot {
+		return thinmeta.Superblock{}, fmt.Errorf("metadata snapshot at block %d does not match the one in the superblock (%d)", snapBlock, sb.HeldRoot)
+	}
+	return dumpSuperblock(img, sb.HeldRoot)
+}
+
 // Dump writes the metadata as thin_dump 0.9.0's XML, byte for byte. On
 // damage it stops where thin_dump stops, leaving the same partial output,
 // and returns an error naming the block.
 func Dump(img *Image, w io.Writer, opts DumpOptions) error {
-	if err := img.ReadableAs(opts.MetadataSnap); err != nil {
-		return err
-	}
-	sb, err := dumpSuperblock(img, thinmeta.SuperblockLocation)
+	sb, err := viewSuperblock(img, opts.MetadataSnap, opts.SnapBlock)
 	if err != nil {
 		return err
-	}
-	if opts.MetadataSnap {
-		if sb.HeldRoot == 0 {
-			return ErrNoMetadataSnap
-		}
-		if opts.SnapBlock != 0 && opts.SnapBlock != sb.HeldRoot {
-			return fmt.Errorf("metadata snapshot at block %d does not match the one in the superblock (%d)", opts.SnapBlock, sb.HeldRoot)
-		}
-		if sb, err = dumpSuperblock(img, sb.HeldRoot); err != nil {
-			return err
-		}
 	}
 	return Emit(img, sb, thinxml.NewWriter(w))
 }

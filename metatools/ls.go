@@ -36,20 +36,9 @@ type LsOptions struct {
 // device details, as thin_ls reads them), and how many of its mappings
 // point at data blocks no other mapping of any device points at.
 func Ls(img *Image, opts LsOptions) ([]DeviceUsage, error) {
-	if err := img.ReadableAs(opts.MetadataSnap); err != nil {
-		return nil, err
-	}
-	sb, err := dumpSuperblock(img, thinmeta.SuperblockLocation)
+	sb, err := viewSuperblock(img, opts.MetadataSnap, 0)
 	if err != nil {
 		return nil, err
-	}
-	if opts.MetadataSnap {
-		if sb.HeldRoot == 0 {
-			return nil, ErrNoMetadataSnap
-		}
-		if sb, err = dumpSuperblock(img, sb.HeldRoot); err != nil {
-			return nil, err
-		}
 	}
 	var rows []DeviceUsage
 	err = readTree(img, "device details tree", sb.DeviceDetailsRoot, thinmeta.DeviceDetailsSize, func(k uint64, v []byte) error {

@@ -131,7 +131,9 @@ type Extent struct {
 	Flags  ExtentFlags
 }
 
-// ExtentFlags are the base:allocation states; the values are the wire's.
+// ExtentFlags are the states of a meta context's extents; the values are
+// the wire's. base:allocation has ExtentHole and ExtentZero,
+// qemu:dirty-bitmap:NAME has ExtentDirty.
 type ExtentFlags uint32
 
 const (
@@ -142,3 +144,22 @@ const (
 	// such ranges with hole chunks.
 	ExtentZero ExtentFlags = 1 << 1
 )
+
+// ExtentDirty marks, in a qemu:dirty-bitmap:NAME context, space where the
+// export differs from what the bitmap NAME tracks against
+// (NBD_STATE_DIRTY, the same bit as ExtentHole in base:allocation).
+const ExtentDirty ExtentFlags = 1 << 0
+
+// DirtyBitmaps is implemented by a backend that can say where it differs
+// from named bases. The server then offers qemu's meta contexts
+// qemu:dirty-bitmap:NAME, one per base, which backup tools (nbdinfo
+// --map, libnbd, virtnbdbackup) read to copy only what changed.
+type DirtyBitmaps interface {
+	// Bitmaps lists the names, in a stable order. It is read for each
+	// LIST_META_CONTEXT and SET_META_CONTEXT.
+	Bitmaps(ctx context.Context) ([]string, error)
+	// DirtyStatus is BlockStatus for bitmap name: extents from off,
+	// flagged ExtentDirty where the export differs from that base. A
+	// name no longer known (a deleted base) is an error.
+	DirtyStatus(ctx context.Context, name string, off, length int64, max int, dst []Extent) ([]Extent, error)
+}

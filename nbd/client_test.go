@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -28,7 +29,8 @@ type rawClient struct {
 	extended   bool
 	size       uint64
 	flags      uint16
-	metaID     uint32
+	metaID     uint32            // base:allocation's id
+	metaIDs    map[uint32]string // further selected contexts by id
 	pending    map[uint64]wire.Request
 	cookie     uint64
 }
@@ -216,6 +218,7 @@ type reply struct {
 	dataN   int    // READ: data chunks
 	extents []Extent
 	ctxIDs  []uint32
+	byCtx   map[uint32][]Extent // BLOCK_STATUS: each context's extents
 	types   []uint16
 }
 
@@ -397,8 +400,11 @@ func (c *rawClient) checkStatus(req wire.Request, ch wire.Chunk, p []byte, r *re
 			ext = append(ext, Extent{Length: int64(binary.BigEndian.Uint32(p[i:])), Flags: ExtentFlags(binary.BigEndian.Uint32(p[i+4:]))})
 		}
 	}
-	if ids != c.metaID {
-		c.t.Fatalf("status for context %d, selected %d", ids, c.metaID)
+	if _, ok := c.metaIDs[ids]; ids != c.metaID && !ok {
+		c.t.Fatalf("status for context %d, selected %d and %v", ids, c.metaID, c.metaIDs)
+	}
+	if slices.Contains(r.ctxIDs, ids) {
+		c.t.Fatalf("two status chunks for context %d", ids)
 	}
 	var sum uint64
 	for i, e := range ext {
@@ -418,6 +424,10 @@ func (c *rawClient) checkStatus(req wire.Request, ch wire.Chunk, p []byte, r *re
 	}
 	r.ctxIDs = append(r.ctxIDs, ids)
 	r.extents = append(r.extents, ext...)
+	if r.byCtx == nil {
+		r.byCtx = map[uint32][]Extent{}
+	}
+	r.byCtx[ids] = ext
 }
 
 // do sends a request and waits for its reply (no other request pending).

@@ -2,6 +2,7 @@ package nbd
 
 import (
 	"context"
+	"errors"
 
 	"github.com/thind-storage/thind/nbd/internal/wire"
 )
@@ -171,30 +172,51 @@ func (t *transmission) readSegments(ctx context.Context, r *request) {
 	}
 }
 
-// doBlockStatus answers BLOCK_STATUS for base:allocation.
+// doBlockStatus answers BLOCK_STATUS with one status chunk per selected
+// meta context, in id order. All are gathered before any is sent, so a
+// context that fails makes the whole reply an error.
 func (t *transmission) doBlockStatus(ctx context.Context, r *request) {
 	off, n := int64(r.Offset), int64(r.Length)
+	reqOne := r.Flags&wire.CmdFlagReqOne != 0
 	ext := r.ext[:0]
-	if t.caps.BlockStatus {
+	counts := make([]int, len(t.contexts))
+	for i, c := range t.contexts {
+		start := len(ext)
 		var err error
-		ext, err = t.be.BlockStatus(ctx, off, n, r.maxExt, ext)
-		r.ext = ext
+		ext, err = t.contextStatus(ctx, c, off, n, r.maxExt, ext)
 		if err != nil {
+			r.ext = ext
 			t.backendErr(r, err)
 			t.replyStatus(r)
 			return
 		}
-	} else {
-		ext = append(ext, Extent{Length: n})
-		r.ext = ext
+		got := t.clampExtents(ext[start:], off, n, r.maxExt, reqOne)
+		ext = ext[:start+len(got)]
+		if len(got) == 0 {
+			r.ext = ext
+			r.setErr(wire.EIO, "backend returned no extents")
+			t.replyStatus(r)
+			return
+		}
+		counts[i] = len(got)
 	}
-	ext = t.clampExtents(ext, off, n, r.maxExt, r.Flags&wire.CmdFlagReqOne != 0)
-	if len(ext) == 0 {
-		r.setErr(wire.EIO, "backend returned no extents")
-		t.replyStatus(r)
-		return
+	r.ext = ext
+	t.replyBlockStatus(r, ext, counts)
+}
+
+// contextStatus appends the extents of one meta context from off.
+func (t *transmission) contextStatus(ctx context.Context, c metaContext, off, n int64, maxExt int, ext []Extent) ([]Extent, error) {
+	if c.bitmap != "" {
+		db, ok := t.be.(DirtyBitmaps)
+		if !ok {
+			return ext, errors.New("export offers no dirty bitmaps")
+		}
+		return db.DirtyStatus(ctx, c.bitmap, off, n, maxExt, ext)
 	}
-	t.replyBlockStatus(r, ext)
+	if !t.caps.BlockStatus {
+		return append(ext, Extent{Length: n}), nil
+	}
+	return t.be.BlockStatus(ctx, off, n, maxExt, ext)
 }
 
 // clampExtents makes the backend's extents obey the protocol whatever the
@@ -214,7 +236,7 @@ func (t *transmission) clampExtents(ext []Extent, off, n int64, maxExt int, reqO
 		if reqOne {
 			l = min(l, n)
 		}
-		f := e.Flags & (ExtentHole | ExtentZero)
+		f := e.Flags & (ExtentHole | ExtentZero) // ExtentDirty is bit 0 too
 		if k := len(out); k > 0 && out[k-1].Flags == f {
 			out[k-1].Length += l
 		} else {

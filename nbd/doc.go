@@ -7,7 +7,8 @@
 //
 // The server greets with FIXED_NEWSTYLE|NO_ZEROES and answers EXPORT_NAME,
 // ABORT, LIST, INFO, GO, STRUCTURED_REPLY, LIST_META_CONTEXT and
-// SET_META_CONTEXT (base:allocation), EXTENDED_HEADERS and STARTTLS
+// SET_META_CONTEXT (base:allocation, and qemu:dirty-bitmap:NAME for a
+// backend that implements DirtyBitmaps), EXTENDED_HEADERS and STARTTLS
 // (crypto/tls, TLS 1.3, optional client certificates; see TLSMode). Other
 // options get NBD_REP_ERR_UNSUP. INFO and GO always report the export's
 // size and flags, canonical name, description and block sizes (minimum 1,
@@ -50,7 +51,8 @@
 // and logged at most once a second per kind.
 //
 // Replies are simple, structured (STRUCTURED_REPLY) or extended
-// (EXTENDED_HEADERS) as negotiated. Structured READs answer ranges the
+// (EXTENDED_HEADERS) as negotiated. BLOCK_STATUS answers with one status
+// chunk per selected meta context, in context id order. Structured READs answer ranges the
 // backend reports as zero with OFFSET_HOLE chunks. Transmission flags are
 // advertised from the backend's Capabilities and the negotiation: DF only
 // with chunked replies, CAN_MULTI_CONN only when the backend declares the

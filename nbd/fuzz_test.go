@@ -59,9 +59,16 @@ func FuzzServerInput(f *testing.F) {
 	f.Add(new(fuzzSession).flags(fixed).option(wire.OptList, nil).option(wire.OptListMetaContext, wire.MetaContextRequest{}.Append(nil)).
 		option(wire.OptStartTLS, nil).option(99, []byte("x")).option(wire.OptAbort, nil).b)
 	f.Add([]byte{0, 0, 0, 3, 'I', 'H', 'A', 'V'})
+	// Dirty bitmaps beside base:allocation, on an export that has them.
+	bitmaps := wire.MetaContextRequest{Export: "a", Queries: []string{"qemu:dirty-bitmap:snap2", wire.MetaContextBaseAlloc, "qemu:dirty-bitmap:snap1"}}.Append(nil)
+	f.Add(new(fuzzSession).flags(fixed).option(wire.OptListMetaContext, wire.MetaContextRequest{Export: "a", Queries: []string{"qemu:"}}.Append(nil)).
+		option(wire.OptStructuredReply, nil).option(wire.OptSetMetaContext, bitmaps).
+		option(wire.OptGo, wire.InfoRequest{Name: "a"}.Append(nil)).
+		request(wire.Request{Type: wire.CmdBlockStatus, Cookie: 1, Offset: 4096, Length: 1 << 17}, false, nil).
+		request(wire.Request{Type: wire.CmdBlockStatus, Flags: wire.CmdFlagReqOne, Cookie: 2, Length: 1 << 20}, false, nil).b)
 
 	e, _ := memExport("vol0", 1<<20)
-	srv, err := NewServer(NewMapExports(e), Options{Logger: nopLogger(), MaxInFlight: 4, Workers: 2, HandshakeTimeout: 5 * time.Second})
+	srv, err := NewServer(NewMapExports(e, bitmapExport()), Options{Logger: nopLogger(), MaxInFlight: 4, Workers: 2, HandshakeTimeout: 5 * time.Second})
 	if err != nil {
 		f.Fatal(err)
 	}

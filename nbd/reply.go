@@ -75,35 +75,51 @@ func (t *transmission) replyReadChunks(r *request) {
 	}
 }
 
-// replyBlockStatus builds the base:allocation status chunk, in the
-// compact (BLOCK_STATUS) or extended (BLOCK_STATUS_EXT) layout.
-func (t *transmission) replyBlockStatus(r *request, ext []Extent) {
-	var size int
-	if t.extended {
-		size = 8 + 16*len(ext)
-	} else {
-		size = 4 + 8*len(ext)
-	}
-	r.buf = t.bufs.get(size)
-	p := (*r.buf)[:0]
-	p = binary.BigEndian.AppendUint32(p, baseAllocationID)
-	if t.extended {
-		p = binary.BigEndian.AppendUint32(p, uint32(len(ext)))
-		for _, e := range ext {
-			p = binary.BigEndian.AppendUint64(p, uint64(e.Length))
-			p = binary.BigEndian.AppendUint64(p, uint64(e.Flags))
-		}
-	} else {
-		for _, e := range ext {
-			p = binary.BigEndian.AppendUint32(p, uint32(e.Length))
-			p = binary.BigEndian.AppendUint32(p, uint32(e.Flags))
-		}
-	}
-	r.hdr = r.hdr[:0]
+// replyBlockStatus builds the status chunks, one per selected meta
+// context with counts[i] of the extents each, in the compact or the
+// extended (64-bit) form; the last chunk carries the DONE flag.
+func (t *transmission) replyBlockStatus(r *request, ext []Extent, counts []int) {
+	perExtent, head := 8, 4
 	typ := wire.ReplyTypeBlockStatus
 	if t.extended {
+		perExtent, head = 16, 8
 		typ = wire.ReplyTypeBlockStatusExt
 	}
-	t.chunkHeader(r, wire.ReplyFlagDone, typ, size)
-	r.out = append(r.out[:0], r.hdr, p)
+	r.buf = t.bufs.get(len(counts)*head + perExtent*len(ext))
+	p := (*r.buf)[:0]
+	r.hdr = r.hdr[:0]
+	bounds := make([]int, 0, 2*len(counts)) // payload and header ends, per chunk
+	for i, k := range counts {
+		p = binary.BigEndian.AppendUint32(p, t.contexts[i].id)
+		if t.extended {
+			p = binary.BigEndian.AppendUint32(p, uint32(k))
+		}
+		for _, e := range ext[:k] {
+			if t.extended {
+				p = binary.BigEndian.AppendUint64(p, uint64(e.Length))
+				p = binary.BigEndian.AppendUint64(p, uint64(e.Flags))
+			} else {
+				p = binary.BigEndian.AppendUint32(p, uint32(e.Length))
+				p = binary.BigEndian.AppendUint32(p, uint32(e.Flags))
+			}
+		}
+		ext = ext[k:]
+		var flags uint16
+		if i == len(counts)-1 {
+			flags = wire.ReplyFlagDone
+		}
+		start := 0
+		if len(bounds) > 0 {
+			start = bounds[len(bounds)-2]
+		}
+		t.chunkHeader(r, flags, typ, len(p)-start)
+		bounds = append(bounds, len(p), len(r.hdr))
+	}
+	// r.hdr and p are complete: slice them now, as appends may move them.
+	r.out = r.out[:0]
+	var ps, hs int
+	for i := 0; i < len(bounds); i += 2 {
+		r.out = append(r.out, r.hdr[hs:bounds[i+1]], p[ps:bounds[i]])
+		ps, hs = bounds[i], bounds[i+1]
+	}
 }

@@ -87,7 +87,7 @@ func (t *transmission) validate(r *request) {
 		cmd == wire.CmdWriteZeroes && t.flags&wire.TransSendWriteZeroes == 0 && !t.readOnly:
 		r.setErr(wire.EINVAL, "command was not advertised")
 		return
-	case cmd == wire.CmdBlockStatus && (!t.chunked || !t.baseAlloc):
+	case cmd == wire.CmdBlockStatus && (!t.chunked || len(t.contexts) == 0):
 		r.setErr(wire.EINVAL, "BLOCK_STATUS needs structured replies and a selected meta context")
 		return
 	}

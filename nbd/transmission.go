@@ -42,7 +42,7 @@ type transmission struct {
 	minBlock   uint64
 	chunked    bool // structured replies or extended headers
 	extended   bool
-	baseAlloc  bool
+	contexts   []metaContext // selected meta contexts, for BLOCK_STATUS
 	maxExtents int
 
 	free   chan *request
@@ -72,14 +72,16 @@ func newTransmission(c *conn, s *session) *transmission {
 		minBlock:   uint64(minBlock),
 		chunked:    s.structured || s.extended,
 		extended:   s.extended,
-		// A selection made for another export does not carry over.
-		baseAlloc:  s.meta.baseAlloc && s.meta.export == s.export.Name,
 		maxExtents: o.MaxExtents,
 		free:       make(chan *request, o.MaxInFlight),
 		work:       make(chan *request, o.MaxInFlight),
 		budget:     c.srv.budget.conn(),
 		bufs:       c.srv.bufs,
 		abort:      make(chan struct{}),
+	}
+	// A selection made for another export does not carry over.
+	if s.meta.export == s.export.Name {
+		t.contexts = s.meta.contexts()
 	}
 	for range o.MaxInFlight {
 		t.free <- &request{hdr: make([]byte, 0, 128), out: make([][]byte, 0, 4)}
@@ -225,14 +227,15 @@ func (t *transmission) readRequest(br *bufio.Reader, hb []byte, r *request) erro
 	return nil
 }
 
-// statusBytes is what one BLOCK_STATUS of at most maxExt extents holds
-// until its reply is written: the backend's extents and the reply chunk.
+// statusBytes is what one BLOCK_STATUS of at most maxExt extents per
+// selected meta context holds until its reply is written: the backend's
+// extents and a reply chunk per context.
 func (t *transmission) statusBytes(maxExt int) int64 {
 	per := int64(8 + 16) // compact descriptor, Extent
 	if t.extended {
 		per = 16 + 16
 	}
-	return 8 + per*int64(maxExt)
+	return int64(max(len(t.contexts), 1)) * (8 + per*int64(maxExt))
 }
 
 // shortStatusExtents caps a BLOCK_STATUS reply while the budget is short:

@@ -53,6 +53,10 @@ func TestCLIErrorsAreOneClearLine(t *testing.T) {
 		{"an update with nothing to change", []string{"volume", "update", "vol"}, "nothing to change"},
 		{"an update both open and allowed", []string{"volume", "update", "vol", "--open", "--allow", "cn=a"}, "--open and --allow contradict each other"},
 		{"an update of an unknown volume", []string{"volume", "update", "nope", "--open"}, `volume "nope": no such volume`},
+		{"a diff against an unknown volume", []string{"volume", "diff", "nope", "vol"}, `volume "nope": no such volume`},
+		{"a diff of an unknown volume", []string{"volume", "diff", "vol", "nope"}, `volume "nope": no such volume`},
+		{"a diff from past the end", []string{"volume", "diff", "vol", "busy", "--offset", "2000000"}, "offset 2000000 past the end of busy (1048576 bytes)"},
+		{"a diff from a negative offset", []string{"volume", "diff", "vol", "busy", "--offset", "-1"}, `invalid argument "-1" for "--offset"`},
 		{"a shrink without --allow-shrink", []string{"volume", "resize", "vol", "--size", "512"}, "volume vol: 1M to 512 bytes: shrinking drops the data past the new end; pass --allow-shrink"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

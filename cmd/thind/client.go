@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -76,12 +77,8 @@ func (c *control) call(ctx context.Context, method, path string, body, out any) 
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.http.Do(req)
+	resp, err := c.do(req)
 	if err != nil {
-		var ne *net.OpError
-		if errors.As(err, &ne) {
-			return fmt.Errorf("cannot reach thind at %s (is `thind serve` running? --data-dir or THIND_DATA_DIR select the pool)", c.sock)
-		}
 		return err
 	}
 	defer resp.Body.Close()
@@ -89,15 +86,56 @@ func (c *control) call(ctx context.Context, method, path string, body, out any) 
 	if err != nil {
 		return err
 	}
-	if resp.StatusCode >= 300 {
-		var e daemon.ErrorJSON
-		if json.Unmarshal(data, &e) == nil && e.Error != "" {
-			return errors.New(e.Error)
-		}
-		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
-	}
 	if out != nil && len(data) > 0 {
 		return json.Unmarshal(data, out)
 	}
 	return nil
+}
+
+// do sends req; an answer other than success becomes the daemon's error.
+func (c *control) do(req *http.Request) (*http.Response, error) {
+	resp, err := c.http.Do(req)
+	if err != nil {
+		var ne *net.OpError
+		if errors.As(err, &ne) {
+			return nil, fmt.Errorf("cannot reach thind at %s (is `thind serve` running? --data-dir or THIND_DATA_DIR select the pool)", c.sock)
+		}
+		return nil, err
+	}
+	if resp.StatusCode >= 300 {
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		var e daemon.ErrorJSON
+		if json.Unmarshal(data, &e) == nil && e.Error != "" {
+			return nil, errors.New(e.Error)
+		}
+		return nil, fmt.Errorf("%s %s: %s", req.Method, req.URL.Path, resp.Status)
+	}
+	return resp, nil
+}
+
+// stream GETs path and calls fn with each line of the answer (NDJSON),
+// without a time limit: a stream lasts as long as it has lines to send.
+func (c *control) stream(ctx context.Context, path string, fn func(line []byte) error) error {
+	req, err := http.NewRequestWithContext(ctx, "GET", "http://thind"+path, nil)
+	if err != nil {
+		return err
+	}
+	sc := *c
+	h := *c.http
+	h.Timeout = 0
+	sc.http = &h
+	resp, err := sc.do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	br := bufio.NewScanner(resp.Body)
+	br.Buffer(make([]byte, 64<<10), 1<<20)
+	for br.Scan() {
+		if err := fn(br.Bytes()); err != nil {
+			return err
+		}
+	}
+	return br.Err()
 }

@@ -9,6 +9,7 @@ import (
 
 func main() {
 	root := newRootCommand()
+	root.SetArgs(thinToolArgs(os.Args[1:]))
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "thind:", err)
 		os.Exit(exitCode(err))

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -25,11 +26,12 @@ func newMetaCommand() *cobra.Command {
 They work on a metadata file or block device of a stopped pool (thind's
 DIR/metadata, or a Linux dm-thin pool's metadata device). On a pool in use
 (a running thind, an active dm-thin pool) dump -m and ls -m read its held
-metadata snapshot; everything else refuses, naming who holds the pool.`,
+metadata snapshot (as does delta -m); everything else refuses, naming who
+holds the pool.`,
 	}
 	groupCommand(meta)
 	meta.AddCommand(newMetaDumpCommand(), newMetaRestoreCommand(), newMetaCheckCommand(),
-		newMetaLsCommand(), newMetaRepairCommand())
+		newMetaLsCommand(), newMetaRepairCommand(), newMetaDeltaCommand())
 	return meta
 }
 
@@ -122,6 +124,26 @@ func newMetaRestoreCommand() *cobra.Command {
 	cmd.Flags().Var(sf, "metadata-size", "create or grow the output file to this size (K/M/G suffixes); default: its current size")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print nothing on success")
 	return cmd
+}
+
+// thinToolArgs rewrites the thin tools' -mBLOCK (a metadata snapshot's
+// block glued to the short flag) for the meta commands into
+// --metadata-snap=BLOCK: pflag reads -m25 as -m -2 -5 when -m's value is
+// optional.
+func thinToolArgs(args []string) []string {
+	if len(args) == 0 || args[0] != "meta" {
+		return args
+	}
+	out := slices.Clone(args)
+	for i, a := range out {
+		if a == "--" {
+			break
+		}
+		if n, ok := strings.CutPrefix(a, "-m"); ok && n != "" && strings.Trim(n, "0123456789") == "" {
+			out[i] = "--metadata-snap=" + n
+		}
+	}
+	return out
 }
 
 // openImage opens metadata for a tool that reads the current metadata,
@@ -330,5 +352,57 @@ func newMetaRepairCommand() *cobra.Command {
 	cmd.Flags().Uint64Var(&txID, "transaction-id", 0, "transaction id, when the superblock is unusable")
 	cmd.Flags().Uint32Var(&blockSize, "data-block-size", 0, "data block size in sectors, when the superblock is unusable")
 	cmd.Flags().Uint64Var(&nrData, "nr-data-blocks", 0, "data device size in blocks, when the superblock is unusable")
+	return cmd
+}
+
+func newMetaDeltaCommand() *cobra.Command {
+	var snap string
+	var opts metatools.DeltaOptions
+	cmd := &cobra.Command{
+		Use:   "delta --snap1 ID --snap2 ID [-m[BLOCK]] [--verbose] [--json] METADATA",
+		Short: "Print how two thin devices' mappings differ (like thin_delta)",
+		Long: `Print how two thin devices' mappings differ, as thin_delta does: runs of
+virtual blocks that are the same, different, only in --snap1 (left_only)
+or only in --snap2 (right_only); --verbose adds the data blocks. Any two
+devices compare: a volume and its snapshot, two snapshots, or unrelated
+devices. Subtrees the two share are read once, not once per device.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			for _, f := range []string{"snap1", "snap2"} {
+				if !cmd.Flags().Changed(f) && !cmd.Flags().Changed("thin"+f[4:]) {
+					return fmt.Errorf("--%s not specified", f)
+				}
+			}
+			opts.MetadataSnap = cmd.Flags().Changed("metadata-snap")
+			if opts.MetadataSnap && snap != "" && snap != "auto" {
+				var err error
+				if opts.SnapBlock, err = strconv.ParseUint(snap, 10, 64); err != nil {
+					return fmt.Errorf("--metadata-snap=%q: want a block number", snap)
+				}
+			}
+			img, err := openImage(args[0], opts.MetadataSnap)
+			if err != nil {
+				return err
+			}
+			defer img.Close()
+			bw := bufio.NewWriterSize(cmd.OutOrStdout(), 1<<20)
+			err = metatools.Delta(img, bw, opts)
+			if ferr := bw.Flush(); err == nil {
+				err = ferr
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.Uint64Var(&opts.Left, "snap1", 0, "the left device's id")
+	f.Uint64Var(&opts.Right, "snap2", 0, "the right device's id")
+	// thin_delta's other names for them.
+	f.Uint64Var(&opts.Left, "thin1", 0, "same as --snap1")
+	f.Uint64Var(&opts.Right, "thin2", 0, "same as --snap2")
+	f.Lookup("thin1").Hidden, f.Lookup("thin2").Hidden = true, true
+	f.StringVarP(&snap, "metadata-snap", "m", "", "compare the devices in the held metadata snapshot (optionally naming its block: -m25)")
+	f.Lookup("metadata-snap").NoOptDefVal = "auto"
+	f.BoolVar(&opts.Verbose, "verbose", false, "print every range with its data blocks")
+	f.BoolVar(&opts.JSON, "json", false, "print JSON: the superblock's fields and every run with its data blocks")
 	return cmd
 }

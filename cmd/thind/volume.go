@@ -18,7 +18,7 @@ func newVolumeCommand() *cobra.Command {
 		Use:   "volume",
 		Short: "Create, snapshot, resize, delete and list volumes of a running daemon",
 	})
-	vol.AddCommand(newVolumeCreate(), newVolumeSnapshot(), newVolumeUpdate(), newVolumeDelete(), newVolumeResize(), newVolumeList(), newVolumeShow())
+	vol.AddCommand(newVolumeCreate(), newVolumeSnapshot(), newVolumeUpdate(), newVolumeDelete(), newVolumeResize(), newVolumeList(), newVolumeShow(), newVolumeDiff())
 	return vol
 }
 

@@ -165,4 +165,7 @@ const (
 	MaxMinimumBlock       = 1 << 16
 	MetaContextBaseAlloc  = "base:allocation"
 	MetaContextBaseNS     = "base:"
+	// qemu's namespace and its dirty bitmaps' prefix (qemu docs/interop/nbd.txt).
+	MetaContextQemuNS      = "qemu:"
+	MetaContextDirtyBitmap = "qemu:dirty-bitmap:"
 )

@@ -1,0 +1,267 @@
+package thinmeta_test
+
+import (
+	"errors"
+	"maps"
+	"slices"
+	"testing"
+
+	"github.com/thind-storage/thind/bm"
+	"github.com/thind-storage/thind/internal/pooltest"
+	"github.com/thind-storage/thind/internal/randtest"
+	"github.com/thind-storage/thind/thinmeta"
+	"github.com/thind-storage/thind/tm"
+)
+
+// modelDelta is the brute-force answer: every virtual block either device
+// maps, classified, merged into runs by DeltaTrees's rule.
+func modelDelta(left, right map[uint64]uint64, opts thinmeta.DeltaOptions) []thinmeta.DeltaRun {
+	keys := map[uint64]bool{}
+	for k := range left {
+		keys[k] = true
+	}
+	for k := range right {
+		keys[k] = true
+	}
+	var runs []thinmeta.DeltaRun
+	for _, v := range slices.Sorted(maps.Keys(keys)) {
+		if v < opts.Begin || (opts.End != 0 && v >= opts.End) {
+			continue
+		}
+		l, inL := left[v]
+		r, inR := right[v]
+		var kind thinmeta.DeltaKind
+		switch {
+		case inL && inR && l == r:
+			kind = thinmeta.DeltaSame
+		case inL && inR:
+			kind = thinmeta.DeltaDifferent
+		case inL:
+			kind, r = thinmeta.DeltaLeftOnly, 0
+		default:
+			kind, l = thinmeta.DeltaRightOnly, 0
+		}
+		if kind == thinmeta.DeltaSame && opts.SkipSame {
+			continue
+		}
+		if n := len(runs); n > 0 {
+			c := &runs[n-1]
+			if c.Kind == kind && c.Begin+c.Len == v &&
+				(kind == thinmeta.DeltaRightOnly || c.LeftData+c.Len == l) &&
+				(kind == thinmeta.DeltaLeftOnly || c.RightData+c.Len == r) {
+				c.Len++
+				continue
+			}
+		}
+		runs = append(runs, thinmeta.DeltaRun{Kind: kind, Begin: v, Len: 1, LeftData: l, RightData: r})
+	}
+	return runs
+}
+
+func poolDelta(t *testing.T, p *thinmeta.Pool, l, r uint64, opts thinmeta.DeltaOptions) ([]thinmeta.DeltaRun, thinmeta.DeltaStats) {
+	t.Helper()
+	var runs []thinmeta.DeltaRun
+	st, err := p.Delta(l, r, opts, func(run thinmeta.DeltaRun) error {
+		runs = append(runs, run)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("delta %d %d %+v: %v", l, r, opts, err)
+	}
+	return runs, st
+}
+
+// TestDeltaAgainstABruteForceModel compares every pair of devices of
+// random pools (snapshots of snapshots, overwrites, discards, deletes,
+// unrelated devices, trees split and rebalanced after the snapshot) with
+// the model, whole and over random ranges, with and without same runs.
+func TestDeltaAgainstABruteForceModel(t *testing.T) {
+	randtest.Each(t, 4, func(t *testing.T, seed uint64) {
+		h := newHarness(t, seed)
+		rng := randtest.FromSeed(seed)
+		var pairs, shared uint64
+		for round := 0; round < 3; round++ {
+			for i := 0; i < 700; i++ {
+				h.step()
+			}
+			ids := slices.Sorted(maps.Keys(h.live))
+			for _, l := range ids {
+				for _, r := range ids {
+					opts := thinmeta.DeltaOptions{SkipSame: rng.IntN(2) == 0}
+					if rng.IntN(3) == 0 {
+						opts.Begin = rng.Uint64N(3000)
+						opts.End = opts.Begin + 1 + rng.Uint64N(1500)
+					}
+					got, st := poolDelta(t, h.pool, l, r, opts)
+					want := modelDelta(h.live[l], h.live[r], opts)
+					if !slices.Equal(got, want) {
+						t.Fatalf("round %d, delta %d %d %+v:\n got %v\nwant %v", round, l, r, opts, got, want)
+					}
+					pairs++
+					shared += st.SharedSkipped
+				}
+			}
+		}
+		h.commit()
+		t.Logf("%d pairs compared, %d shared subtrees skipped", pairs, shared)
+	})
+}
+
+// deltaPool is an origin with n mapped blocks and a snapshot of it.
+func deltaPool(t testing.TB, n uint64) *thinmeta.Pool {
+	const nrMeta = 8192
+	dev := bm.NewMemDevice(nrMeta * bm.BlockSize)
+	p := pooltest.CreateMetadata(t, dev, nrMeta, 128, n+n/10+1000, thinmeta.Options{CacheBytes: 64 << 20})
+	if err := p.CreateThin(0); err != nil {
+		t.Fatal(err)
+	}
+	for vb := uint64(0); vb < n; vb++ {
+		insert(t, p, 0, vb)
+	}
+	if err := p.CreateSnap(1, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func insert(t testing.TB, p *thinmeta.Pool, dev, vb uint64) {
+	b, err := p.AllocDataBlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Insert(dev, vb, b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDeltaCostFollowsTheChanges rewrites a few blocks of an origin after
+// a snapshot and checks that comparing the two reads a number of nodes
+// bounded by the changes (a path per changed leaf), not by the size.
+func TestDeltaCostFollowsTheChanges(t *testing.T) {
+	const n = 100000
+	p := deltaPool(t, n)
+	_, full := poolDelta(t, p, 0, 1, thinmeta.DeltaOptions{})
+	rng := randtest.New(t)
+	total := 0
+	for _, changes := range []int{1, 10, 100} {
+		total += changes
+		for range changes {
+			insert(t, p, 0, rng.Uint64N(n))
+		}
+		runs, st := poolDelta(t, p, 1, 0, thinmeta.DeltaOptions{SkipSame: true})
+		var changed uint64
+		for _, r := range runs {
+			if r.Kind != thinmeta.DeltaDifferent {
+				t.Fatalf("run %+v: only overwrites were made", r)
+			}
+			changed += r.Len
+		}
+		if changed == 0 || changed > uint64(total) {
+			t.Fatalf("%d blocks differ after %d overwrites", changed, total)
+		}
+		// Depth 3 for 100k mappings: a changed leaf costs at most its
+		// path on each side.
+		if limit := uint64(2*4*int(changed) + 8); st.NodesRead > limit {
+			t.Fatalf("%d blocks changed: %d nodes read, more than %d", changed, st.NodesRead, limit)
+		}
+		t.Logf("%d blocks changed: %d nodes read, %d shared subtrees skipped (a full comparison reads %d)", changed, st.NodesRead, st.SharedSkipped, full.NodesRead)
+	}
+	if err := p.Commit(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDeltaAfterRebalance moves the node boundaries of an origin after
+// its snapshot (leaves split by inserts between its keys, merged by a
+// discard) and checks the comparison against the model, and that it
+// still finds the subtrees the two share.
+func TestDeltaAfterRebalance(t *testing.T) {
+	const nrMeta = 4096
+	dev := bm.NewMemDevice(nrMeta * bm.BlockSize)
+	p := pooltest.CreateMetadata(t, dev, nrMeta, 128, 40000, thinmeta.Options{})
+	m := map[uint64]map[uint64]uint64{0: {}}
+	put := func(d, vb uint64) {
+		b, err := p.AllocDataBlock()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Insert(d, vb, b); err != nil {
+			t.Fatal(err)
+		}
+		m[d][vb] = b
+	}
+	if err := p.CreateThin(0); err != nil {
+		t.Fatal(err)
+	}
+	for vb := uint64(0); vb < 40000; vb += 2 {
+		put(0, vb)
+	}
+	if err := p.CreateSnap(1, 0); err != nil {
+		t.Fatal(err)
+	}
+	m[1] = maps.Clone(m[0])
+	for vb := uint64(5001); vb < 9000; vb += 2 { // splits, boundaries move
+		put(0, vb)
+	}
+	n, err := p.RemoveRange(0, 20000, 26000) // merges and rebalances
+	if err != nil {
+		t.Fatal(err)
+	}
+	for vb := range m[0] {
+		if vb >= 20000 && vb < 26000 {
+			delete(m[0], vb)
+			n--
+		}
+	}
+	if n != 0 {
+		t.Fatalf("remove range disagrees with the model by %d", n)
+	}
+	for _, pair := range [][2]uint64{{0, 1}, {1, 0}} {
+		for _, skip := range []bool{false, true} {
+			opts := thinmeta.DeltaOptions{SkipSame: skip}
+			got, st := poolDelta(t, p, pair[0], pair[1], opts)
+			if want := modelDelta(m[pair[0]], m[pair[1]], opts); !slices.Equal(got, want) {
+				t.Fatalf("delta %v %+v:\n got %v\nwant %v", pair, opts, got, want)
+			}
+			if st.SharedSkipped == 0 {
+				t.Fatalf("delta %v: no shared subtree found", pair)
+			}
+			t.Logf("delta %v same=%v: %d runs, %d nodes read, %d shared subtrees skipped", pair, !skip, len(got), st.NodesRead, st.SharedSkipped)
+		}
+	}
+	if err := p.Commit(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDeltaRefusesCorruptTrees points the comparison at blocks that are
+// not mapping tree nodes: it stops with an error, never a wrong answer.
+func TestDeltaRefusesCorruptTrees(t *testing.T) {
+	const nrMeta = 1024
+	dev := bm.NewMemDevice(nrMeta * bm.BlockSize)
+	p := pooltest.CreateMetadata(t, dev, nrMeta, 128, 1000, thinmeta.Options{})
+	if err := p.CreateThin(0); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Delta(0, 7, thinmeta.DeltaOptions{}, func(thinmeta.DeltaRun) error { return nil }); !errors.Is(err, thinmeta.ErrNoDevice) {
+		t.Fatalf("delta against a device that does not exist: %v", err)
+	}
+	t.Cleanup(func() { p.Close() })
+	tr := tm.New(bm.New(dev, nrMeta, bm.Options{ReadOnly: true}), nil)
+	for _, root := range []uint64{thinmeta.SuperblockLocation, nrMeta + 5} {
+		_, err := thinmeta.DeltaTrees(tr, root, root+1, thinmeta.DeltaOptions{}, func(thinmeta.DeltaRun) error {
+			t.Fatal("a run from a block that is no node")
+			return nil
+		})
+		if err == nil {
+			t.Fatalf("delta of trees at block %d succeeded", root)
+		}
+		t.Logf("root %d: %v", root, err)
+	}
+}

@@ -1,0 +1,34 @@
+package thinmeta
+
+// runBuilder merges per-block results into runs: a block extends the
+// current run if it has the same kind, follows it, and its data blocks
+// follow the run's on each side that maps it.
+type runBuilder struct {
+	fn  func(DeltaRun) error
+	cur DeltaRun
+	has bool
+}
+
+func (rb *runBuilder) add(kind DeltaKind, vblock, leftData, rightData uint64) error {
+	c := &rb.cur
+	if rb.has && c.Kind == kind && c.Begin+c.Len == vblock &&
+		(kind == DeltaRightOnly || c.LeftData+c.Len == leftData) &&
+		(kind == DeltaLeftOnly || c.RightData+c.Len == rightData) {
+		c.Len++
+		return nil
+	}
+	if err := rb.flush(); err != nil {
+		return err
+	}
+	rb.cur = DeltaRun{Kind: kind, Begin: vblock, Len: 1, LeftData: leftData, RightData: rightData}
+	rb.has = true
+	return nil
+}
+
+func (rb *runBuilder) flush() error {
+	if !rb.has {
+		return nil
+	}
+	rb.has = false
+	return rb.fn(rb.cur)
+}
