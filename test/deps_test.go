@@ -21,6 +21,7 @@ var layer = map[string]int{
 	"btree":               3,
 	"spacemap":            4,
 	"metastream":          0,
+	"control":             0,
 	"devlock":             0,
 	"thinxml":             1,
 	"thinmeta":            5,

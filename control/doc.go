@@ -1,0 +1,22 @@
+// Package control is thind's control API on the wire: the JSON types the
+// daemon answers with and a client for them, shared by the CLI and the
+// CSI driver. It imports nothing of thind's, so a client does not pull in
+// the engine.
+//
+// The API is HTTP and JSON on a unix socket (mode 0600), so the CLI and
+// `curl --unix-socket` both work:
+//
+//	GET    /v1/pool                       pool status
+//	GET    /v1/volumes[?label=k=v...]     list volumes
+//	POST   /v1/volumes                    create {name, size, labels, ...}
+//	GET    /v1/volumes/{name}             one volume
+//	DELETE /v1/volumes/{name}             delete
+//	POST   /v1/volumes/{name}/snapshot    snapshot {name, labels, ...}
+//	POST   /v1/volumes/{name}/resize      resize {size, allow_shrink}
+//	PATCH  /v1/volumes/{name}             labels, description, export settings
+//
+// Errors come back as ErrorBody with a status that says what went wrong:
+// 400 invalid, 404 not found, 409 exists or busy, 507 out of space, 503
+// pool read-only or failed. The client turns them into *APIError, which
+// matches the sentinels of errors.go with errors.Is.
+package control
