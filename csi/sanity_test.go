@@ -1,0 +1,156 @@
+package csi_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kubernetes-csi/csi-test/v5/pkg/sanity"
+	"github.com/onsi/ginkgo/v2"
+	"github.com/onsi/ginkgo/v2/types"
+	"github.com/onsi/gomega"
+
+	"github.com/thind-storage/thind/csi"
+	"github.com/thind-storage/thind/daemon"
+	"github.com/thind-storage/thind/internal/pooltest"
+	"github.com/thind-storage/thind/internal/tooltest"
+)
+
+// env is a real daemon on a new pool with a controller and a node driver
+// in front of it, each on its own socket.
+type env struct {
+	dir                  string
+	controller, node     string // unix:// endpoints
+	controlSock, nbdSock string
+}
+
+// startEnv starts the daemon (the code `thind serve` runs) and both
+// drivers; all stop, and the pool is checked, when t ends.
+func startEnv(t *testing.T) *env {
+	t.Helper()
+	dir := tooltest.ShortDir(t)
+	pooltest.CheckFile(t, filepath.Join(dir, "metadata"))
+	e := &env{
+		dir:         dir,
+		controller:  "unix://" + filepath.Join(dir, "controller.sock"),
+		node:        "unix://" + filepath.Join(dir, "node.sock"),
+		controlSock: filepath.Join(dir, "control.sock"),
+		nbdSock:     filepath.Join(dir, "nbd.sock"),
+	}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg := daemon.Config{
+		DataDir: dir, DataSize: 8 << 30, MetadataSize: 64 << 20, DefaultSize: 256 << 20,
+		Listen: []string{"unix:" + e.nbdSock}, MetricsAddr: "off", Logger: quiet,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d, err := daemon.New(ctx, cfg)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	var done []chan error
+	run := func(f func(context.Context) error) {
+		c := make(chan error, 1)
+		done = append(done, c)
+		go func() { c <- f(ctx) }()
+	}
+	run(d.Run)
+	for _, m := range []struct {
+		mode     csi.Mode
+		endpoint string
+	}{{csi.ModeController, e.controller}, {csi.ModeNode, e.node}} {
+		drv, err := csi.New(csi.Config{
+			Mode: m.mode, Endpoint: m.endpoint, NodeID: "node-a", ControlSocket: e.controlSock,
+			NBDSocket: e.nbdSock, StateDir: filepath.Join(dir, "csi"), Logger: quiet,
+			Attacher: csi.ExecAttacher{Binary: "thind", NBDSocket: e.nbdSock},
+		})
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		run(drv.Serve)
+	}
+	t.Cleanup(func() {
+		cancel()
+		for _, c := range done {
+			if err := <-c; err != nil {
+				t.Errorf("stop: %v", err)
+			}
+		}
+	})
+	return e
+}
+
+// The sanity suite runs twice, once with mount and once with block
+// volumes. The Node Service tests need the kernel's NBD client and run in
+// the kernel VM suite; here they are skipped by name.
+var sanityConfigs = map[string]*sanity.TestConfig{"mount": sanityConfig("mount"), "block": sanityConfig("block")}
+
+func sanityConfig(access string) *sanity.TestConfig {
+	cfg := sanity.NewTestConfig()
+	cfg.TestVolumeAccessType = access
+	cfg.TestVolumeSize = 64 << 20
+	cfg.TestVolumeExpandSize = 128 << 20
+	cfg.IdempotentCount = 2
+	return &cfg
+}
+
+// sanityContexts hold the suite's connections, closed after the run.
+var sanityContexts []*sanity.TestContext
+
+// Ginkgo builds the tree when RunSpecs runs; the configurations are
+// filled in by then.
+var _ = ginkgo.Describe("thind csi", func() {
+	for _, access := range []string{"mount", "block"} {
+		ginkgo.Context("with "+access+" volumes", func() {
+			sanityContexts = append(sanityContexts, sanity.GinkgoTest(sanityConfigs[access]))
+		})
+	}
+})
+
+func TestSanity(t *testing.T) {
+	e := startEnv(t)
+	for _, cfg := range sanityConfigs {
+		cfg.Address = e.node
+		cfg.ControllerAddress = e.controller
+		cfg.TargetPath = filepath.Join(e.dir, "target")
+		cfg.StagingPath = filepath.Join(e.dir, "staging")
+	}
+	gomega.RegisterFailHandler(ginkgo.Fail)
+	suite, reporter := ginkgo.GinkgoConfiguration()
+	suite.SkipStrings = []string{"Node Service"}
+	reporter.Succinct = true
+	var report ginkgo.Report
+	ginkgo.ReportAfterSuite("counts", func(r ginkgo.Report) { report = r })
+	reporter.NoColor = true
+	ok := ginkgo.RunSpecs(t, "thind CSI sanity", suite, reporter)
+	for _, sc := range sanityContexts {
+		sc.Finalize()
+	}
+	var passed, failed, skipped int
+	var names []string
+	for _, s := range report.SpecReports {
+		switch {
+		case s.State.Is(types.SpecStatePassed):
+			passed++
+			names = append(names, s.FullText())
+		case s.State.Is(types.SpecStateFailureStates):
+			failed++
+		case s.State.Is(types.SpecStateSkipped | types.SpecStatePending):
+			skipped++
+		}
+	}
+	t.Logf("csi-sanity: %d passed, %d failed, %d skipped (Node Service and unadvertised capabilities)", passed, failed, skipped)
+	if testing.Verbose() {
+		t.Logf("passed:\n%s", strings.Join(names, "\n"))
+	}
+	if !ok || failed > 0 {
+		t.Fatal("csi-sanity failed")
+	}
+	if passed == 0 {
+		t.Fatal("csi-sanity ran no test")
+	}
+}
