@@ -27,8 +27,6 @@ const (
 // Config is what `thind csi` is given.
 type Config struct {
 	Mode Mode
-	// Endpoint is the gRPC endpoint, unix:///path/csi.sock.
-	Endpoint string
 	// NodeID names this node; it is the value of TopologyKey.
 	NodeID string
 	// ControlSocket is the node's thind daemon's control socket.
@@ -85,19 +83,24 @@ func New(cfg Config) (*Driver, error) {
 	return &Driver{cfg: cfg, c: control.New(cfg.ControlSocket), log: cfg.Logger}, nil
 }
 
-// Serve serves the mode's services on the endpoint until ctx ends.
-func (d *Driver) Serve(ctx context.Context) error {
-	path, err := socketPath(d.cfg.Endpoint)
+// Listen listens on the endpoint's unix socket, replacing a stale one.
+func Listen(endpoint string) (net.Listener, error) {
+	path, err := socketPath(endpoint)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("csi: stale socket: %w", err)
+		return nil, fmt.Errorf("csi: stale socket: %w", err)
 	}
 	l, err := net.Listen("unix", path)
 	if err != nil {
-		return fmt.Errorf("csi: %w", err)
+		return nil, fmt.Errorf("csi: %w", err)
 	}
+	return l, nil
+}
+
+// Serve serves the mode's services on l until ctx ends.
+func (d *Driver) Serve(ctx context.Context, l net.Listener) error {
 	srv := grpc.NewServer(grpc.UnaryInterceptor(d.logCalls))
 	csipb.RegisterIdentityServer(srv, d)
 	if d.cfg.Mode == ModeController {
@@ -105,7 +108,7 @@ func (d *Driver) Serve(ctx context.Context) error {
 	} else {
 		csipb.RegisterNodeServer(srv, d)
 	}
-	d.log.Info("csi driver serving", "mode", d.cfg.Mode, "endpoint", d.cfg.Endpoint, "node", d.cfg.NodeID)
+	d.log.Info("csi driver serving", "mode", d.cfg.Mode, "endpoint", l.Addr().String(), "node", d.cfg.NodeID)
 	stopped := make(chan struct{})
 	go func() {
 		select {
@@ -114,7 +117,7 @@ func (d *Driver) Serve(ctx context.Context) error {
 		case <-stopped:
 		}
 	}()
-	err = srv.Serve(l)
+	err := srv.Serve(l)
 	close(stopped)
 	d.c.Close()
 	if ctx.Err() != nil {

@@ -63,7 +63,7 @@ func startEnv(t *testing.T) *env {
 		endpoint string
 	}{{csi.ModeController, e.controller}, {csi.ModeNode, e.node}} {
 		drv, err := csi.New(csi.Config{
-			Mode: m.mode, Endpoint: m.endpoint, NodeID: "node-a", ControlSocket: e.controlSock,
+			Mode: m.mode, NodeID: "node-a", ControlSocket: e.controlSock,
 			NBDSocket: e.nbdSock, StateDir: filepath.Join(dir, "csi"), Logger: quiet,
 			Attacher: csi.ExecAttacher{Binary: "thind", NBDSocket: e.nbdSock},
 		})
@@ -71,7 +71,12 @@ func startEnv(t *testing.T) *env {
 			cancel()
 			t.Fatal(err)
 		}
-		run(drv.Serve)
+		l, err := csi.Listen(m.endpoint)
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		run(func(ctx context.Context) error { return drv.Serve(ctx, l) })
 	}
 	t.Cleanup(func() {
 		cancel()

@@ -13,8 +13,9 @@ import (
 const DefaultVolumeSize = 1 << 30
 
 // volumeSize picks the size of a volume from its capacity range, at least
-// least bytes (a content source's size): the required size, or the
-// default bounded by the limit, rounded up to whole sectors.
+// least bytes (a content source's size): the required size, else the
+// source's or the default bounded by the limit, rounded up to whole
+// sectors.
 func volumeSize(r *csipb.CapacityRange, least uint64) (uint64, error) {
 	req, lim := r.GetRequiredBytes(), r.GetLimitBytes()
 	if req < 0 || lim < 0 {
@@ -24,6 +25,9 @@ func volumeSize(r *csipb.CapacityRange, least uint64) (uint64, error) {
 		return 0, status.Errorf(codes.OutOfRange, "capacity range: required %d bytes is more than the limit %d", req, lim)
 	}
 	size := uint64(req)
+	if size == 0 && least > 0 {
+		size = least
+	}
 	if size == 0 {
 		size = DefaultVolumeSize
 		if lim > 0 && uint64(lim) < size {

@@ -42,7 +42,7 @@ daemon of this node. Volumes are pinned to the node by the topology key
 				return err
 			}
 			d, err := csi.New(csi.Config{
-				Mode: csi.Mode(mode), Endpoint: endpoint, NodeID: nodeID,
+				Mode: csi.Mode(mode), NodeID: nodeID,
 				ControlSocket: sock, NBDSocket: nbdSock, StateDir: stateDir,
 				Attacher: csi.ExecAttacher{Binary: self, NBDSocket: nbdSock},
 				Logger:   log,
@@ -50,9 +50,13 @@ daemon of this node. Volumes are pinned to the node by the topology key
 			if err != nil {
 				return err
 			}
+			l, err := csi.Listen(endpoint)
+			if err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return d.Serve(ctx)
+			return d.Serve(ctx, l)
 		},
 	}
 	addControlFlags(cmd)
