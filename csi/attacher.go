@@ -17,6 +17,8 @@ type Attacher interface {
 	Attach(ctx context.Context, name string) (dev string, err error)
 	// Detach disconnects dev.
 	Detach(ctx context.Context, dev string) error
+	// Attached reports whether dev still has its connection.
+	Attached(dev string) bool
 }
 
 // ExecAttacher attaches with `thind attach`, whose connection lives in a
@@ -46,3 +48,6 @@ func (a ExecAttacher) Attach(ctx context.Context, name string) (string, error) {
 func (a ExecAttacher) Detach(_ context.Context, dev string) error {
 	return kernelnbd.Disconnect(dev)
 }
+
+// Attached reports whether the kernel has a connection on dev.
+func (a ExecAttacher) Attached(dev string) bool { return kernelnbd.Connected(dev) }

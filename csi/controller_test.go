@@ -86,7 +86,7 @@ func TestNamesMapDeterministically(t *testing.T) {
 }
 
 func TestControllerBeyondSanity(t *testing.T) {
-	e := startEnv(t)
+	e := startEnv(t, false)
 	cl := dial(t, e)
 	ctx := context.Background()
 
@@ -200,7 +200,7 @@ func TestControllerBeyondSanity(t *testing.T) {
 // and reads the data back over NBD: the clones hold it without the pool
 // using a block more.
 func TestClonesShareBlocks(t *testing.T) {
-	e := startEnv(t)
+	e := startEnv(t, false)
 	cl := dial(t, e)
 	ctx := context.Background()
 	uri := func(vol string) string { return fmt.Sprintf("nbd+unix:///%s?socket=%s", vol, e.nbdSock) }

@@ -100,7 +100,13 @@ func (d *Driver) NodeStageVolume(ctx context.Context, req *csipb.NodeStageVolume
 		return nil, status.Errorf(codes.Internal, "NodeStageVolume %s: %v", id, err)
 	}
 	args := []string{"-t", have}
-	if flags := c.GetMount().GetMountFlags(); len(flags) > 0 {
+	flags := append([]string(nil), c.GetMount().GetMountFlags()...)
+	if have == "xfs" {
+		// A clone has its source's filesystem UUID, which xfs refuses
+		// to mount twice on one node.
+		flags = append(flags, "nouuid")
+	}
+	if len(flags) > 0 {
 		args = append(args, "-o", strings.Join(flags, ","))
 	}
 	if _, err := run(ctx, "mount", append(args, dev, target)...); err != nil {
@@ -116,7 +122,7 @@ func (d *Driver) attach(ctx context.Context, id string) (string, error) {
 	if err != nil {
 		return "", status.Errorf(codes.Internal, "%v", err)
 	}
-	if ok && connected(s.Device) {
+	if ok && d.cfg.Attacher.Attached(s.Device) {
 		return s.Device, nil
 	}
 	dev, err := d.cfg.Attacher.Attach(ctx, id)
@@ -148,7 +154,7 @@ func (d *Driver) NodeUnstageVolume(ctx context.Context, req *csipb.NodeUnstageVo
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "NodeUnstageVolume %s: %v", id, err)
 	}
-	if ok && connected(s.Device) {
+	if ok && d.cfg.Attacher.Attached(s.Device) {
 		if err := d.cfg.Attacher.Detach(ctx, s.Device); err != nil {
 			return nil, status.Errorf(codes.Internal, "NodeUnstageVolume %s: %v", id, err)
 		}

@@ -7,12 +7,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kubernetes-csi/csi-test/v5/pkg/sanity"
 	"github.com/onsi/ginkgo/v2"
 	"github.com/onsi/ginkgo/v2/types"
 	"github.com/onsi/gomega"
 
+	"github.com/thind-storage/thind/control"
 	"github.com/thind-storage/thind/csi"
 	"github.com/thind-storage/thind/daemon"
 	"github.com/thind-storage/thind/internal/pooltest"
@@ -28,8 +30,10 @@ type env struct {
 }
 
 // startEnv starts the daemon (the code `thind serve` runs) and both
-// drivers; all stop, and the pool is checked, when t ends.
-func startEnv(t *testing.T) *env {
+// drivers; all stop, and the pool is checked, when t ends. The node
+// driver attaches with the kernel's NBD client (`thind attach`) unless
+// loop is set: then with nbdfuse and a loop device (loop_test.go).
+func startEnv(t *testing.T, loop bool) *env {
 	t.Helper()
 	dir := tooltest.ShortDir(t)
 	pooltest.CheckFile(t, filepath.Join(dir, "metadata"))
@@ -39,6 +43,12 @@ func startEnv(t *testing.T) *env {
 		node:        "unix://" + filepath.Join(dir, "node.sock"),
 		controlSock: filepath.Join(dir, "control.sock"),
 		nbdSock:     filepath.Join(dir, "nbd.sock"),
+	}
+	var attacher csi.Attacher = csi.ExecAttacher{Binary: "thind", NBDSocket: e.nbdSock}
+	var la *loopAttacher
+	if loop {
+		la = newLoopAttacher(t, dir, e.nbdSock)
+		attacher = la
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg := daemon.Config{
@@ -58,6 +68,17 @@ func startEnv(t *testing.T) *env {
 		go func() { c <- f(ctx) }()
 	}
 	run(d.Run)
+	// The control socket is up once Run has started it.
+	c := control.New(e.controlSock)
+	defer c.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for _, err := c.Pool(ctx); err != nil; _, err = c.Pool(ctx) {
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("the daemon's control API did not come up: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	for _, m := range []struct {
 		mode     csi.Mode
 		endpoint string
@@ -65,7 +86,7 @@ func startEnv(t *testing.T) *env {
 		drv, err := csi.New(csi.Config{
 			Mode: m.mode, NodeID: "node-a", ControlSocket: e.controlSock,
 			NBDSocket: e.nbdSock, StateDir: filepath.Join(dir, "csi"), Logger: quiet,
-			Attacher: csi.ExecAttacher{Binary: "thind", NBDSocket: e.nbdSock},
+			Attacher: attacher,
 		})
 		if err != nil {
 			cancel()
@@ -79,6 +100,9 @@ func startEnv(t *testing.T) *env {
 		run(func(ctx context.Context) error { return drv.Serve(ctx, l) })
 	}
 	t.Cleanup(func() {
+		if la != nil {
+			la.release() // while the daemon still serves the devices
+		}
 		cancel()
 		for _, c := range done {
 			if err := <-c; err != nil {
@@ -117,7 +141,7 @@ var _ = ginkgo.Describe("thind csi", func() {
 })
 
 func TestSanity(t *testing.T) {
-	e := startEnv(t)
+	e := startEnv(t, false)
 	for _, cfg := range sanityConfigs {
 		cfg.Address = e.node
 		cfg.ControllerAddress = e.controller

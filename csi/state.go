@@ -29,7 +29,7 @@ func (d *Driver) loadStaged(id string) (staged, bool, error) {
 	if err != nil {
 		return s, false, err
 	}
-	if err := json.Unmarshal(b, &s); err != nil || !strings.HasPrefix(s.Device, "/dev/nbd") {
+	if err := json.Unmarshal(b, &s); err != nil || !strings.HasPrefix(s.Device, "/dev/") {
 		return s, false, fmt.Errorf("state of %s at %s: unreadable (%v)", id, d.statePath(id), err)
 	}
 	return s, true, nil
@@ -66,10 +66,4 @@ func (d *Driver) dropStaged(id string) error {
 		return nil
 	}
 	return err
-}
-
-// connected reports whether a /dev/nbdN has a live connection.
-func connected(dev string) bool {
-	_, err := os.Stat(filepath.Join("/sys/block", filepath.Base(dev), "pid"))
-	return err == nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"syscall"
 
 	"github.com/pojntfx/go-nbd/pkg/client"
@@ -22,12 +23,19 @@ func FreeDevice() (string, error) {
 		if _, err := os.Stat(sys); err != nil {
 			break
 		}
-		if _, err := os.Stat(sys + "/pid"); err == nil {
-			continue // in use
+		dev := fmt.Sprintf("/dev/nbd%d", i)
+		if !Connected(dev) {
+			return dev, nil
 		}
-		return fmt.Sprintf("/dev/nbd%d", i), nil
 	}
 	return "", errors.New("no free /dev/nbdN: is the nbd module loaded (modprobe nbd)?")
+}
+
+// Connected reports whether /dev/nbdN has a live connection: the kernel
+// shows the pid of its client in sysfs only then.
+func Connected(dev string) bool {
+	_, err := os.Stat(filepath.Join("/sys/block", filepath.Base(dev), "pid"))
+	return err == nil
 }
 
 // Connect attaches the export name of the server at network/addr to dev
