@@ -197,17 +197,23 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csipb.NodePublishVo
 	if _, err := d.csiOf(ctx, id, KindVolume); err != nil {
 		return nil, err
 	}
+	s, ok, err := d.loadStaged(id)
+	if err != nil || !ok {
+		return nil, status.Errorf(codes.FailedPrecondition, "NodePublishVolume %s: not staged (%v)", id, err)
+	}
 	if m, err := isMountPoint(target); err != nil {
 		return nil, status.Errorf(codes.Internal, "NodePublishVolume %s: %v", id, err)
 	} else if m {
 		return &csipb.NodePublishVolumeResponse{}, nil
 	}
+	single := c.GetAccessMode().GetMode() == csipb.VolumeCapability_AccessMode_SINGLE_NODE_SINGLE_WRITER
+	for other, otherSingle := range s.Published {
+		if other != target && (single || otherSingle) {
+			return nil, status.Errorf(codes.FailedPrecondition, "NodePublishVolume %s: published at %s already, with a single-writer access mode", id, other)
+		}
+	}
 	src := staging
 	if c.GetBlock() != nil {
-		s, ok, err := d.loadStaged(id)
-		if err != nil || !ok {
-			return nil, status.Errorf(codes.FailedPrecondition, "NodePublishVolume %s: not staged (%v)", id, err)
-		}
 		src = s.Device
 		if err := os.MkdirAll(filepath.Dir(target), 0o750); err != nil {
 			return nil, status.Errorf(codes.Internal, "NodePublishVolume %s: %v", id, err)
@@ -234,6 +240,14 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csipb.NodePublishVo
 			return nil, status.Errorf(codes.Internal, "NodePublishVolume %s: %v", id, err)
 		}
 	}
+	if s.Published == nil {
+		s.Published = map[string]bool{}
+	}
+	s.Published[target] = single
+	if err := d.saveStaged(id, s); err != nil {
+		unmount(ctx, target)
+		return nil, status.Errorf(codes.Internal, "NodePublishVolume %s: %v", id, err)
+	}
 	return &csipb.NodePublishVolumeResponse{}, nil
 }
 
@@ -253,6 +267,14 @@ func (d *Driver) NodeUnpublishVolume(ctx context.Context, req *csipb.NodeUnpubli
 	}
 	if err := os.Remove(target); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, status.Errorf(codes.Internal, "NodeUnpublishVolume %s: %v", id, err)
+	}
+	if s, ok, err := d.loadStaged(id); err == nil && ok && s.Published != nil {
+		if _, was := s.Published[target]; was {
+			delete(s.Published, target)
+			if err := d.saveStaged(id, s); err != nil {
+				return nil, status.Errorf(codes.Internal, "NodeUnpublishVolume %s: %v", id, err)
+			}
+		}
 	}
 	return &csipb.NodeUnpublishVolumeResponse{}, nil
 }
@@ -314,10 +336,16 @@ func (d *Driver) NodeExpandVolume(ctx context.Context, req *csipb.NodeExpandVolu
 	if err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+	fi, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
 		return nil, status.Errorf(codes.NotFound, "NodeExpandVolume %s: %s does not exist", id, path)
 	}
-	if req.GetVolumeCapability().GetBlock() != nil {
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "NodeExpandVolume %s: %v", id, err)
+	}
+	// A block volume (published as the device, or said so) has no
+	// filesystem to grow.
+	if req.GetVolumeCapability().GetBlock() != nil || !fi.IsDir() {
 		return &csipb.NodeExpandVolumeResponse{CapacityBytes: int64(v.Size)}, nil
 	}
 	s, ok, err := d.loadStaged(id)

@@ -2,9 +2,12 @@ package csi_test
 
 import (
 	"context"
+	"flag"
 	"io"
 	"log/slog"
+	"maps"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -140,8 +143,13 @@ var _ = ginkgo.Describe("thind csi", func() {
 	}
 })
 
+// nodeLoop runs the sanity suite's Node Service specs too, with the node
+// attaching through nbdfuse and a loop device instead of the kernel's NBD
+// client (loop_test.go). Ginkgo runs one suite per process, hence a flag.
+var nodeLoop = flag.Bool("sanity.node-loop", false, "run csi-sanity's Node Service specs with the nbdfuse+loop attacher")
+
 func TestSanity(t *testing.T) {
-	e := startEnv(t, false)
+	e := startEnv(t, *nodeLoop)
 	for _, cfg := range sanityConfigs {
 		cfg.Address = e.node
 		cfg.ControllerAddress = e.controller
@@ -150,7 +158,9 @@ func TestSanity(t *testing.T) {
 	}
 	gomega.RegisterFailHandler(ginkgo.Fail)
 	suite, reporter := ginkgo.GinkgoConfiguration()
-	suite.SkipStrings = []string{"Node Service"}
+	if !*nodeLoop {
+		suite.SkipStrings = []string{"Node Service"}
+	}
 	reporter.Succinct = true
 	var report ginkgo.Report
 	ginkgo.ReportAfterSuite("counts", func(r ginkgo.Report) { report = r })
@@ -161,18 +171,25 @@ func TestSanity(t *testing.T) {
 	}
 	var passed, failed, skipped int
 	var names []string
+	groups := map[string]int{}
 	for _, s := range report.SpecReports {
 		switch {
 		case s.State.Is(types.SpecStatePassed):
 			passed++
 			names = append(names, s.FullText())
+			if len(s.ContainerHierarchyTexts) > 2 {
+				groups[s.ContainerHierarchyTexts[1]+" / "+s.ContainerHierarchyTexts[2]]++
+			}
 		case s.State.Is(types.SpecStateFailureStates):
 			failed++
 		case s.State.Is(types.SpecStateSkipped | types.SpecStatePending):
 			skipped++
 		}
 	}
-	t.Logf("csi-sanity: %d passed, %d failed, %d skipped (Node Service and unadvertised capabilities)", passed, failed, skipped)
+	t.Logf("csi-sanity: %d passed, %d failed, %d skipped (unadvertised capabilities; Node Service unless -sanity.node-loop)", passed, failed, skipped)
+	for _, g := range slices.Sorted(maps.Keys(groups)) {
+		t.Logf("  %3d passed: %s", groups[g], g)
+	}
 	if testing.Verbose() {
 		t.Logf("passed:\n%s", strings.Join(names, "\n"))
 	}

@@ -14,6 +14,10 @@ import (
 // driver restart must find the device the first try attached.
 type staged struct {
 	Device string `json:"device"`
+	// Published are the target paths the volume is published at, with
+	// whether each is the only writer (SINGLE_NODE_SINGLE_WRITER), which
+	// excludes any other target.
+	Published map[string]bool `json:"published,omitempty"`
 }
 
 func (d *Driver) statePath(id string) string {
