@@ -12,12 +12,20 @@ import (
 // Attacher connects the kernel's NBD client to a volume of the node's
 // daemon, on a connection that outlives the driver process (a driver
 // restart must not take mounted filesystems down).
+//
+// The driver picks the device first and records it before attaching, so
+// that a stage killed between the two is retried onto the same device
+// rather than leaking one: FreeDevice must skip the devices the driver
+// has recorded (taken) even while they are not attached yet.
 type Attacher interface {
-	// Attach attaches the export name and returns its /dev/nbdN.
-	Attach(ctx context.Context, name string) (dev string, err error)
+	// FreeDevice returns a device with no connection that taken does
+	// not hold.
+	FreeDevice(taken func(dev string) bool) (string, error)
+	// Attach attaches the export name to dev.
+	Attach(ctx context.Context, name, dev string) error
 	// Detach disconnects dev.
 	Detach(ctx context.Context, dev string) error
-	// Attached reports whether dev still has its connection.
+	// Attached reports whether dev has a connection.
 	Attached(dev string) bool
 }
 
@@ -30,18 +38,18 @@ type ExecAttacher struct {
 	NBDSocket string
 }
 
-// Attach picks a free device (the driver serialises stages) and attaches
-// name to it.
-func (a ExecAttacher) Attach(ctx context.Context, name string) (string, error) {
-	dev, err := kernelnbd.FreeDevice()
-	if err != nil {
-		return "", err
-	}
+// FreeDevice returns the first unconnected /dev/nbdN not taken.
+func (a ExecAttacher) FreeDevice(taken func(string) bool) (string, error) {
+	return kernelnbd.FreeDevice(taken)
+}
+
+// Attach runs `thind attach NAME DEV`, which returns once the device is up.
+func (a ExecAttacher) Attach(ctx context.Context, name, dev string) error {
 	out, err := exec.CommandContext(ctx, a.Binary, "attach", name, dev, "--socket", a.NBDSocket).CombinedOutput()
 	if err != nil {
-		return "", fmt.Errorf("thind attach %s %s: %v: %s", name, dev, err, strings.TrimSpace(string(out)))
+		return fmt.Errorf("thind attach %s %s: %v: %s", name, dev, err, strings.TrimSpace(string(out)))
 	}
-	return dev, nil
+	return nil
 }
 
 // Detach disconnects dev; its attach process then ends by itself.

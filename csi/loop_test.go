@@ -80,10 +80,28 @@ func (a *loopAttacher) release() {
 	}
 }
 
-func (a *loopAttacher) Attach(ctx context.Context, name string) (string, error) {
+// FreeDevice returns the first loop device nobody uses that taken does
+// not hold, asking the kernel for a new one when all are.
+func (a *loopAttacher) FreeDevice(taken func(string) bool) (string, error) {
+	devs, _ := filepath.Glob("/dev/loop[0-9]*")
+	for _, dev := range devs {
+		if _, err := os.Stat(filepath.Join("/sys/block", filepath.Base(dev), "loop")); err == nil || taken(dev) {
+			continue // bound to a file, or recorded
+		}
+		return dev, nil
+	}
+	out, err := exec.Command("losetup", "-f").CombinedOutput()
+	dev := strings.TrimSpace(string(out))
+	if err != nil || taken(dev) {
+		return "", fmt.Errorf("no free loop device: %v: %s", err, out)
+	}
+	return dev, nil
+}
+
+func (a *loopAttacher) Attach(ctx context.Context, name, dev string) error {
 	dir, err := os.MkdirTemp(a.dir, "fuse-")
 	if err != nil {
-		return "", err
+		return err
 	}
 	pid := filepath.Join(a.dir, filepath.Base(dir)+".pid")
 	f := &fuseFile{dir: dir, done: make(chan error, 1)}
@@ -91,7 +109,7 @@ func (a *loopAttacher) Attach(ctx context.Context, name string) (string, error) 
 	out := &strings.Builder{}
 	f.cmd.Stdout, f.cmd.Stderr = out, out
 	if err := f.cmd.Start(); err != nil {
-		return "", err
+		return err
 	}
 	go func() { f.done <- f.cmd.Wait() }()
 	// nbdfuse writes its pid file once the file is served.
@@ -102,25 +120,23 @@ func (a *loopAttacher) Attach(ctx context.Context, name string) (string, error) 
 		}
 		select {
 		case err := <-f.done:
-			return "", fmt.Errorf("nbdfuse %s: %v: %s", name, err, out)
+			return fmt.Errorf("nbdfuse %s: %v: %s", name, err, out)
 		case <-time.After(10 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			f.cmd.Process.Kill()
 			<-f.done
-			return "", fmt.Errorf("nbdfuse %s: not up in 30s", name)
+			return fmt.Errorf("nbdfuse %s: not up in 30s", name)
 		}
 	}
-	b, err := exec.CommandContext(ctx, "losetup", "-f", "--show", filepath.Join(dir, "disk")).CombinedOutput()
-	if err != nil {
+	if b, err := exec.CommandContext(ctx, "losetup", dev, filepath.Join(dir, "disk")).CombinedOutput(); err != nil {
 		a.unfuse(f)
-		return "", fmt.Errorf("losetup: %v: %s", err, b)
+		return fmt.Errorf("losetup %s: %v: %s", dev, err, b)
 	}
-	dev := strings.TrimSpace(string(b))
 	a.mu.Lock()
 	a.byDev[dev] = f
 	a.mu.Unlock()
-	return dev, nil
+	return nil
 }
 
 func (a *loopAttacher) unfuse(f *fuseFile) error {
@@ -154,4 +170,11 @@ func (a *loopAttacher) Attached(dev string) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.byDev[dev] != nil
+}
+
+// count is how many devices are attached.
+func (a *loopAttacher) count() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.byDev)
 }

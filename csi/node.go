@@ -115,8 +115,9 @@ func (d *Driver) NodeStageVolume(ctx context.Context, req *csipb.NodeStageVolume
 	return &csipb.NodeStageVolumeResponse{}, nil
 }
 
-// attach returns the volume's device, attaching it unless a live one is
-// recorded.
+// attach returns the volume's device, attaching it unless it is
+// attached already. The device is recorded before the attach, so a retry
+// after a crash in between attaches the same device (see Attacher).
 func (d *Driver) attach(ctx context.Context, id string) (string, error) {
 	s, ok, err := d.loadStaged(id)
 	if err != nil {
@@ -125,15 +126,24 @@ func (d *Driver) attach(ctx context.Context, id string) (string, error) {
 	if ok && d.cfg.Attacher.Attached(s.Device) {
 		return s.Device, nil
 	}
-	dev, err := d.cfg.Attacher.Attach(ctx, id)
-	if err != nil {
+	if !ok {
+		taken, err := d.takenDevices()
+		if err != nil {
+			return "", status.Errorf(codes.Internal, "attach %s: %v", id, err)
+		}
+		dev, err := d.cfg.Attacher.FreeDevice(func(dev string) bool { return taken[dev] })
+		if err != nil {
+			return "", status.Errorf(codes.ResourceExhausted, "attach %s: %v", id, err)
+		}
+		s = staged{Device: dev}
+		if err := d.saveStaged(id, s); err != nil {
+			return "", status.Errorf(codes.Internal, "attach %s: %v", id, err)
+		}
+	}
+	if err := d.cfg.Attacher.Attach(ctx, id, s.Device); err != nil {
 		return "", status.Errorf(codes.Internal, "attach %s: %v", id, err)
 	}
-	if err := d.saveStaged(id, staged{Device: dev}); err != nil {
-		d.cfg.Attacher.Detach(ctx, dev)
-		return "", status.Errorf(codes.Internal, "attach %s: %v", id, err)
-	}
-	return dev, nil
+	return s.Device, nil
 }
 
 // NodeUnstageVolume unmounts the staging path and detaches the device.

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
 
+	"github.com/thind-storage/thind/csi"
 	"github.com/thind-storage/thind/internal/tooltest"
 )
 
@@ -267,4 +268,80 @@ func TestNodeBlockVolume(t *testing.T) {
 	}
 	_, err = cl.node.NodeGetVolumeStats(ctx, &csipb.NodeGetVolumeStatsRequest{VolumeId: id, VolumePath: dev})
 	wantCode(t, "stats of an unpublished path", err, codes.NotFound)
+}
+
+// TestNodeStageConverges restarts the node driver's work at the points a
+// kill -9 can stop it: after it recorded a device but before attaching,
+// and after a whole stage (a new driver process on the same state). Each
+// retry ends on the recorded device, with no second device attached.
+func TestNodeStageConverges(t *testing.T) {
+	e := startEnv(t, true)
+	cl := dial(t, e)
+	ctx := context.Background()
+	c := fsCap("ext4")
+	vol, err := cl.CreateVolume(ctx, &csipb.CreateVolumeRequest{Name: "crashy", VolumeCapabilities: []*csipb.VolumeCapability{c},
+		CapacityRange: &csipb.CapacityRange{RequiredBytes: 64 << 20}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := vol.GetVolume().GetVolumeId()
+
+	// Killed after recording the device, before attaching it.
+	dev, err := e.loop.FreeDevice(func(string) bool { return false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(e.dir, "csi"), 0o700)
+	if err := os.WriteFile(filepath.Join(e.dir, "csi", id+".json"), []byte(`{"device":"`+dev+`"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Another volume staged meanwhile must not take that device.
+	other, err := cl.CreateVolume(ctx, &csipb.CreateVolumeRequest{Name: "other", VolumeCapabilities: []*csipb.VolumeCapability{blockCap()},
+		CapacityRange: &csipb.CapacityRange{RequiredBytes: 8 << 20}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.use(t, other.GetVolume().GetVolumeId(), blockCap())
+	dir := cl.use(t, id, c)
+	if !e.loop.Attached(dev) || e.loop.count() != 2 {
+		t.Fatalf("after the retry: %s attached %v, %d devices attached, want the recorded device and one other", dev, e.loop.Attached(dev), e.loop.count())
+	}
+	if err := os.WriteFile(filepath.Join(dir, "f"), []byte("kept"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	syncFS(t, dir)
+
+	// A new node driver process on the same state finds the staged
+	// volume and its device, and unstages it.
+	drv, err := csi.New(csi.Config{Mode: csi.ModeNode, NodeID: "node-a", ControlSocket: e.controlSock,
+		NBDSocket: e.nbdSock, StateDir: filepath.Join(e.dir, "csi"), Attacher: e.loop})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep := "unix://" + filepath.Join(e.dir, "node2.sock")
+	l, err := csi.Listen(ep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, stop := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() { served <- drv.Serve(sctx, l) }()
+	defer func() {
+		stop()
+		if err := <-served; err != nil {
+			t.Error(err)
+		}
+	}()
+	e2 := *e
+	e2.node = ep
+	cl2 := dial(t, &e2)
+	dir2 := cl2.use(t, id, c)
+	if got, err := os.ReadFile(filepath.Join(dir2, "f")); err != nil || string(got) != "kept" || e.loop.count() != 2 {
+		t.Fatalf("the restarted driver's stage: %q %v, %d devices", got, err, e.loop.count())
+	}
+	cl2.release(t, id)
+	cl2.release(t, other.GetVolume().GetVolumeId())
+	if e.loop.count() != 0 || len(mountsUnder(t, e.dir)) != 0 {
+		t.Fatalf("left: %d devices, mounts %v", e.loop.count(), mountsUnder(t, e.dir))
+	}
 }

@@ -30,6 +30,7 @@ type env struct {
 	dir                  string
 	controller, node     string // unix:// endpoints
 	controlSock, nbdSock string
+	loop                 *loopAttacher // the node's attacher, if loop
 }
 
 // startEnv starts the daemon (the code `thind serve` runs) and both
@@ -51,6 +52,7 @@ func startEnv(t *testing.T, loop bool) *env {
 	var la *loopAttacher
 	if loop {
 		la = newLoopAttacher(t, dir, e.nbdSock)
+		e.loop = la
 		attacher = la
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -71,3 +71,23 @@ func (d *Driver) dropStaged(id string) error {
 	}
 	return err
 }
+
+// takenDevices are the devices of every recorded volume, attached or
+// about to be.
+func (d *Driver) takenDevices() (map[string]bool, error) {
+	names, err := filepath.Glob(filepath.Join(d.cfg.StateDir, "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	taken := map[string]bool{}
+	for _, n := range names {
+		s, ok, err := d.loadStaged(strings.TrimSuffix(filepath.Base(n), ".json"))
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			taken[s.Device] = true
+		}
+	}
+	return taken, nil
+}

@@ -16,15 +16,16 @@ import (
 // send no FLUSH, FUA or TRIM; we set them ourselves before it connects.
 const nbdSetFlags = 0xab0a
 
-// FreeDevice returns the first /dev/nbdN with no connection.
-func FreeDevice() (string, error) {
+// FreeDevice returns the first /dev/nbdN with no connection that skip
+// (if not nil) does not reject.
+func FreeDevice(skip func(dev string) bool) (string, error) {
 	for i := 0; i < 1024; i++ {
 		sys := fmt.Sprintf("/sys/block/nbd%d", i)
 		if _, err := os.Stat(sys); err != nil {
 			break
 		}
 		dev := fmt.Sprintf("/dev/nbd%d", i)
-		if !Connected(dev) {
+		if !Connected(dev) && (skip == nil || !skip(dev)) {
 			return dev, nil
 		}
 	}

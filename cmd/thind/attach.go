@@ -46,7 +46,7 @@ lives in a background process until "thind detach /dev/nbdN".`,
 				dev = args[1]
 			} else {
 				var err error
-				if dev, err = kernelnbd.FreeDevice(); err != nil {
+				if dev, err = kernelnbd.FreeDevice(nil); err != nil {
 					return err
 				}
 			}
