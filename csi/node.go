@@ -211,12 +211,14 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csipb.NodePublishVo
 	if err != nil || !ok {
 		return nil, status.Errorf(codes.FailedPrecondition, "NodePublishVolume %s: not staged (%v)", id, err)
 	}
+	single := c.GetAccessMode().GetMode() == csipb.VolumeCapability_AccessMode_SINGLE_NODE_SINGLE_WRITER
 	if m, err := isMountPoint(target); err != nil {
 		return nil, status.Errorf(codes.Internal, "NodePublishVolume %s: %v", id, err)
 	} else if m {
-		return &csipb.NodePublishVolumeResponse{}, nil
+		// Published already (by a try that may have died before
+		// recording it).
+		return &csipb.NodePublishVolumeResponse{}, d.recordPublished(id, s, target, single)
 	}
-	single := c.GetAccessMode().GetMode() == csipb.VolumeCapability_AccessMode_SINGLE_NODE_SINGLE_WRITER
 	for other, otherSingle := range s.Published {
 		if other != target && (single || otherSingle) {
 			return nil, status.Errorf(codes.FailedPrecondition, "NodePublishVolume %s: published at %s already, with a single-writer access mode", id, other)
@@ -250,15 +252,26 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csipb.NodePublishVo
 			return nil, status.Errorf(codes.Internal, "NodePublishVolume %s: %v", id, err)
 		}
 	}
+	if err := d.recordPublished(id, s, target, single); err != nil {
+		unmount(ctx, target)
+		return nil, err
+	}
+	return &csipb.NodePublishVolumeResponse{}, nil
+}
+
+// recordPublished adds target to the volume's publications.
+func (d *Driver) recordPublished(id string, s staged, target string, single bool) error {
+	if was, ok := s.Published[target]; ok && was == single {
+		return nil
+	}
 	if s.Published == nil {
 		s.Published = map[string]bool{}
 	}
 	s.Published[target] = single
 	if err := d.saveStaged(id, s); err != nil {
-		unmount(ctx, target)
-		return nil, status.Errorf(codes.Internal, "NodePublishVolume %s: %v", id, err)
+		return status.Errorf(codes.Internal, "NodePublishVolume %s: %v", id, err)
 	}
-	return &csipb.NodePublishVolumeResponse{}, nil
+	return nil
 }
 
 // NodeUnpublishVolume unmounts and removes the target path.
