@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"strings"
 
 	csipb "github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
@@ -114,23 +115,14 @@ func (d *Driver) contentSource(ctx context.Context, s *csipb.VolumeContentSource
 		return "", "", 0, nil
 	case s.GetSnapshot() != nil:
 		id, kind, label = s.GetSnapshot().GetSnapshotId(), KindSnapshot, sourcePrefixSnapshot
-		if !isSnapshotID(id) {
-			return "", "", 0, status.Errorf(codes.NotFound, "source snapshot %q: not found", id)
-		}
 	case s.GetVolume() != nil:
 		id, kind, label = s.GetVolume().GetVolumeId(), KindVolume, sourcePrefixVolume
-		if !isVolumeID(id) {
-			return "", "", 0, status.Errorf(codes.NotFound, "source volume %q: not found", id)
-		}
 	default:
 		return "", "", 0, invalid("content source: neither a snapshot nor a volume")
 	}
-	v, err := d.c.Volume(ctx, id)
-	if err == nil && v.Labels[LabelKind] != kind {
-		err = &control.APIError{Status: 404, Message: "not a CSI " + kind}
-	}
+	v, err := d.csiOf(ctx, id, kind)
 	if err != nil {
-		return "", "", 0, grpcError("source "+kind+" "+id, err)
+		return "", "", 0, err
 	}
 	return label + id, id, v.Size, nil
 }
@@ -141,13 +133,13 @@ func (d *Driver) csiVolume(v control.Volume, p params) *csipb.Volume {
 	if p.fsType != "" {
 		out.VolumeContext = map[string]string{ParamFSType: p.fsType}
 	}
-	switch src := v.Labels[LabelSource]; {
-	case len(src) > len(sourcePrefixSnapshot) && src[:len(sourcePrefixSnapshot)] == sourcePrefixSnapshot:
+	src := v.Labels[LabelSource]
+	if id, ok := strings.CutPrefix(src, sourcePrefixSnapshot); ok {
 		out.ContentSource = &csipb.VolumeContentSource{Type: &csipb.VolumeContentSource_Snapshot{
-			Snapshot: &csipb.VolumeContentSource_SnapshotSource{SnapshotId: src[len(sourcePrefixSnapshot):]}}}
-	case len(src) > len(sourcePrefixVolume) && src[:len(sourcePrefixVolume)] == sourcePrefixVolume:
+			Snapshot: &csipb.VolumeContentSource_SnapshotSource{SnapshotId: id}}}
+	} else if id, ok := strings.CutPrefix(src, sourcePrefixVolume); ok {
 		out.ContentSource = &csipb.VolumeContentSource{Type: &csipb.VolumeContentSource_Volume{
-			Volume: &csipb.VolumeContentSource_VolumeSource{VolumeId: src[len(sourcePrefixVolume):]}}}
+			Volume: &csipb.VolumeContentSource_VolumeSource{VolumeId: id}}}
 	}
 	return out
 }
