@@ -27,10 +27,6 @@ type Attacher interface {
 	Detach(ctx context.Context, dev string) error
 	// Attached reports whether dev has a connection.
 	Attached(dev string) bool
-	// Resize makes the attached dev size bytes, after the daemon grew
-	// its volume: an NBD client learns an export's size only when it
-	// connects.
-	Resize(ctx context.Context, dev string, size uint64) error
 }
 
 // ExecAttacher attaches with `thind attach`, whose connection lives in a
@@ -63,8 +59,3 @@ func (a ExecAttacher) Detach(_ context.Context, dev string) error {
 
 // Attached reports whether the kernel has a connection on dev.
 func (a ExecAttacher) Attached(dev string) bool { return kernelnbd.Connected(dev) }
-
-// Resize sets the kernel's size of dev (NBD_SET_SIZE).
-func (a ExecAttacher) Resize(_ context.Context, dev string, size uint64) error {
-	return kernelnbd.SetSize(dev, size)
-}

@@ -178,9 +178,3 @@ func (a *loopAttacher) count() int {
 	defer a.mu.Unlock()
 	return len(a.byDev)
 }
-
-// Resize cannot grow a served file: nbdfuse fixes its size when it
-// connects, as the kernel's NBD client does until NBD_SET_SIZE.
-func (a *loopAttacher) Resize(_ context.Context, dev string, size uint64) error {
-	return fmt.Errorf("%s: nbdfuse cannot grow a file it serves (to %d bytes); restage the volume", dev, size)
-}

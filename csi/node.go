@@ -3,7 +3,6 @@ package csi
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -367,17 +366,14 @@ func (d *Driver) NodeExpandVolume(ctx context.Context, req *csipb.NodeExpandVolu
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "NodeExpandVolume %s: %v", id, err)
 	}
-	s, ok, err := d.loadStaged(id)
-	if err != nil || !ok {
-		return nil, status.Errorf(codes.FailedPrecondition, "NodeExpandVolume %s: not staged on this node (%v)", id, err)
-	}
-	if err := d.growDevice(ctx, s.Device, v.Size); err != nil {
-		return nil, status.Errorf(codes.Internal, "NodeExpandVolume %s: %v", id, err)
-	}
 	// A block volume (published as the device, or said so) has no
 	// filesystem to grow.
 	if req.GetVolumeCapability().GetBlock() != nil || !fi.IsDir() {
 		return &csipb.NodeExpandVolumeResponse{CapacityBytes: int64(v.Size)}, nil
+	}
+	s, ok, err := d.loadStaged(id)
+	if err != nil || !ok {
+		return nil, status.Errorf(codes.FailedPrecondition, "NodeExpandVolume %s: not staged on this node (%v)", id, err)
 	}
 	fs, err := fsType(ctx, s.Device)
 	if err == nil {
@@ -387,31 +383,4 @@ func (d *Driver) NodeExpandVolume(ctx context.Context, req *csipb.NodeExpandVolu
 		return nil, status.Errorf(codes.Internal, "NodeExpandVolume %s: %v", id, err)
 	}
 	return &csipb.NodeExpandVolumeResponse{CapacityBytes: int64(v.Size)}, nil
-}
-
-// growDevice makes the attached dev as large as the volume, for a volume
-// the controller grew while the node was connected.
-func (d *Driver) growDevice(ctx context.Context, dev string, size uint64) error {
-	have, err := deviceSize(dev)
-	if err != nil || have >= size {
-		return err
-	}
-	if err := d.cfg.Attacher.Resize(ctx, dev, size); err != nil {
-		return err
-	}
-	if have, err = deviceSize(dev); err == nil && have < size {
-		err = fmt.Errorf("%s is %d bytes after the resize, want %d", dev, have, size)
-	}
-	return err
-}
-
-// deviceSize is a block device's size, from sysfs (in 512-byte sectors
-// whatever the device's block size).
-func deviceSize(dev string) (uint64, error) {
-	b, err := os.ReadFile(filepath.Join("/sys/class/block", filepath.Base(dev), "size"))
-	if err != nil {
-		return 0, err
-	}
-	n, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
-	return n * 512, err
 }

@@ -16,12 +16,6 @@ import (
 // send no FLUSH, FUA or TRIM; we set them ourselves before it connects.
 const nbdSetFlags = 0xab0a
 
-// nbdSetSize is NBD_SET_SIZE (_IO(0xab, 2)). On a connected device the
-// kernel takes the new size at once (set_capacity_and_notify in
-// drivers/block/nbd.c): NBD itself cannot tell a client that an export
-// grew.
-const nbdSetSize = 0xab02
-
 // FreeDevice returns the first /dev/nbdN with no connection that skip
 // (if not nil) does not reject.
 func FreeDevice(skip func(dev string) bool) (string, error) {
@@ -71,19 +65,6 @@ func Connect(network, addr, name, dev string, timeout int, onConnected func()) e
 	err = client.Connect(conn, f, &client.Options{ExportName: name, Timeout: timeout, OnConnected: onConnected})
 	if err != nil && !errors.Is(err, syscall.EBUSY) {
 		return fmt.Errorf("attach %s to %s: %w", name, dev, err)
-	}
-	return nil
-}
-
-// SetSize tells the kernel that dev's export is now size bytes.
-func SetSize(dev string, size uint64) error {
-	f, err := os.OpenFile(dev, os.O_RDWR, 0)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if _, _, errno := syscall.Syscall(syscall.SYS_IOCTL, f.Fd(), nbdSetSize, uintptr(size)); errno != 0 {
-		return fmt.Errorf("%s: NBD_SET_SIZE %d: %w", dev, size, errno)
 	}
 	return nil
 }
