@@ -248,6 +248,11 @@ func (d *Driver) ControllerExpandVolume(ctx context.Context, req *csipb.Controll
 		return nil, err
 	}
 	if size > v.Size {
+		if v.Connections > 0 {
+			// Offline expansion (GetPluginCapabilities): the attached
+			// node would keep the old size.
+			return nil, status.Errorf(codes.FailedPrecondition, "ControllerExpandVolume %s: in use (%d NBD connections); it grows once unstaged", id, v.Connections)
+		}
 		if v, err = d.c.Resize(ctx, id, size, false); err != nil {
 			return nil, grpcError("ControllerExpandVolume "+id, err)
 		}

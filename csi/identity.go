@@ -21,8 +21,11 @@ func (d *Driver) GetPluginCapabilities(context.Context, *csipb.GetPluginCapabili
 	return &csipb.GetPluginCapabilitiesResponse{Capabilities: []*csipb.PluginCapability{
 		svc(csipb.PluginCapability_Service_CONTROLLER_SERVICE),
 		svc(csipb.PluginCapability_Service_VOLUME_ACCESSIBILITY_CONSTRAINTS),
+		// OFFLINE: an NBD client learns an export's size only when it
+		// connects, so a volume grows while no node has it attached, and
+		// its filesystem grows when it is next staged.
 		{Type: &csipb.PluginCapability_VolumeExpansion_{VolumeExpansion: &csipb.PluginCapability_VolumeExpansion{
-			Type: csipb.PluginCapability_VolumeExpansion_ONLINE,
+			Type: csipb.PluginCapability_VolumeExpansion_OFFLINE,
 		}}},
 	}}, nil
 }

@@ -375,6 +375,12 @@ func (d *Driver) NodeExpandVolume(ctx context.Context, req *csipb.NodeExpandVolu
 	if err != nil || !ok {
 		return nil, status.Errorf(codes.FailedPrecondition, "NodeExpandVolume %s: not staged on this node (%v)", id, err)
 	}
+	if have, err := deviceSize(s.Device); err != nil {
+		return nil, status.Errorf(codes.Internal, "NodeExpandVolume %s: %v", id, err)
+	} else if have < v.Size {
+		return nil, status.Errorf(codes.FailedPrecondition, "NodeExpandVolume %s: %s shows %d bytes of the volume's %d: "+
+			"it was attached before the volume grew; unstage and stage it again", id, s.Device, have, v.Size)
+	}
 	fs, err := fsType(ctx, s.Device)
 	if err == nil {
 		err = growFS(ctx, fs, s.Device, path)
@@ -383,4 +389,15 @@ func (d *Driver) NodeExpandVolume(ctx context.Context, req *csipb.NodeExpandVolu
 		return nil, status.Errorf(codes.Internal, "NodeExpandVolume %s: %v", id, err)
 	}
 	return &csipb.NodeExpandVolumeResponse{CapacityBytes: int64(v.Size)}, nil
+}
+
+// deviceSize is a block device's size, from sysfs (in 512-byte sectors
+// whatever the device's block size).
+func deviceSize(dev string) (uint64, error) {
+	b, err := os.ReadFile(filepath.Join("/sys/class/block", filepath.Base(dev), "size"))
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	return n * 512, err
 }

@@ -141,15 +141,19 @@ func TestNodeLifecycle(t *testing.T) {
 				}
 			}
 
-			// Expand: the controller grows the volume; the node's
-			// connection sees the new size once restaged, and
-			// NodeExpandVolume grows the filesystem.
-			exp, err := cl.ControllerExpandVolume(ctx, &csipb.ControllerExpandVolumeRequest{VolumeId: id,
-				CapacityRange: &csipb.CapacityRange{RequiredBytes: 640 << 20}, VolumeCapability: c})
+			// Expand, offline: not while staged (the node's connection
+			// would keep the old size); once unstaged the controller
+			// grows the volume, and NodeExpandVolume grows the
+			// filesystem when it is staged again.
+			grow := &csipb.ControllerExpandVolumeRequest{VolumeId: id,
+				CapacityRange: &csipb.CapacityRange{RequiredBytes: 640 << 20}, VolumeCapability: c}
+			_, err = cl.ControllerExpandVolume(ctx, grow)
+			wantCode(t, "expanding a staged volume", err, codes.FailedPrecondition)
+			cl.release(t, id)
+			exp, err := cl.ControllerExpandVolume(ctx, grow)
 			if err != nil || exp.GetCapacityBytes() != 640<<20 || !exp.GetNodeExpansionRequired() {
 				t.Fatalf("expand: %v %v", exp, err)
 			}
-			cl.release(t, id)
 			dir = cl.use(t, id, c)
 			_, err = cl.node.NodeExpandVolume(ctx, &csipb.NodeExpandVolumeRequest{VolumeId: id, VolumePath: dir, VolumeCapability: c})
 			switch {
