@@ -31,11 +31,10 @@ type Config struct {
 	NodeID string
 	// ControlSocket is the node's thind daemon's control socket.
 	ControlSocket string
-	// NBDSocket is the daemon's NBD unix socket (node mode).
-	NBDSocket string
 	// StateDir keeps which NBD device each staged volume is on (node mode).
 	StateDir string
-	// Attacher attaches and detaches kernel NBD devices (node mode).
+	// Attacher attaches volumes to block devices (node mode): the
+	// kernel's NBD client in production (ExecAttacher).
 	Attacher Attacher
 	// Version is reported by GetPluginInfo.
 	Version string
@@ -71,8 +70,8 @@ func New(cfg Config) (*Driver, error) {
 	if cfg.ControlSocket == "" {
 		return nil, errors.New("csi: no control socket")
 	}
-	if cfg.Mode == ModeNode && (cfg.NBDSocket == "" || cfg.StateDir == "" || cfg.Attacher == nil) {
-		return nil, errors.New("csi: node mode needs the NBD socket, a state directory and an attacher")
+	if cfg.Mode == ModeNode && (cfg.StateDir == "" || cfg.Attacher == nil) {
+		return nil, errors.New("csi: node mode needs a state directory and an attacher")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

@@ -318,7 +318,7 @@ func TestNodeStageConverges(t *testing.T) {
 	// A new node driver process on the same state finds the staged
 	// volume and its device, and unstages it.
 	drv, err := csi.New(csi.Config{Mode: csi.ModeNode, NodeID: "node-a", ControlSocket: e.controlSock,
-		NBDSocket: e.nbdSock, StateDir: filepath.Join(e.dir, "csi"), Attacher: e.loop})
+		StateDir: filepath.Join(e.dir, "csi"), Attacher: e.loop})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -90,7 +90,7 @@ func startEnv(t *testing.T, loop bool) *env {
 	}{{csi.ModeController, e.controller}, {csi.ModeNode, e.node}} {
 		drv, err := csi.New(csi.Config{
 			Mode: m.mode, NodeID: "node-a", ControlSocket: e.controlSock,
-			NBDSocket: e.nbdSock, StateDir: filepath.Join(dir, "csi"), Logger: quiet,
+			StateDir: filepath.Join(dir, "csi"), Logger: quiet,
 			Attacher: attacher,
 		})
 		if err != nil {

@@ -43,7 +43,7 @@ daemon of this node. Volumes are pinned to the node by the topology key
 			}
 			d, err := csi.New(csi.Config{
 				Mode: csi.Mode(mode), NodeID: nodeID,
-				ControlSocket: sock, NBDSocket: nbdSock, StateDir: stateDir,
+				ControlSocket: sock, StateDir: stateDir,
 				Attacher: csi.ExecAttacher{Binary: self, NBDSocket: nbdSock},
 				Logger:   log,
 			})
