@@ -11,91 +11,16 @@ import (
 	"time"
 
 	"github.com/thind-storage/thind/catalog"
+	"github.com/thind-storage/thind/control"
 	"github.com/thind-storage/thind/thinmeta"
 	"github.com/thind-storage/thind/thinpool"
 )
 
-// The control API: HTTP and JSON on a unix socket, so the CLI and `curl
-// --unix-socket` both work. Whoever the socket policy lets connect may
-// read; changes need root, the daemon's user or the control group
-// (controlauth.go).
-//
-//	GET    /v1/pool                       pool status
-//	POST   /v1/pool/mode                  set-mode {mode: "write", check}
-//	POST   /v1/pool/resize                grow {data_size, metadata_size}
-//	GET    /v1/volumes[?label=k=v...]     list volumes
-//	POST   /v1/volumes                    create {name, size, labels, ...}
-//	GET    /v1/volumes/{name}             one volume
-//	DELETE /v1/volumes/{name}             delete
-//	POST   /v1/volumes/{name}/snapshot    snapshot {name, labels, ...}
-//	POST   /v1/volumes/{name}/resize      resize {size, allow_shrink}
-//	PATCH  /v1/volumes/{name}             labels, description, export settings, access list
-//	GET    /v1/volumes/{name}/diff?base=BASE[&offset=N]
-//	                                      ranges where it differs from BASE (NDJSON, streamed)
+// The control API's routes and wire types are in package control, which
+// the CLI and the CSI driver share; this file serves them.
 
-// VolumeJSON is a volume on the wire.
-type VolumeJSON struct {
-	Name        string            `json:"name"`
-	DevID       uint64            `json:"dev_id"`
-	Size        uint64            `json:"size"`
-	Created     time.Time         `json:"created"`
-	Origin      string            `json:"origin,omitempty"`
-	OriginDevID *uint64           `json:"origin_dev_id,omitempty"`
-	Labels      map[string]string `json:"labels,omitempty"`
-	Description string            `json:"description,omitempty"`
-	ReadOnly    bool              `json:"read_only"`
-	RequireTLS  bool              `json:"require_tls"`
-	// Access is the access list, grants as ParseGrant reads them
-	// ("cn=alice:rw", "uid=1000:ro"); none: whoever reaches the sockets.
-	Access       []string `json:"access,omitempty"`
-	MappedBlocks uint64   `json:"mapped_blocks"`
-	MappedBytes  uint64   `json:"mapped_bytes"`
-	Connections  int      `json:"connections"`
-}
-
-// VolumeRequest creates, snapshots, resizes or updates a volume.
-type VolumeRequest struct {
-	Name        string             `json:"name,omitempty"`
-	Size        uint64             `json:"size,omitempty"`
-	Labels      *map[string]string `json:"labels,omitempty"`
-	Description *string            `json:"description,omitempty"`
-	ReadOnly    *bool              `json:"read_only,omitempty"`
-	RequireTLS  *bool              `json:"require_tls,omitempty"`
-	// Access sets the access list (an empty list removes it). A snapshot
-	// without one keeps its origin's.
-	Access *[]string `json:"access,omitempty"`
-	// AllowShrink lets a resize make the volume smaller, dropping the
-	// data past the new end.
-	AllowShrink bool `json:"allow_shrink,omitempty"`
-}
-
-// ModeRequest asks a read-only pool back into write mode; Check runs
-// the metadata checker first and clears needs_check if it passes.
-type ModeRequest struct {
-	Mode  string `json:"mode"`
-	Check bool   `json:"check,omitempty"`
-}
-
-// ModeJSON answers a ModeRequest: the pool's status, and the check's
-// findings when one ran.
-type ModeJSON struct {
-	Pool  PoolStatus `json:"pool"`
-	Check string     `json:"check,omitempty"`
-}
-
-// ResizePoolRequest grows the pool's devices; 0 leaves one alone.
-type ResizePoolRequest struct {
-	DataSize     uint64 `json:"data_size,omitempty"`
-	MetadataSize uint64 `json:"metadata_size,omitempty"`
-}
-
-// ErrorJSON is every error answer.
-type ErrorJSON struct {
-	Error string `json:"error"`
-}
-
-func toJSON(v Volume) VolumeJSON {
-	j := VolumeJSON{
+func toJSON(v Volume) control.Volume {
+	j := control.Volume{
 		Name: v.Name, DevID: v.DevID, Size: v.Size, Created: v.Created, Labels: v.Labels,
 		Description: v.Description, ReadOnly: v.Export.ReadOnly, RequireTLS: v.Export.RequireTLS,
 		MappedBlocks: v.MappedBlocks, MappedBytes: v.MappedBytes, Connections: v.Connections,
@@ -111,7 +36,7 @@ func toJSON(v Volume) VolumeJSON {
 	return j
 }
 
-func (r *VolumeRequest) spec() (catalog.Spec, error) {
+func spec(r *control.VolumeRequest) (catalog.Spec, error) {
 	s := catalog.Spec{Name: r.Name, Size: r.Size}
 	if r.Labels != nil {
 		s.Labels = *r.Labels
@@ -151,7 +76,7 @@ func (d *Daemon) controlHandler() http.Handler {
 		reply(w, http.StatusOK, d.Status())
 	})
 	mux.HandleFunc("POST /v1/pool/mode", func(w http.ResponseWriter, r *http.Request) {
-		var req ModeRequest
+		var req control.ModeRequest
 		if !decode(w, r, &req) {
 			return
 		}
@@ -169,7 +94,7 @@ func (d *Daemon) controlHandler() http.Handler {
 			fail(w, err)
 			return
 		}
-		out := ModeJSON{Pool: d.Status()}
+		out := control.ModeAnswer{Pool: d.Status()}
 		if rep != nil {
 			var b strings.Builder
 			rep.WriteText(&b)
@@ -178,7 +103,7 @@ func (d *Daemon) controlHandler() http.Handler {
 		reply(w, http.StatusOK, out)
 	})
 	mux.HandleFunc("POST /v1/pool/resize", func(w http.ResponseWriter, r *http.Request) {
-		var req ResizePoolRequest
+		var req control.ResizePoolRequest
 		if !decode(w, r, &req) {
 			return
 		}
@@ -207,23 +132,23 @@ func (d *Daemon) controlHandler() http.Handler {
 			fail(w, err)
 			return
 		}
-		out := make([]VolumeJSON, 0, len(vols))
+		out := make([]control.Volume, 0, len(vols))
 		for _, v := range vols {
 			out = append(out, toJSON(v))
 		}
 		reply(w, http.StatusOK, out)
 	})
 	mux.HandleFunc("POST /v1/volumes", func(w http.ResponseWriter, r *http.Request) {
-		var req VolumeRequest
+		var req control.VolumeRequest
 		if !decode(w, r, &req) {
 			return
 		}
-		spec, err := req.spec()
+		sp, err := spec(&req)
 		if err != nil {
 			fail(w, err)
 			return
 		}
-		if _, err := d.CreateVolume(r.Context(), spec); err != nil {
+		if _, err := d.CreateVolume(r.Context(), sp); err != nil {
 			fail(w, err)
 			return
 		}
@@ -240,23 +165,23 @@ func (d *Daemon) controlHandler() http.Handler {
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("POST /v1/volumes/{name}/snapshot", func(w http.ResponseWriter, r *http.Request) {
-		var req VolumeRequest
+		var req control.VolumeRequest
 		if !decode(w, r, &req) {
 			return
 		}
-		spec, err := req.spec()
+		sp, err := spec(&req)
 		if err != nil {
 			fail(w, err)
 			return
 		}
-		if _, err := d.SnapshotVolume(r.Context(), r.PathValue("name"), spec, req.Access != nil); err != nil {
+		if _, err := d.SnapshotVolume(r.Context(), r.PathValue("name"), sp, req.Access != nil); err != nil {
 			fail(w, err)
 			return
 		}
 		d.replyVolume(w, r, req.Name, http.StatusCreated)
 	})
 	mux.HandleFunc("POST /v1/volumes/{name}/resize", func(w http.ResponseWriter, r *http.Request) {
-		var req VolumeRequest
+		var req control.VolumeRequest
 		if !decode(w, r, &req) {
 			return
 		}
@@ -271,7 +196,7 @@ func (d *Daemon) controlHandler() http.Handler {
 		d.replyVolume(w, r, r.PathValue("name"), http.StatusOK)
 	})
 	mux.HandleFunc("PATCH /v1/volumes/{name}", func(w http.ResponseWriter, r *http.Request) {
-		var req VolumeRequest
+		var req control.VolumeRequest
 		if !decode(w, r, &req) {
 			return
 		}
@@ -332,7 +257,7 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec := json.NewDecoder(io.LimitReader(r.Body, maxRequest))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		reply(w, http.StatusBadRequest, ErrorJSON{Error: "bad request body: " + err.Error()})
+		reply(w, http.StatusBadRequest, control.ErrorBody{Error: "bad request body: " + err.Error()})
 		return false
 	}
 	return true
@@ -364,7 +289,7 @@ func fail(w http.ResponseWriter, err error) {
 	case errors.Is(err, thinpool.ErrReadOnly), errors.Is(err, thinpool.ErrFailed):
 		code = http.StatusServiceUnavailable
 	}
-	reply(w, code, ErrorJSON{Error: err.Error()})
+	reply(w, code, control.ErrorBody{Error: err.Error()})
 }
 
 func (d *Daemon) startControl(errc chan<- error) error {

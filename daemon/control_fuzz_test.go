@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/thind-storage/thind/daemon"
+	"github.com/thind-storage/thind/control"
 	"github.com/thind-storage/thind/internal/pooltest"
 )
 
@@ -83,7 +83,7 @@ func FuzzControlAPI(f *testing.F) {
 		if err != nil {
 			t.Fatalf("after %s %q %q: %v", req.Method, path, body, err)
 		}
-		var st daemon.PoolStatus
+		var st control.PoolStatus
 		err = json.NewDecoder(resp.Body).Decode(&st)
 		resp.Body.Close()
 		if err != nil || resp.StatusCode != 200 || st.Mode != "write" {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/thind-storage/thind/catalog"
+	"github.com/thind-storage/thind/control"
 	"github.com/thind-storage/thind/daemon"
 	"github.com/thind-storage/thind/internal/fixture"
 	"github.com/thind-storage/thind/metatools"
@@ -105,15 +106,15 @@ func smallConfig(t testing.TB) daemon.Config {
 
 func TestControlAPI(t *testing.T) {
 	r := start(t, smallConfig(t))
-	var vols []daemon.VolumeJSON
+	var vols []control.Volume
 	if code := r.call("GET", "/v1/volumes", "", &vols); code != 200 || len(vols) != 1 || vols[0].Name != "default" || vols[0].Size != 256<<20 {
 		t.Fatalf("first start: %d %+v", code, vols)
 	}
-	var v daemon.VolumeJSON
+	var v control.Volume
 	if code := r.call("POST", "/v1/volumes", `{"name":"a","size":1048576,"labels":{"team":"x"}}`, &v); code != 201 || v.DevID == 0 {
 		t.Fatalf("create: %d %+v", code, v)
 	}
-	var e daemon.ErrorJSON
+	var e control.ErrorBody
 	for _, c := range []struct {
 		method, path, body string
 		code               int
@@ -153,7 +154,7 @@ func TestControlAPI(t *testing.T) {
 	if code := r.call("DELETE", "/v1/volumes/a", "", nil); code != 204 {
 		t.Fatalf("delete: %d", code)
 	}
-	var st daemon.PoolStatus
+	var st control.PoolStatus
 	if code := r.call("GET", "/v1/pool", "", &st); code != 200 || st.Mode != "write" || st.Volumes != 2 {
 		t.Fatalf("status: %+v", st)
 	}
@@ -198,7 +199,7 @@ func TestConflictingFlagsAreRefused(t *testing.T) {
 	grown.DataSize, grown.DataSizeSet = 2<<30, true
 	grown.MetadataSize, grown.MetadataSizeSet = 32<<20, true
 	r = start(t, grown)
-	var st daemon.PoolStatus
+	var st control.PoolStatus
 	r.call("GET", "/v1/pool", "", &st)
 	if st.DataBytes != 2<<30 || st.MetadataBlocks != 32<<20/4096 {
 		t.Fatalf("data %d bytes, metadata %d blocks after growing", st.DataBytes, st.MetadataBlocks)
@@ -221,7 +222,7 @@ func TestServesAPoolLinuxWrote(t *testing.T) {
 	}
 	cfg := daemon.Config{DataDir: dir, MetadataDevice: filepath.Join(dir, "meta"), DataDevice: filepath.Join(dir, "data")}
 	r := start(t, cfg)
-	var vols []daemon.VolumeJSON
+	var vols []control.Volume
 	r.call("GET", "/v1/volumes", "", &vols)
 	if len(vols) != 2 || vols[0].Name != catalog.OrphanName(0) || vols[1].Name != catalog.OrphanName(1) {
 		t.Fatalf("adopted volumes: %+v", vols)
@@ -256,12 +257,12 @@ func TestServesAPoolLinuxWrote(t *testing.T) {
 
 func TestControlAPIAccessLists(t *testing.T) {
 	r := start(t, smallConfig(t))
-	var v daemon.VolumeJSON
+	var v control.Volume
 	if code := r.call("POST", "/v1/volumes", `{"name":"a","size":1048576,"access":["uid=1000:ro","cn=alice"]}`, &v); code != 201 ||
 		strings.Join(v.Access, " ") != "cn=alice:rw uid=1000:ro" {
 		t.Fatalf("create with an access list: %d %q, want the grants in canonical order", code, v.Access)
 	}
-	var e daemon.ErrorJSON
+	var e control.ErrorBody
 	for _, c := range []struct {
 		method, path, body string
 		code               int
@@ -298,7 +299,7 @@ func TestControlAPIAccessLists(t *testing.T) {
 }
 
 // fresh zeroes v for a new answer to decode into.
-func fresh(v *daemon.VolumeJSON) *daemon.VolumeJSON {
-	*v = daemon.VolumeJSON{}
+func fresh(v *control.Volume) *control.Volume {
+	*v = control.Volume{}
 	return v
 }

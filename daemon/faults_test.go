@@ -11,6 +11,7 @@ import (
 
 	"github.com/thind-storage/thind/blk"
 	"github.com/thind-storage/thind/bm"
+	"github.com/thind-storage/thind/control"
 	"github.com/thind-storage/thind/daemon"
 	"github.com/thind-storage/thind/internal/faultdev"
 	"github.com/thind-storage/thind/internal/pooltest"
@@ -60,9 +61,9 @@ func (f *faulty) uri() string {
 	return "nbd+unix:///default?socket=" + filepath.Join(f.cfg.DataDir, "nbd.sock")
 }
 
-func (f *faulty) status() daemon.PoolStatus {
+func (f *faulty) status() control.PoolStatus {
 	f.t.Helper()
-	var s daemon.PoolStatus
+	var s control.PoolStatus
 	if code := f.call("GET", "/v1/pool", "", &s); code != 200 {
 		f.t.Fatalf("pool status: %d", code)
 	}
@@ -156,12 +157,12 @@ func TestMetadataFaultThenOnlineRecovery(t *testing.T) {
 	c.Want("ok", "read %d %d 0", 16*blockBytes, blockBytes) // the aborted transaction's block
 	c.Want("err EIO", "write %d %d 3", 32*blockBytes, blockBytes)
 
-	var e daemon.ErrorJSON
+	var e control.ErrorBody
 	if code := f.call("POST", "/v1/pool/mode", `{"mode":"write"}`, &e); code != 409 || !strings.Contains(e.Error, "check") {
 		t.Fatalf("set-mode write with needs_check set: %d %s", code, e.Error)
 	}
 	f.meta.Heal()
-	var m daemon.ModeJSON
+	var m control.ModeAnswer
 	if code := f.call("POST", "/v1/pool/mode", `{"mode":"write","check":true}`, &m); code != 200 || m.Pool.Mode != "write" || m.Pool.NeedsCheck {
 		t.Fatalf("set-mode write --check: %d %+v", code, m)
 	}
@@ -196,7 +197,7 @@ func TestADyingMetadataDeviceGoesReadOnlyThenFail(t *testing.T) {
 
 	// Too early: the check passes and the superblock still takes the
 	// cleared flag, but the next commit that needs other blocks fails.
-	var m daemon.ModeJSON
+	var m control.ModeAnswer
 	if code := f.call("POST", "/v1/pool/mode", `{"mode":"write","check":true}`, &m); code != 200 || m.Pool.Mode != "write" {
 		t.Fatalf("set-mode write --check: %d %+v", code, m)
 	}
@@ -207,7 +208,7 @@ func TestADyingMetadataDeviceGoesReadOnlyThenFail(t *testing.T) {
 	}
 	c.Want("ok", "read 0 %d 1", blockBytes)
 
-	var e daemon.ErrorJSON
+	var e control.ErrorBody
 	f.meta.Inject(faultdev.Rule{Ops: faultdev.OpRead})
 	f.call("POST", "/v1/pool/mode", `{"mode":"write","check":true}`, &e)
 	c.Want("err EIO", "write %d %d 2", 8*blockBytes, blockBytes)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thind-storage/thind/control"
 	"github.com/thind-storage/thind/daemon"
 	"github.com/thind-storage/thind/internal/pooltest"
 	"github.com/thind-storage/thind/internal/randtest"
@@ -18,9 +19,9 @@ func nbdURI(cfg daemon.Config) string {
 	return "nbd+unix:///default?socket=" + filepath.Join(cfg.DataDir, "nbd.sock")
 }
 
-func (r *running) status() daemon.PoolStatus {
+func (r *running) status() control.PoolStatus {
 	r.t.Helper()
-	var s daemon.PoolStatus
+	var s control.PoolStatus
 	if code := r.call("GET", "/v1/pool", "", &s); code != 200 {
 		r.t.Fatalf("pool status: %d", code)
 	}
@@ -54,7 +55,7 @@ func TestGrowingAFullDataPoolResumesQueuedWrites(t *testing.T) {
 		t.Fatalf("a write to a full pool answered %q instead of queueing", a)
 	default:
 	}
-	var s daemon.PoolStatus
+	var s control.PoolStatus
 	if code := r.call("POST", "/v1/pool/resize", fmt.Sprintf(`{"data_size":%d}`, 32<<20), &s); code != 200 {
 		t.Fatalf("pool resize: %d", code)
 	}
@@ -68,7 +69,7 @@ func TestGrowingAFullDataPoolResumesQueuedWrites(t *testing.T) {
 	c.Want("ok", "flush")
 	c.Want("ok", "read %d %d 251", 256*blockBytes, blockBytes)
 	c.Want("ok", "read 0 %d 1", blockBytes)
-	var e daemon.ErrorJSON
+	var e control.ErrorBody
 	if code := r.call("POST", "/v1/pool/resize", fmt.Sprintf(`{"data_size":%d}`, 16<<20), &e); code != 409 {
 		t.Fatalf("shrinking the pool: %d %s", code, e.Error)
 	}
@@ -102,7 +103,7 @@ func TestGrowingAFullMetadataPoolOnline(t *testing.T) {
 		t.Fatalf("a full metadata device: mode %s", s.Mode)
 	}
 	t.Logf("the metadata held %d writes", written)
-	var s daemon.PoolStatus
+	var s control.PoolStatus
 	if code := r.call("POST", "/v1/pool/resize", fmt.Sprintf(`{"metadata_size":%d}`, 1<<20), &s); code != 200 {
 		t.Fatalf("pool resize: %d", code)
 	}
@@ -156,12 +157,12 @@ func TestBadPoolResizesChangeNothing(t *testing.T) {
 		{`{"data_size":-1}`, 400, "bad request"},
 		{`{"mode":"write"}`, 400, "bad request"},
 	} {
-		var e daemon.ErrorJSON
+		var e control.ErrorBody
 		if code := r.call("POST", "/v1/pool/resize", c.body, &e); code != c.code || !strings.Contains(e.Error, c.says) {
 			t.Errorf("resize %s: %d %q, want %d and %q", c.body, code, e.Error, c.code, c.says)
 		}
 	}
-	var e daemon.ErrorJSON
+	var e control.ErrorBody
 	if code := r.call("POST", "/v1/pool/mode", `{"mode":"fail"}`, &e); code != 400 {
 		t.Errorf("set-mode fail: %d %s", code, e.Error)
 	}

@@ -21,6 +21,8 @@ var layer = map[string]int{
 	"btree":               3,
 	"spacemap":            4,
 	"metastream":          0,
+	"control":             0,
+	"kernelnbd":           0,
 	"devlock":             0,
 	"thinxml":             1,
 	"thinmeta":            5,
@@ -39,6 +41,7 @@ var layer = map[string]int{
 	"thinpool":            7,
 	"metrics":             8,
 	"daemon":              9,
+	"csi":                 9,
 	"cmd/thind":           10,
 }
 

@@ -33,7 +33,7 @@ interrupted one from byte N (the end of the last range it printed).
 			w := cmd.OutOrStdout()
 			next := offset
 			started, done := false, false
-			err := newControl(cmd).stream(cmd.Context(), path, func(line []byte) error {
+			err := newControl(cmd).Stream(cmd.Context(), path, func(line []byte) error {
 				started = true
 				var l daemon.DiffLine
 				if err := json.Unmarshal(line, &l); err != nil {
@@ -58,7 +58,7 @@ interrupted one from byte N (the end of the last range it printed).
 			if err != nil && started && !done {
 				return fmt.Errorf("%w; resume with --offset %d", err, next)
 			}
-			return err
+			return withHint(err)
 		},
 	}
 	addControlFlags(cmd)

@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/thind-storage/thind/daemon"
+	"github.com/thind-storage/thind/control"
 	"github.com/thind-storage/thind/metatools"
 	"github.com/thind-storage/thind/thinmeta"
 )
@@ -25,9 +25,9 @@ check clears needs_check. Metadata the check finds errors in needs
 ` + "`thind meta repair`" + ` on the stopped pool.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var out daemon.ModeJSON
-			if err := newControl(cmd).call(cmd.Context(), "POST", "/v1/pool/mode", daemon.ModeRequest{Mode: args[0], Check: check}, &out); err != nil {
-				return err
+			out, err := newControl(cmd).SetMode(cmd.Context(), control.ModeRequest{Mode: args[0], Check: check})
+			if err != nil {
+				return withHint(err)
 			}
 			w := cmd.OutOrStdout()
 			if out.Check != "" {
@@ -57,9 +57,9 @@ never shrinks.`,
 			if !df.set && !mf.set {
 				return errors.New("give --data-size, --metadata-size or both")
 			}
-			var s daemon.PoolStatus
-			if err := newControl(cmd).call(cmd.Context(), "POST", "/v1/pool/resize", daemon.ResizePoolRequest{DataSize: dataSize, MetadataSize: metaSize}, &s); err != nil {
-				return err
+			s, err := newControl(cmd).ResizePool(cmd.Context(), control.ResizePoolRequest{DataSize: dataSize, MetadataSize: metaSize})
+			if err != nil {
+				return withHint(err)
 			}
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "data:     %d/%d blocks used\n", s.DataBlocksUsed, s.DataBlocks)

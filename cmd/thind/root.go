@@ -46,6 +46,6 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	groupCommand(root)
-	root.AddCommand(newMetaCommand(), newServeCommand(), newVolumeCommand(), newPoolCommand(), newAttachCommand(), newDetachCommand())
+	root.AddCommand(newMetaCommand(), newServeCommand(), newVolumeCommand(), newPoolCommand(), newAttachCommand(), newDetachCommand(), newCSICommand())
 	return root
 }

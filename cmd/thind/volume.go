@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/thind-storage/thind/daemon"
+	"github.com/thind-storage/thind/control"
 	"github.com/thind-storage/thind/metatools"
 )
 
@@ -58,12 +58,12 @@ func newVolumeCreate() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			req := daemon.VolumeRequest{Name: args[0], Size: size, Labels: labels}
+			req := control.VolumeRequest{Name: args[0], Size: size, Labels: labels}
 			setOptional(cmd, &req, desc, readOnly, requireTLS)
 			setAccess(cmd, &req)
-			var v daemon.VolumeJSON
-			if err := newControl(cmd).call(cmd.Context(), "POST", "/v1/volumes", req, &v); err != nil {
-				return err
+			v, err := newControl(cmd).Create(cmd.Context(), req)
+			if err != nil {
+				return withHint(err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "created volume %s (%s, thin device %d)\n", v.Name, metatools.FormatDiskUnit(v.Size), v.DevID)
 			return nil
@@ -87,7 +87,7 @@ func allowFlag(cmd *cobra.Command) {
 }
 
 // setAccess puts --allow into the request when it was given.
-func setAccess(cmd *cobra.Command, req *daemon.VolumeRequest) {
+func setAccess(cmd *cobra.Command, req *control.VolumeRequest) {
 	if cmd.Flags().Changed("allow") {
 		grants, _ := cmd.Flags().GetStringArray("allow")
 		req.Access = &grants
@@ -99,7 +99,7 @@ func labelsOf(cmd *cobra.Command) *[]string {
 	return &l
 }
 
-func setOptional(cmd *cobra.Command, req *daemon.VolumeRequest, desc string, readOnly, requireTLS bool) {
+func setOptional(cmd *cobra.Command, req *control.VolumeRequest, desc string, readOnly, requireTLS bool) {
 	if cmd.Flags().Changed("description") {
 		req.Description = &desc
 	}
@@ -123,12 +123,12 @@ func newVolumeSnapshot() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			req := daemon.VolumeRequest{Name: args[1], Labels: labels}
+			req := control.VolumeRequest{Name: args[1], Labels: labels}
 			setOptional(cmd, &req, desc, readOnly, requireTLS)
 			setAccess(cmd, &req)
-			var v daemon.VolumeJSON
-			if err := newControl(cmd).call(cmd.Context(), "POST", "/v1/volumes/"+url.PathEscape(args[0])+"/snapshot", req, &v); err != nil {
-				return err
+			v, err := newControl(cmd).Snapshot(cmd.Context(), args[0], req)
+			if err != nil {
+				return withHint(err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "created snapshot %s of %s (thin device %d)\n", v.Name, args[0], v.DevID)
 			return nil
@@ -156,7 +156,7 @@ already connected keep what they were given; the settings apply to new
 connections.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var req daemon.VolumeRequest
+			var req control.VolumeRequest
 			setOptional(cmd, &req, desc, readOnly, requireTLS)
 			setAccess(cmd, &req)
 			if openAccess {
@@ -175,12 +175,12 @@ connections.`,
 				}
 				req.Labels = labels
 			}
-			if req == (daemon.VolumeRequest{}) {
+			if req == (control.VolumeRequest{}) {
 				return fmt.Errorf("nothing to change: give --allow, --open, --label, --description, --read-only or --require-tls")
 			}
-			var v daemon.VolumeJSON
-			if err := newControl(cmd).call(cmd.Context(), "PATCH", "/v1/volumes/"+url.PathEscape(args[0]), req, &v); err != nil {
-				return err
+			v, err := newControl(cmd).Update(cmd.Context(), args[0], req)
+			if err != nil {
+				return withHint(err)
 			}
 			access := "open to every client that reaches the daemon"
 			if len(v.Access) > 0 {
@@ -206,8 +206,8 @@ func newVolumeDelete() *cobra.Command {
 		Short: "Delete a volume (not while connected), freeing the blocks only it used",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := newControl(cmd).call(cmd.Context(), "DELETE", "/v1/volumes/"+url.PathEscape(args[0]), nil, nil); err != nil {
-				return err
+			if err := newControl(cmd).Delete(cmd.Context(), args[0]); err != nil {
+				return withHint(err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "deleted volume %s\n", args[0])
 			return nil
@@ -229,11 +229,9 @@ func newVolumeResize() *cobra.Command {
 			if !sf.set {
 				return fmt.Errorf("--size is required (K, M, G, T suffixes)")
 			}
-			var v daemon.VolumeJSON
-			req := daemon.VolumeRequest{Size: size, AllowShrink: allowShrink}
-			err := newControl(cmd).call(cmd.Context(), "POST", "/v1/volumes/"+url.PathEscape(args[0])+"/resize", req, &v)
+			v, err := newControl(cmd).Resize(cmd.Context(), args[0], size, allowShrink)
 			if err != nil {
-				return err
+				return withHint(err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "volume %s is now %s\n", v.Name, metatools.FormatDiskUnit(v.Size))
 			return nil
@@ -256,8 +254,8 @@ func newVolumeList() *cobra.Command {
 			for _, l := range *labelsOf(cmd) {
 				q.Add("label", l)
 			}
-			var vols []daemon.VolumeJSON
-			if err := newControl(cmd).call(cmd.Context(), "GET", "/v1/volumes?"+q.Encode(), nil, &vols); err != nil {
+			var vols []control.Volume
+			if err := withHint(newControl(cmd).Call(cmd.Context(), "GET", "/v1/volumes?"+q.Encode(), nil, &vols)); err != nil {
 				return err
 			}
 			if asJSON {
@@ -290,9 +288,9 @@ func newVolumeShow() *cobra.Command {
 		Short: "Show one volume as JSON",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var v daemon.VolumeJSON
-			if err := newControl(cmd).call(cmd.Context(), "GET", "/v1/volumes/"+url.PathEscape(args[0]), nil, &v); err != nil {
-				return err
+			v, err := newControl(cmd).Volume(cmd.Context(), args[0])
+			if err != nil {
+				return withHint(err)
 			}
 			enc := json.NewEncoder(cmd.OutOrStdout())
 			enc.SetIndent("", "  ")
@@ -311,9 +309,9 @@ func newPoolCommand() *cobra.Command {
 		Short: "Data and metadata used and total, mode, transaction id",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var s daemon.PoolStatus
-			if err := newControl(cmd).call(cmd.Context(), "GET", "/v1/pool", nil, &s); err != nil {
-				return err
+			s, err := newControl(cmd).Pool(cmd.Context())
+			if err != nil {
+				return withHint(err)
 			}
 			if asJSON {
 				enc := json.NewEncoder(cmd.OutOrStdout())

@@ -1,0 +1,61 @@
+package csi
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"strings"
+
+	"github.com/thind-storage/thind/kernelnbd"
+)
+
+// Attacher connects the kernel's NBD client to a volume of the node's
+// daemon, on a connection that outlives the driver process (a driver
+// restart must not take mounted filesystems down).
+//
+// The driver picks the device first and records it before attaching, so
+// that a stage killed between the two is retried onto the same device
+// rather than leaking one: FreeDevice must skip the devices the driver
+// has recorded (taken) even while they are not attached yet.
+type Attacher interface {
+	// FreeDevice returns a device with no connection that taken does
+	// not hold.
+	FreeDevice(taken func(dev string) bool) (string, error)
+	// Attach attaches the export name to dev.
+	Attach(ctx context.Context, name, dev string) error
+	// Detach disconnects dev.
+	Detach(ctx context.Context, dev string) error
+	// Attached reports whether dev has a connection.
+	Attached(dev string) bool
+}
+
+// ExecAttacher attaches with `thind attach`, whose connection lives in a
+// process of its own session, so that it survives the driver.
+type ExecAttacher struct {
+	// Binary is the thind binary.
+	Binary string
+	// NBDSocket is the daemon's NBD unix socket.
+	NBDSocket string
+}
+
+// FreeDevice returns the first unconnected /dev/nbdN not taken.
+func (a ExecAttacher) FreeDevice(taken func(string) bool) (string, error) {
+	return kernelnbd.FreeDevice(taken)
+}
+
+// Attach runs `thind attach NAME DEV`, which returns once the device is up.
+func (a ExecAttacher) Attach(ctx context.Context, name, dev string) error {
+	out, err := exec.CommandContext(ctx, a.Binary, "attach", name, dev, "--socket", a.NBDSocket).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("thind attach %s %s: %v: %s", name, dev, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// Detach disconnects dev; its attach process then ends by itself.
+func (a ExecAttacher) Detach(_ context.Context, dev string) error {
+	return kernelnbd.Disconnect(dev)
+}
+
+// Attached reports whether the kernel has a connection on dev.
+func (a ExecAttacher) Attached(dev string) bool { return kernelnbd.Connected(dev) }

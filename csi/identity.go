@@ -1,0 +1,40 @@
+package csi
+
+import (
+	"context"
+
+	csipb "github.com/container-storage-interface/spec/lib/go/csi"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+// GetPluginInfo names the driver.
+func (d *Driver) GetPluginInfo(context.Context, *csipb.GetPluginInfoRequest) (*csipb.GetPluginInfoResponse, error) {
+	return &csipb.GetPluginInfoResponse{Name: DriverName, VendorVersion: d.cfg.Version}, nil
+}
+
+// GetPluginCapabilities: a controller, and volumes bound to their node.
+// SNAPSHOT_METADATA_SERVICE waits for the changed-blocks engine.
+func (d *Driver) GetPluginCapabilities(context.Context, *csipb.GetPluginCapabilitiesRequest) (*csipb.GetPluginCapabilitiesResponse, error) {
+	svc := func(t csipb.PluginCapability_Service_Type) *csipb.PluginCapability {
+		return &csipb.PluginCapability{Type: &csipb.PluginCapability_Service_{Service: &csipb.PluginCapability_Service{Type: t}}}
+	}
+	return &csipb.GetPluginCapabilitiesResponse{Capabilities: []*csipb.PluginCapability{
+		svc(csipb.PluginCapability_Service_CONTROLLER_SERVICE),
+		svc(csipb.PluginCapability_Service_VOLUME_ACCESSIBILITY_CONSTRAINTS),
+		// OFFLINE: an NBD client learns an export's size only when it
+		// connects, so a volume grows while no node has it attached, and
+		// its filesystem grows when it is next staged.
+		{Type: &csipb.PluginCapability_VolumeExpansion_{VolumeExpansion: &csipb.PluginCapability_VolumeExpansion{
+			Type: csipb.PluginCapability_VolumeExpansion_OFFLINE,
+		}}},
+	}}, nil
+}
+
+// Probe is ready when the node's daemon answers and its pool takes writes.
+func (d *Driver) Probe(ctx context.Context, _ *csipb.ProbeRequest) (*csipb.ProbeResponse, error) {
+	st, err := d.c.Pool(ctx)
+	if err != nil {
+		return nil, grpcError("probe", err)
+	}
+	return &csipb.ProbeResponse{Ready: wrapperspb.Bool(st.Mode == "write")}, nil
+}

@@ -1,0 +1,85 @@
+package csi
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+
+	"github.com/thind-storage/thind/catalog"
+)
+
+// DriverName is the CSI driver's name, as the CSIDriver object and the
+// StorageClass provisioner give it.
+const DriverName = "csi.thind.io"
+
+// TopologyKey names a volume's node: every volume lives in that node's
+// pool and can be used only there.
+const TopologyKey = "topology.csi.thind.io/node"
+
+// Labels the driver puts on the thind volumes it makes.
+const (
+	// LabelKind is KindVolume or KindSnapshot.
+	LabelKind = "csi.thind.io/kind"
+	// LabelName is the CSI name, where it is a valid label value.
+	LabelName = "csi.thind.io/name"
+	// LabelSource is what a volume was made from: "snapshot:ID" or
+	// "volume:ID", absent for an empty volume.
+	LabelSource = "csi.thind.io/source"
+)
+
+const (
+	KindVolume   = "volume"
+	KindSnapshot = "snapshot"
+)
+
+// The prefixes of names.go's scheme (see the package doc).
+const (
+	volumePrefix         = "csi-v-"
+	volumeHashPrefix     = "csi-vh-"
+	snapshotPrefix       = "csi-s-"
+	snapshotHashPrefix   = "csi-sh-"
+	hashDigits           = 40
+	sourcePrefixSnapshot = "snapshot:"
+	sourcePrefixVolume   = "volume:"
+)
+
+// VolumeName is the thind name (and CSI volume id) of a CSI volume name.
+func VolumeName(csiName string) string {
+	return mapName(volumePrefix, volumeHashPrefix, csiName)
+}
+
+// SnapshotName is the thind name (and CSI snapshot id) of a CSI
+// snapshot name.
+func SnapshotName(csiName string) string {
+	return mapName(snapshotPrefix, snapshotHashPrefix, csiName)
+}
+
+func mapName(prefix, hashPrefix, name string) string {
+	if n := prefix + name; catalog.ValidName(n) == nil {
+		return n
+	}
+	sum := sha256.Sum256([]byte(name))
+	return hashPrefix + hex.EncodeToString(sum[:])[:hashDigits]
+}
+
+// isVolumeID and isSnapshotID tell the driver's ids from other volumes'
+// names.
+func isVolumeID(id string) bool {
+	return (strings.HasPrefix(id, volumePrefix) || strings.HasPrefix(id, volumeHashPrefix)) && catalog.ValidName(id) == nil
+}
+
+func isSnapshotID(id string) bool {
+	return (strings.HasPrefix(id, snapshotPrefix) || strings.HasPrefix(id, snapshotHashPrefix)) && catalog.ValidName(id) == nil
+}
+
+// labelsFor are the labels of a new volume or snapshot.
+func labelsFor(kind, csiName, source string) map[string]string {
+	l := map[string]string{LabelKind: kind}
+	if catalog.ValidLabel(LabelName, csiName) == nil {
+		l[LabelName] = csiName
+	}
+	if source != "" {
+		l[LabelSource] = source
+	}
+	return l
+}

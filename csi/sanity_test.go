@@ -1,0 +1,204 @@
+package csi_test
+
+import (
+	"context"
+	"flag"
+	"io"
+	"log/slog"
+	"maps"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kubernetes-csi/csi-test/v5/pkg/sanity"
+	"github.com/onsi/ginkgo/v2"
+	"github.com/onsi/ginkgo/v2/types"
+	"github.com/onsi/gomega"
+
+	"github.com/thind-storage/thind/control"
+	"github.com/thind-storage/thind/csi"
+	"github.com/thind-storage/thind/daemon"
+	"github.com/thind-storage/thind/internal/pooltest"
+	"github.com/thind-storage/thind/internal/tooltest"
+)
+
+// env is a real daemon on a new pool with a controller and a node driver
+// in front of it, each on its own socket.
+type env struct {
+	dir                  string
+	controller, node     string // unix:// endpoints
+	controlSock, nbdSock string
+	loop                 *loopAttacher // the node's attacher, if loop
+}
+
+// startEnv starts the daemon (the code `thind serve` runs) and both
+// drivers; all stop, and the pool is checked, when t ends. The node
+// driver attaches with the kernel's NBD client (`thind attach`) unless
+// loop is set: then with nbdfuse and a loop device (loop_test.go).
+func startEnv(t *testing.T, loop bool) *env {
+	t.Helper()
+	dir := tooltest.ShortDir(t)
+	pooltest.CheckFile(t, filepath.Join(dir, "metadata"))
+	e := &env{
+		dir:         dir,
+		controller:  "unix://" + filepath.Join(dir, "controller.sock"),
+		node:        "unix://" + filepath.Join(dir, "node.sock"),
+		controlSock: filepath.Join(dir, "control.sock"),
+		nbdSock:     filepath.Join(dir, "nbd.sock"),
+	}
+	var attacher csi.Attacher = csi.ExecAttacher{Binary: "thind", NBDSocket: e.nbdSock}
+	var la *loopAttacher
+	if loop {
+		la = newLoopAttacher(t, dir, e.nbdSock)
+		e.loop = la
+		attacher = la
+	}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg := daemon.Config{
+		DataDir: dir, DataSize: 8 << 30, MetadataSize: 64 << 20, DefaultSize: 256 << 20,
+		Listen: []string{"unix:" + e.nbdSock}, MetricsAddr: "off", Logger: quiet,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d, err := daemon.New(ctx, cfg)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	var done []chan error
+	run := func(f func(context.Context) error) {
+		c := make(chan error, 1)
+		done = append(done, c)
+		go func() { c <- f(ctx) }()
+	}
+	run(d.Run)
+	// The control socket is up once Run has started it.
+	c := control.New(e.controlSock)
+	defer c.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for _, err := c.Pool(ctx); err != nil; _, err = c.Pool(ctx) {
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("the daemon's control API did not come up: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, m := range []struct {
+		mode     csi.Mode
+		endpoint string
+	}{{csi.ModeController, e.controller}, {csi.ModeNode, e.node}} {
+		drv, err := csi.New(csi.Config{
+			Mode: m.mode, NodeID: "node-a", ControlSocket: e.controlSock,
+			StateDir: filepath.Join(dir, "csi"), Logger: quiet,
+			Attacher: attacher,
+		})
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		l, err := csi.Listen(m.endpoint)
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		run(func(ctx context.Context) error { return drv.Serve(ctx, l) })
+	}
+	t.Cleanup(func() {
+		if la != nil {
+			la.release() // while the daemon still serves the devices
+		}
+		cancel()
+		for _, c := range done {
+			if err := <-c; err != nil {
+				t.Errorf("stop: %v", err)
+			}
+		}
+	})
+	return e
+}
+
+// The sanity suite runs twice, once with mount and once with block
+// volumes. The Node Service tests need the kernel's NBD client and run in
+// the kernel VM suite; here they are skipped by name.
+var sanityConfigs = map[string]*sanity.TestConfig{"mount": sanityConfig("mount"), "block": sanityConfig("block")}
+
+func sanityConfig(access string) *sanity.TestConfig {
+	cfg := sanity.NewTestConfig()
+	cfg.TestVolumeAccessType = access
+	cfg.TestVolumeSize = 64 << 20
+	cfg.TestVolumeExpandSize = 128 << 20
+	cfg.IdempotentCount = 2
+	return &cfg
+}
+
+// sanityContexts hold the suite's connections, closed after the run.
+var sanityContexts []*sanity.TestContext
+
+// Ginkgo builds the tree when RunSpecs runs; the configurations are
+// filled in by then.
+var _ = ginkgo.Describe("thind csi", func() {
+	for _, access := range []string{"mount", "block"} {
+		ginkgo.Context("with "+access+" volumes", func() {
+			sanityContexts = append(sanityContexts, sanity.GinkgoTest(sanityConfigs[access]))
+		})
+	}
+})
+
+// nodeLoop runs the sanity suite's Node Service specs too, with the node
+// attaching through nbdfuse and a loop device instead of the kernel's NBD
+// client (loop_test.go). Ginkgo runs one suite per process, hence a flag.
+var nodeLoop = flag.Bool("sanity.node-loop", false, "run csi-sanity's Node Service specs with the nbdfuse+loop attacher")
+
+func TestSanity(t *testing.T) {
+	e := startEnv(t, *nodeLoop)
+	for _, cfg := range sanityConfigs {
+		cfg.Address = e.node
+		cfg.ControllerAddress = e.controller
+		cfg.TargetPath = filepath.Join(e.dir, "target")
+		cfg.StagingPath = filepath.Join(e.dir, "staging")
+	}
+	gomega.RegisterFailHandler(ginkgo.Fail)
+	suite, reporter := ginkgo.GinkgoConfiguration()
+	if !*nodeLoop {
+		suite.SkipStrings = []string{"Node Service"}
+	}
+	reporter.Succinct = true
+	var report ginkgo.Report
+	ginkgo.ReportAfterSuite("counts", func(r ginkgo.Report) { report = r })
+	reporter.NoColor = true
+	ok := ginkgo.RunSpecs(t, "thind CSI sanity", suite, reporter)
+	for _, sc := range sanityContexts {
+		sc.Finalize()
+	}
+	var passed, failed, skipped int
+	var names []string
+	groups := map[string]int{}
+	for _, s := range report.SpecReports {
+		switch {
+		case s.State.Is(types.SpecStatePassed):
+			passed++
+			names = append(names, s.FullText())
+			if len(s.ContainerHierarchyTexts) > 2 {
+				groups[s.ContainerHierarchyTexts[1]+" / "+s.ContainerHierarchyTexts[2]]++
+			}
+		case s.State.Is(types.SpecStateFailureStates):
+			failed++
+		case s.State.Is(types.SpecStateSkipped | types.SpecStatePending):
+			skipped++
+		}
+	}
+	t.Logf("csi-sanity: %d passed, %d failed, %d skipped (unadvertised capabilities; Node Service unless -sanity.node-loop)", passed, failed, skipped)
+	for _, g := range slices.Sorted(maps.Keys(groups)) {
+		t.Logf("  %3d passed: %s", groups[g], g)
+	}
+	if testing.Verbose() {
+		t.Logf("passed:\n%s", strings.Join(names, "\n"))
+	}
+	if !ok || failed > 0 {
+		t.Fatal("csi-sanity failed")
+	}
+	if passed == 0 {
+		t.Fatal("csi-sanity ran no test")
+	}
+}
