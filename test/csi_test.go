@@ -148,7 +148,7 @@ func TestThindCSIKilledMidRPCConverges(t *testing.T) {
 		AccessType: &csipb.VolumeCapability_Block{Block: &csipb.VolumeCapability_BlockVolume{}},
 		AccessMode: &csipb.VolumeCapability_AccessMode{Mode: csipb.VolumeCapability_AccessMode_SINGLE_NODE_WRITER},
 	}}
-	const rounds = 8
+	const rounds = 4
 	for i := range rounds {
 		vol, snap := fmt.Sprintf("pvc-%d", i), fmt.Sprintf("snap-%d", i)
 		steps := []func(csipb.ControllerClient) error{
