@@ -52,6 +52,14 @@ func startDaemon(t *testing.T) *control.Client {
 			t.Errorf("Run: %v", err)
 		}
 	})
+	// Run starts the control socket: wait for it to answer.
+	deadline := time.Now().Add(30 * time.Second)
+	for _, err := c.Pool(ctx); err != nil; _, err = c.Pool(ctx) {
+		if !errors.Is(err, control.ErrUnreachable) || time.Now().After(deadline) {
+			t.Fatalf("the control API did not come up: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	return c
 }
 

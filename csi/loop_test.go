@@ -80,9 +80,14 @@ func (a *loopAttacher) release() {
 	}
 }
 
-// FreeDevice returns the first loop device nobody uses that taken does
-// not hold, asking the kernel for a new one when all are.
+// FreeDevice asks the kernel for a free loop device (LOOP_CTL_GET_FREE,
+// which also skips devices still being cleared); if taken holds that
+// one, it looks for another unbound device.
 func (a *loopAttacher) FreeDevice(taken func(string) bool) (string, error) {
+	out, err := exec.Command("losetup", "-f").CombinedOutput()
+	if dev := strings.TrimSpace(string(out)); err == nil && !taken(dev) {
+		return dev, nil
+	}
 	devs, _ := filepath.Glob("/dev/loop[0-9]*")
 	for _, dev := range devs {
 		if _, err := os.Stat(filepath.Join("/sys/block", filepath.Base(dev), "loop")); err == nil || taken(dev) {
@@ -90,12 +95,7 @@ func (a *loopAttacher) FreeDevice(taken func(string) bool) (string, error) {
 		}
 		return dev, nil
 	}
-	out, err := exec.Command("losetup", "-f").CombinedOutput()
-	dev := strings.TrimSpace(string(out))
-	if err != nil || taken(dev) {
-		return "", fmt.Errorf("no free loop device: %v: %s", err, out)
-	}
-	return dev, nil
+	return "", fmt.Errorf("no free loop device: %v: %s", err, out)
 }
 
 func (a *loopAttacher) Attach(ctx context.Context, name, dev string) error {

@@ -3,6 +3,7 @@ package csi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -141,6 +142,11 @@ func (d *Driver) attach(ctx context.Context, id string) (string, error) {
 		}
 	}
 	if err := d.cfg.Attacher.Attach(ctx, id, s.Device); err != nil {
+		// The attach failed, it did not die: nothing holds the device,
+		// and a retry may pick another.
+		if derr := d.dropStaged(id); derr != nil {
+			err = fmt.Errorf("%w; and forgetting %s: %v", err, s.Device, derr)
+		}
 		return "", status.Errorf(codes.Internal, "attach %s: %v", id, err)
 	}
 	return s.Device, nil

@@ -173,7 +173,7 @@ func TestSanity(t *testing.T) {
 	}
 	var passed, failed, skipped int
 	var names []string
-	groups := map[string]int{}
+	groups, skippedGroups := map[string]int{}, map[string]int{}
 	for _, s := range report.SpecReports {
 		switch {
 		case s.State.Is(types.SpecStatePassed):
@@ -186,11 +186,17 @@ func TestSanity(t *testing.T) {
 			failed++
 		case s.State.Is(types.SpecStateSkipped | types.SpecStatePending):
 			skipped++
+			if len(s.ContainerHierarchyTexts) > 2 {
+				skippedGroups[s.ContainerHierarchyTexts[2]]++
+			}
 		}
 	}
 	t.Logf("csi-sanity: %d passed, %d failed, %d skipped (unadvertised capabilities; Node Service unless -sanity.node-loop)", passed, failed, skipped)
 	for _, g := range slices.Sorted(maps.Keys(groups)) {
 		t.Logf("  %3d passed: %s", groups[g], g)
+	}
+	for _, g := range slices.Sorted(maps.Keys(skippedGroups)) {
+		t.Logf("  %3d skipped: %s (both access types)", skippedGroups[g], g)
 	}
 	if testing.Verbose() {
 		t.Logf("passed:\n%s", strings.Join(names, "\n"))

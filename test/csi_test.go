@@ -2,16 +2,22 @@ package test
 
 import (
 	"context"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	csipb "github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"github.com/thind-storage/thind/csi"
 )
@@ -102,5 +108,109 @@ func TestThindCSIServesAndStops(t *testing.T) {
 		}
 	case <-time.After(time.Minute):
 		t.Fatal("thind csi did not stop within a minute of SIGTERM")
+	}
+}
+
+// startCSI runs `thind csi --mode controller` on sock against d and
+// returns a client of it and a kill -9.
+func startCSI(t *testing.T, d *daemon, sock string) (csipb.ControllerClient, func()) {
+	t.Helper()
+	cmd := exec.Command(thindBin, "csi", "--mode", "controller", "--endpoint", "unix://"+sock, "--node-id", "n1", "--data-dir", d.dir)
+	cmd.Env = daemonEnv()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	kill := func() {
+		cmd.Process.Kill()
+		<-exited
+	}
+	t.Cleanup(kill)
+	cc, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	return csipb.NewControllerClient(cc), kill
+}
+
+// TestThindCSIKilledMidRPCConverges kills `thind csi` with SIGKILL at
+// random moments of CreateVolume, CreateSnapshot, ControllerExpandVolume,
+// DeleteSnapshot and DeleteVolume, then retries each on a new process:
+// every retry succeeds and the pool ends as if each RPC had run once.
+func TestThindCSIKilledMidRPCConverges(t *testing.T) {
+	d := startDaemon(t)
+	seed := time.Now().UnixNano()
+	t.Logf("seed %d", seed)
+	rnd := rand.New(rand.NewPCG(uint64(seed), 0))
+	capability := []*csipb.VolumeCapability{{
+		AccessType: &csipb.VolumeCapability_Block{Block: &csipb.VolumeCapability_BlockVolume{}},
+		AccessMode: &csipb.VolumeCapability_AccessMode{Mode: csipb.VolumeCapability_AccessMode_SINGLE_NODE_WRITER},
+	}}
+	const rounds = 4
+	for i := range rounds {
+		vol, snap := fmt.Sprintf("pvc-%d", i), fmt.Sprintf("snap-%d", i)
+		steps := []func(csipb.ControllerClient) error{
+			func(c csipb.ControllerClient) error {
+				_, err := c.CreateVolume(context.Background(), &csipb.CreateVolumeRequest{Name: vol, VolumeCapabilities: capability,
+					CapacityRange: &csipb.CapacityRange{RequiredBytes: 4 << 20}})
+				return err
+			},
+			func(c csipb.ControllerClient) error {
+				_, err := c.CreateSnapshot(context.Background(), &csipb.CreateSnapshotRequest{Name: snap, SourceVolumeId: csi.VolumeName(vol)})
+				return err
+			},
+			func(c csipb.ControllerClient) error {
+				_, err := c.ControllerExpandVolume(context.Background(), &csipb.ControllerExpandVolumeRequest{VolumeId: csi.VolumeName(vol),
+					CapacityRange: &csipb.CapacityRange{RequiredBytes: 8 << 20}})
+				return err
+			},
+			func(c csipb.ControllerClient) error {
+				_, err := c.DeleteSnapshot(context.Background(), &csipb.DeleteSnapshotRequest{SnapshotId: csi.SnapshotName(snap)})
+				return err
+			},
+		}
+		if i%2 == 0 { // half the volumes are deleted again
+			steps = append(steps, func(c csipb.ControllerClient) error {
+				_, err := c.DeleteVolume(context.Background(), &csipb.DeleteVolumeRequest{VolumeId: csi.VolumeName(vol)})
+				return err
+			})
+		}
+		for j, step := range steps {
+			sock := filepath.Join(d.base, fmt.Sprintf("k%d-%d.sock", i, j))
+			c, kill := startCSI(t, d, sock)
+			go step(c) // the try the kill interrupts; its result does not matter
+			time.Sleep(time.Duration(rnd.IntN(40)) * time.Millisecond)
+			kill()
+			c, kill = startCSI(t, d, sock+"2")
+			// The new process needs a moment to listen: retry as a CO does.
+			var err error
+			for try := 0; try < 200; try++ {
+				if err = step(c); status.Code(err) != codes.Unavailable {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if err != nil {
+				t.Fatalf("round %d step %d: the retry failed: %v", i, j, err)
+			}
+			kill()
+		}
+	}
+	var got []string
+	for _, v := range d.volumes() {
+		if strings.HasPrefix(v.Name, "csi-") {
+			got = append(got, fmt.Sprintf("%s:%d", v.Name, v.Size))
+		}
+	}
+	var want []string
+	for i := 1; i < rounds; i += 2 {
+		want = append(want, fmt.Sprintf("%s:%d", csi.VolumeName(fmt.Sprintf("pvc-%d", i)), 8<<20))
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("the pool holds %v, want %v", got, want)
 	}
 }
