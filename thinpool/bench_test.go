@@ -204,3 +204,17 @@ func BenchmarkDiscard64K(b *testing.B) {
 		return be.th.Discard(bg, uint64(i)*benchBlock, benchBlock)
 	})
 }
+
+// BenchmarkDiscard1M trims 1 MiB ranges from 16 submitters, as fstrim
+// and blkdiscard send them; the raw side punches the same holes.
+func BenchmarkDiscard1M(b *testing.B) {
+	const r = 1 << 20
+	vol := uint64(max(b.N, pairedRounds)+benchSubmitter) * r
+	be := newBenchEnv(b, vol, true)
+	b.SetBytes(r)
+	paired(b, func(_ *rand.Rand, i int) error {
+		return unix.Fallocate(int(be.data.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, int64(i)*r, r)
+	}, func(_ *rand.Rand, i int) error {
+		return be.th.Discard(bg, uint64(i)*r, r)
+	})
+}
