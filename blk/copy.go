@@ -50,9 +50,3 @@ func (d *Dispatcher) copyBuffer() (*[]byte, error) {
 	}
 	return &b, nil
 }
-
-// OffloadsCopy reports whether Copy leaves the bytes to the backend
-// (clone or in-kernel copy) as far as the dispatcher knows: a caller that
-// would otherwise read a block, patch it in memory and write it once may
-// prefer a Copy and a small write then.
-func (d *Dispatcher) OffloadsCopy() bool { return d.cp != nil && !d.noCopy.Load() }
