@@ -218,8 +218,9 @@ func writeAfterSnapshot(b *testing.B, dir string, bs uint64) {
 	})
 }
 
-// BenchmarkDiscard64K unmaps provisioned blocks one at a time (the holes
-// are punched at the next commit); the raw side punches the same holes.
+// BenchmarkDiscard64K unmaps provisioned blocks one per discard, from 16
+// submitters; each discard returns once the commit that punches its hole
+// has run (concurrent ones share it). The raw side punches the same holes.
 func BenchmarkDiscard64K(b *testing.B) {
 	vol := uint64(max(b.N, pairedRounds)+benchSubmitter) * benchBlock
 	be := newBenchEnv(b, vol, true)
