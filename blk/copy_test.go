@@ -169,3 +169,42 @@ func TestCopyFallsBackToReadAndWrite(t *testing.T) {
 		d.Close()
 	}
 }
+
+// TestPluggedCopiesAreNeverMerged: contiguous copies submitted in a plug
+// run one backend call each (a merged copy would take one request's
+// source for all), and each lands where it was sent.
+func TestPluggedCopiesAreNeverMerged(t *testing.T) {
+	const n, chunk = 8, 64 << 10
+	d, _ := newTestDispatcher(t, 4<<20, Config{HardwareQueues: 1, QueueDepth: 2 * n, PlugLimit: 2 * n}, FileOptions{})
+	ctx := t.Context()
+	src := pattern(n*chunk, 9)
+	if err := d.Write(ctx, src, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	done := make(completions, n)
+	reqs := make([]Request, n)
+	p := d.NewPlug()
+	for i := range reqs {
+		// Sources in reverse order, destinations contiguous.
+		reqs[i] = Request{Op: OpCopy, Src: int64((n - 1 - i) * chunk), Off: int64(2<<20 + i*chunk), Len: chunk, End: done.end}
+		if err := p.Submit(ctx, &reqs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.Finish()
+	if err := done.wait(t, n); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, n*chunk)
+	if err := d.Read(ctx, got, 2<<20); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if !bytes.Equal(got[i*chunk:(i+1)*chunk], src[(n-1-i)*chunk:(n-i)*chunk]) {
+			t.Fatalf("copy %d landed wrong", i)
+		}
+	}
+	if st := d.Stats().Total(); st.Ops[OpCopy].Requests != n || st.Merges != 0 {
+		t.Fatalf("%d copies, %d merges; want %d and 0", st.Ops[OpCopy].Requests, st.Merges, n)
+	}
+}
