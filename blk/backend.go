@@ -50,6 +50,20 @@ type AlignedBackend interface {
 	IOAlignment() (mem, off int)
 }
 
+// CopyBackend is implemented by backends that can copy a range within
+// themselves without the bytes passing through the caller's memory: a
+// reflink clone that shares the file system's blocks (FICLONERANGE on
+// XFS with reflink=1 or btrfs), or an in-kernel copy (copy_file_range).
+// The dispatcher copies by reading and writing where it is missing or
+// reports ErrNotSupported.
+type CopyBackend interface {
+	Backend
+	// CopyRange makes [dst, dst+length) read as [src, src+length) does;
+	// the ranges do not overlap. An error wrapping ErrNotSupported means
+	// nothing was changed that matters: the dispatcher copies instead.
+	CopyRange(src, dst, length int64) error
+}
+
 // HoleBackend is implemented by backends that can tell holes from data:
 // ranges of a sparse file that were never written, or were punched, read
 // as zeros with nothing stored behind them (SEEK_HOLE and SEEK_DATA).

@@ -13,6 +13,7 @@ type cmd struct {
 	fua bool
 	off int64
 	n   int64
+	src int64 // OpCopy's source offset
 	buf []byte
 
 	tag   uint32

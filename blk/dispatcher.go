@@ -14,6 +14,10 @@ type Dispatcher struct {
 	cfg Config
 	be  Backend
 	vec VectoredBackend // be, if it is vectored
+	cp  CopyBackend     // be, if it copies by itself
+
+	noCopy   atomic.Bool // cp reported ErrNotSupported: copy through memory
+	copyBufs sync.Pool   // *[]byte of copyChunk bytes for copies through memory
 
 	memAlign, offAlign int64
 	size               atomic.Int64
@@ -47,6 +51,7 @@ func New(be Backend, cfg Config) (*Dispatcher, error) {
 	d := &Dispatcher{cfg: cfg, be: be, memAlign: 1, offAlign: 1, epoch: time.Now(), stop: make(chan struct{})}
 	d.size.Store(size)
 	d.vec, _ = be.(VectoredBackend)
+	d.cp, _ = be.(CopyBackend)
 	if a, ok := be.(AlignedBackend); ok {
 		mem, off := a.IOAlignment()
 		d.memAlign, d.offAlign = int64(max(mem, 1)), int64(max(off, 1))

@@ -21,7 +21,12 @@
 // honours its context. The tag indexes a preallocated command, so steady
 // state submission does not allocate.
 //
-// Synchronous calls (Read, Write, Discard, WriteZeroes, Flush) issue
+// Copy moves a range within the backing store without passing it through
+// memory where the backend can (CopyBackend: a reflink clone with
+// FICLONERANGE, else copy_file_range), and through a dispatcher buffer
+// where it cannot; that choice is made in one place (copy.go).
+//
+// Synchronous calls (Read, Write, Discard, WriteZeroes, Copy, Flush) issue
 // directly in the caller's goroutine when the hardware queue has no
 // backlog, like blk_mq_try_issue_directly: the caller would block anyway,
 // so handing the request to another goroutine would only add two context

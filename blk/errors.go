@@ -55,6 +55,15 @@ func (e *AlignmentError) Error() string {
 		e.Op, e.Off, e.Len, e.Addr, e.OffAlign, e.MemAlign)
 }
 
+// OverlapError reports a copy whose source and destination overlap: a
+// clone or copy_file_range refuses it, and a copy through memory would
+// read bytes it has already overwritten.
+type OverlapError struct{ Src, Dst, Len int64 }
+
+func (e *OverlapError) Error() string {
+	return fmt.Sprintf("blk: copy of %d bytes from %d to %d: the ranges overlap", e.Len, e.Src, e.Dst)
+}
+
 // InvalidOpError reports a request with an Op the dispatcher does not know.
 type InvalidOpError struct{ Op Op }
 

@@ -20,7 +20,8 @@ type FileOptions struct {
 
 // File is a Backend on a regular file: pread/pwrite, preadv/pwritev2 for
 // merged requests, fallocate for discard and write-zeroes, fdatasync for
-// flush. The file's size is the device size; it is not grown by writes.
+// flush, a clone or copy_file_range for copies. The file's size is the
+// device size; it is not grown by writes.
 type File struct {
 	fdIO
 	direct             bool
@@ -30,6 +31,8 @@ type File struct {
 	// without the mode costs one failed call, not one per request.
 	noZeroRange atomic.Bool
 	noPunch     atomic.Bool
+	noClone     atomic.Bool // FICLONERANGE unsupported here
+	noCopyRange atomic.Bool // copy_file_range unsupported here
 }
 
 // direct I/O alignment used when the kernel cannot report it: a page is

@@ -36,11 +36,11 @@ func (d *Dispatcher) issue(u *cmd, iovs *[][]byte) error {
 	if u.merged == nil || !u.op.hasData() {
 		// One buffer, or none: merged discards and write-zeroes are one
 		// range.
-		return d.issueOne(u.op, u.buf, u.off, u.ulen, u.ufua, &u.iov)
+		return d.issueOne(u.op, u.buf, u.src, u.off, u.ulen, u.ufua, &u.iov)
 	}
 	if d.vec == nil {
 		for c := u; c != nil; c = c.merged {
-			if err := d.issueOne(c.op, c.buf, c.off, c.n, false, nil); err != nil {
+			if err := d.issueOne(c.op, c.buf, 0, c.off, c.n, false, nil); err != nil {
 				return err
 			}
 		}
@@ -64,7 +64,7 @@ func (d *Dispatcher) issue(u *cmd, iovs *[][]byte) error {
 // to a vectored backend with its data (pwritev2 with RWF_DSYNC, which syncs
 // only this range), through iov, the tag's one-entry scratch vector;
 // otherwise it is followed by a Flush.
-func (d *Dispatcher) issueOne(op Op, buf []byte, off, n int64, fua bool, iov *[1][]byte) error {
+func (d *Dispatcher) issueOne(op Op, buf []byte, src, off, n int64, fua bool, iov *[1][]byte) error {
 	switch op {
 	case OpRead:
 		return readFull(d.be, buf, off)
@@ -86,6 +86,8 @@ func (d *Dispatcher) issueOne(op Op, buf []byte, off, n int64, fua bool, iov *[1
 		return d.be.WriteZeroes(off, n)
 	case OpFlush:
 		return d.be.Flush()
+	case OpCopy:
+		return d.copyRange(src, off, n)
 	}
 	// check rejects unknown ops before a tag is taken.
 	panic(fmt.Sprintf("blk: issue of %s", op))

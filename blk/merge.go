@@ -61,7 +61,7 @@ func mergeSorted(cmds []*cmd, lim mergeLimits) (head, tail *cmd, units, merges i
 // request is last.
 func canMerge(u, last, c *cmd, lim mergeLimits) bool {
 	switch {
-	case c.op != u.op || c.op == OpFlush:
+	case c.op != u.op || c.op == OpFlush || c.op == OpCopy:
 		return false
 	case last.end() != c.off:
 		return false

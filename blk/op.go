@@ -19,12 +19,16 @@ const (
 	OpWriteZeroes
 	// OpFlush makes every write completed before it was issued durable.
 	OpFlush
+	// OpCopy makes [Off, Off+Len) read as [Src, Src+Len) does, without
+	// moving the bytes through memory where the backend can (a reflink
+	// clone, copy_file_range), else by reading and writing.
+	OpCopy
 
 	// NumOps is the number of operations, the length of QueueStats.Ops.
-	NumOps = int(OpFlush) + 1
+	NumOps = int(OpCopy) + 1
 )
 
-var opNames = [NumOps]string{"read", "write", "discard", "write_zeroes", "flush"}
+var opNames = [NumOps]string{"read", "write", "discard", "write_zeroes", "flush", "copy"}
 
 // String returns the lower-case name used in errors and metric labels.
 func (o Op) String() string {
@@ -51,9 +55,11 @@ type Request struct {
 	FUA bool
 	// Off is the byte offset on the backend (ignored for OpFlush).
 	Off int64
-	// Len is the byte length of OpDiscard and OpWriteZeroes. Reads and
-	// writes use len(Buf); flushes have none.
+	// Len is the byte length of OpDiscard, OpWriteZeroes and OpCopy.
+	// Reads and writes use len(Buf); flushes have none.
 	Len int64
+	// Src is the source offset of OpCopy; the ranges must not overlap.
+	Src int64
 	// Buf is the data of OpRead and OpWrite. It must not be touched until
 	// End is called.
 	Buf []byte

@@ -1,6 +1,7 @@
 package thinpool_test
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/thind-storage/thind/internal/loopfstest"
 	"github.com/thind-storage/thind/thinpool"
 )
 
@@ -85,7 +87,13 @@ type benchEnv struct {
 // volBytes; provisioned, the volume maps data blocks 0.. in order, so the
 // raw side can do the same I/O at the same places of the same file.
 func newBenchEnv(b *testing.B, volBytes uint64, provision bool) *benchEnv {
-	e := newFileEnvTB(b, b.TempDir(), 64<<20, int64(volBytes)+16<<20, thinpool.Config{})
+	return newBenchEnvIn(b, b.TempDir(), benchBlock, volBytes, provision)
+}
+
+// newBenchEnvIn is newBenchEnv with the pool's files in dir and data
+// blocks of blockBytes.
+func newBenchEnvIn(b *testing.B, dir string, blockBytes, volBytes uint64, provision bool) *benchEnv {
+	e := newFileEnvBlocks(b, dir, 64<<20, int64(volBytes)+16<<20, uint32(blockBytes/512), thinpool.Config{})
 	th := e.thin(1, volBytes)
 	buf := make([]byte, 1<<20)
 	for i := range buf {
@@ -170,8 +178,26 @@ func BenchmarkFirstWrite64K(b *testing.B) {
 // different block shared with a snapshot, so it copies a 64 KiB block.
 // The raw side writes 4 KiB at the same places of the data file.
 func BenchmarkWriteAfterSnapshot(b *testing.B) {
-	vol := uint64(max(b.N, pairedRounds)+benchSubmitter) * benchBlock
-	be := newBenchEnv(b, vol, true)
+	writeAfterSnapshot(b, b.TempDir(), benchBlock)
+}
+
+// BenchmarkWriteAfterSnapshotOn is BenchmarkWriteAfterSnapshot with the
+// pool on a loop-mounted XFS with reflink, where a copy can clone the old
+// block, and on ext4, where it can copy in the kernel (root only), with
+// 64 KiB blocks and with 2 MiB blocks (too big to patch in memory).
+func BenchmarkWriteAfterSnapshotOn(b *testing.B) {
+	for _, kind := range loopfstest.Kinds {
+		for _, bs := range []uint64{benchBlock, 2 << 20} {
+			b.Run(fmt.Sprintf("%s/block=%dK", kind, bs>>10), func(b *testing.B) {
+				writeAfterSnapshot(b, loopfstest.Mount(b, kind, 8<<30), bs)
+			})
+		}
+	}
+}
+
+func writeAfterSnapshot(b *testing.B, dir string, bs uint64) {
+	vol := uint64(max(b.N, pairedRounds)+benchSubmitter) * bs
+	be := newBenchEnvIn(b, dir, bs, vol, true)
 	if err := be.e.pool.CreateSnap(bg, 2, 1); err != nil {
 		b.Fatal(err)
 	}
@@ -185,15 +211,16 @@ func BenchmarkWriteAfterSnapshot(b *testing.B) {
 	b.SetBytes(4096)
 	buf := make([]byte, 4096)
 	paired(b, func(_ *rand.Rand, i int) error {
-		_, err := be.data.WriteAt(buf, int64(i)*benchBlock+4096)
+		_, err := be.data.WriteAt(buf, int64(i)*int64(bs)+4096)
 		return err
 	}, func(_ *rand.Rand, i int) error {
-		return be.th.WriteAt(bg, buf, uint64(i)*benchBlock+4096, false)
+		return be.th.WriteAt(bg, buf, uint64(i)*bs+4096, false)
 	})
 }
 
-// BenchmarkDiscard64K unmaps provisioned blocks one at a time (the holes
-// are punched at the next commit); the raw side punches the same holes.
+// BenchmarkDiscard64K unmaps provisioned blocks one per discard, from 16
+// submitters; each discard returns once the commit that punches its hole
+// has run (concurrent ones share it). The raw side punches the same holes.
 func BenchmarkDiscard64K(b *testing.B) {
 	vol := uint64(max(b.N, pairedRounds)+benchSubmitter) * benchBlock
 	be := newBenchEnv(b, vol, true)
@@ -202,5 +229,19 @@ func BenchmarkDiscard64K(b *testing.B) {
 		return unix.Fallocate(int(be.data.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, int64(i)*benchBlock, benchBlock)
 	}, func(_ *rand.Rand, i int) error {
 		return be.th.Discard(bg, uint64(i)*benchBlock, benchBlock)
+	})
+}
+
+// BenchmarkDiscard1M trims 1 MiB ranges from 16 submitters, as fstrim
+// and blkdiscard send them; the raw side punches the same holes.
+func BenchmarkDiscard1M(b *testing.B) {
+	const r = 1 << 20
+	vol := uint64(max(b.N, pairedRounds)+benchSubmitter) * r
+	be := newBenchEnv(b, vol, true)
+	b.SetBytes(r)
+	paired(b, func(_ *rand.Rand, i int) error {
+		return unix.Fallocate(int(be.data.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, int64(i)*r, r)
+	}, func(_ *rand.Rand, i int) error {
+		return be.th.Discard(bg, uint64(i)*r, r)
 	})
 }

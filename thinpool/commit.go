@@ -6,15 +6,26 @@ import (
 	"time"
 )
 
-// committer runs commits: when asked (FLUSH, FUA, snapshots, space), and
-// every CommitInterval when the metadata changed. Callers that asked while
-// a commit was running wait for the next one, which starts after their
-// request: a commit covers every write completed before it was asked for.
+// commitReq asks the committer for a commit. flush asks for every
+// completed write to be durable too (FLUSH, FUA, snapshots); without it
+// only the metadata must be committed and its passdown run (a discard
+// waiting to be answered), and the data device is flushed only if the
+// transaction needs it.
+type commitReq struct {
+	done  chan error
+	flush bool
+}
+
+// committer runs commits: when asked (FLUSH, FUA, snapshots, space,
+// discards), and every CommitInterval when the metadata changed. Callers
+// that asked while a commit was running wait for the next one, which
+// starts after their request: a commit covers every write completed
+// before it was asked for.
 func (p *Pool) committer() {
 	defer p.wg.Done()
 	tick := time.NewTicker(p.cfg.CommitInterval)
 	defer tick.Stop()
-	var batch []chan error
+	var batch []commitReq
 	for {
 		batch = batch[:0]
 		select {
@@ -28,7 +39,8 @@ func (p *Pool) committer() {
 				continue
 			}
 		}
-		// Everyone queued so far rides on this commit.
+		// Everyone queued so far rides on this commit: concurrent
+		// discards (fstrim sends many) share one.
 	drain:
 		for {
 			select {
@@ -38,11 +50,15 @@ func (p *Pool) committer() {
 				break drain
 			}
 		}
+		flush := false
+		for _, c := range batch {
+			flush = flush || c.flush
+		}
 		p.hold.Lock()
-		err := p.commitNow(len(batch) > 0)
+		err := p.commitNow(flush)
 		p.hold.Unlock()
 		for _, c := range batch {
-			c <- err
+			c.done <- err
 		}
 	}
 }
@@ -51,7 +67,7 @@ func (p *Pool) failPending() {
 	for {
 		select {
 		case c := <-p.commits:
-			c <- ErrClosed
+			c.done <- ErrClosed
 		default:
 			return
 		}
@@ -61,10 +77,20 @@ func (p *Pool) failPending() {
 // Commit makes every write that completed before the call durable: the
 // data device is flushed, then the metadata committed.
 func (p *Pool) Commit(ctx context.Context) error {
+	return p.requestCommit(ctx, true)
+}
+
+// commitForPassdown returns once a commit that started after the call
+// has committed the open transaction and punched the blocks it freed.
+func (p *Pool) commitForPassdown(ctx context.Context) error {
+	return p.requestCommit(ctx, false)
+}
+
+func (p *Pool) requestCommit(ctx context.Context, flush bool) error {
 	if p.closed.Load() {
 		return ErrClosed
 	}
-	c := make(chan error, 1)
+	c := commitReq{done: make(chan error, 1), flush: flush}
 	select {
 	case p.commits <- c:
 	case <-ctx.Done():
@@ -73,7 +99,7 @@ func (p *Pool) Commit(ctx context.Context) error {
 		return ErrClosed
 	}
 	select {
-	case err := <-c:
+	case err := <-c.done:
 		return err
 	case <-ctx.Done():
 		return ctx.Err()

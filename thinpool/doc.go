@@ -17,7 +17,8 @@
 //     write does not cover, unless block zeroing is off), write, map;
 //   - write to a shared block (mapped before the thin's last snapshot):
 //     break sharing, copying the old block unless the write covers it;
-//   - discard: unmap whole blocks, pass freed data blocks down as holes;
+//   - discard: unmap whole blocks, pass freed data blocks down as holes
+//     at the next commit, and answer once that commit has punched them;
 //   - FLUSH, and FUA on a thin with uncommitted changes: flush the data
 //     device, then commit the metadata, before answering.
 //

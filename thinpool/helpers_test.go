@@ -56,6 +56,12 @@ func newFileEnv(t *testing.T, metaBytes, dataBytes int64, cfg thinpool.Config) *
 
 func newFileEnvTB(t testing.TB, dir string, metaBytes, dataBytes int64, cfg thinpool.Config) *env {
 	t.Helper()
+	return newFileEnvBlocks(t, dir, metaBytes, dataBytes, testBlockSectors, cfg)
+}
+
+// newFileEnvBlocks is newFileEnvTB with data blocks of blockSectors.
+func newFileEnvBlocks(t testing.TB, dir string, metaBytes, dataBytes int64, blockSectors uint32, cfg thinpool.Config) *env {
+	t.Helper()
 	e := &env{t: t, dir: dir, cfg: cfg}
 	e.metaPath = filepath.Join(e.dir, "metadata")
 	e.dataPath = filepath.Join(e.dir, "data")
@@ -74,7 +80,7 @@ func newFileEnvTB(t testing.TB, dir string, metaBytes, dataBytes int64, cfg thin
 		t.Fatal(err)
 	}
 	// Checked by pooltest when the test ends, after e.close.
-	e.meta, e.md = mf, pooltest.CreateMetadata(t, mf, n, testBlockSectors, 0, thinmeta.Options{})
+	e.meta, e.md = mf, pooltest.CreateMetadata(t, mf, n, blockSectors, 0, thinmeta.Options{})
 	e.open()
 	t.Cleanup(e.close)
 	return e

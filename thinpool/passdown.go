@@ -11,7 +11,7 @@ import (
 // are punched out of the data device right after the commit that frees
 // them, while the commit still holds the transaction lock: before it
 // nothing committed may still map them, after it nothing may reuse them
-// yet.
+// yet. The discards that freed them wait for that commit (awaitPassdown).
 type passdown struct {
 	mu     lockorder.Mutex[lockorder.Leaf]
 	blocks discard.ExtentBuilder

@@ -63,7 +63,7 @@ type Pool struct {
 	// commit with other state of its own (the catalog's transaction id).
 	hold lockorder.Mutex[lockorder.PoolHold]
 
-	commits   chan chan error
+	commits   chan commitReq
 	events    *notifier // delivers OnModeChange and OnLowWater
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -127,7 +127,7 @@ func Open(md *thinmeta.Pool, data blk.Backend, cfg Config) (*Pool, error) {
 		bs:      bs,
 		cells:   bioprison.NewLocker(bioprison.Options{}),
 		thins:   map[uint64]*Thin{},
-		commits: make(chan chan error, 256),
+		commits: make(chan commitReq, 256),
 		closing: make(chan struct{}),
 		spaceCh: make(chan struct{}),
 		events:  newNotifier(),

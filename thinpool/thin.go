@@ -108,7 +108,7 @@ func (p *Pool) DeleteThin(ctx context.Context, id uint64) error {
 	if high, ok, err := p.md.HighestMappedBlock(id); err != nil {
 		return err
 	} else if ok {
-		if err := t.unmapBlocks(ctx, 0, high+1); err != nil {
+		if _, err := t.unmapBlocks(ctx, 0, high+1); err != nil {
 			return err
 		}
 	}
@@ -189,7 +189,7 @@ func (t *Thin) Resize(ctx context.Context, size uint64) error {
 	if high, ok, err := t.p.md.HighestMappedBlock(t.id); err != nil {
 		return err
 	} else if ok && high >= first {
-		if err := t.unmapBlocks(ctx, first, high+1); err != nil {
+		if _, err := t.unmapBlocks(ctx, first, high+1); err != nil {
 			return err
 		}
 	}

@@ -10,7 +10,11 @@ import (
 
 // Discard unmaps the whole blocks in [off, off+n) and passes the data
 // blocks this frees down to the data device as holes. Partial blocks at
-// the edges are left alone: a discard is advisory.
+// the edges are left alone: a discard is advisory. When it frees blocks
+// and passdown is on, it returns once the unmapping is committed and the
+// holes are punched, as dm-thin completes a discard only after its
+// passdown (process_discard_cell_passdown): right after fstrim the data
+// store has shrunk.
 func (t *Thin) Discard(ctx context.Context, off, n uint64) error {
 	if err := t.checkRange(off, n); err != nil {
 		return err
@@ -30,26 +34,43 @@ func (t *Thin) Discard(ctx context.Context, off, n uint64) error {
 		return err
 	}
 	t.writes.RLock()
-	defer t.writes.RUnlock()
-	return t.unmapBlocks(ctx, s.Blocks.Begin, s.Blocks.End)
+	freed, err := t.unmapBlocks(ctx, s.Blocks.Begin, s.Blocks.End)
+	t.writes.RUnlock()
+	if err != nil {
+		return err
+	}
+	return t.p.awaitPassdown(ctx, freed)
+}
+
+// awaitPassdown waits for the commit that frees, and punches, the freed
+// blocks a discard queued for passdown. Discards waiting meanwhile share
+// that commit. Nothing to wait for when no block was freed (all stayed
+// shared, or were unmapped already) or passdown is off. The caller must
+// not hold the thin's writes lock: the commit waits for I/O in flight.
+func (p *Pool) awaitPassdown(ctx context.Context, freed uint64) error {
+	if freed == 0 || p.cfg.NoDiscardPassdown {
+		return nil
+	}
+	return p.commitForPassdown(ctx)
 }
 
 // unmapBlocks unmaps virtual blocks [begin, end), a prison range cell at a
-// time (at most 1024 blocks, as the kernel's range cells), and passes
-// freed data blocks down.
-func (t *Thin) unmapBlocks(ctx context.Context, begin, end uint64) error {
+// time (at most 1024 blocks, as the kernel's range cells), queues freed
+// data blocks for passdown at the next commit, and returns how many it
+// freed.
+func (t *Thin) unmapBlocks(ctx context.Context, begin, end uint64) (uint64, error) {
 	p := t.p
 	freed := uint64(0)
 	for ch := range (discard.BlockRange{Begin: begin, End: end}).Chunks() {
 		key := bioprison.Key{Space: bioprison.Virtual, Dev: t.id, Begin: ch.Begin, End: ch.End}
 		c, err := p.lockCell(ctx, key)
 		if err != nil {
-			return err
+			return freed, err
 		}
 		n, err := t.unmapChunk(ctx, ch)
 		p.unlockCell(c)
 		if err != nil {
-			return err
+			return freed, err
 		}
 		freed += n
 		if p.passdownPending() >= maxPendingPassdown && p.hold.TryLock() {
@@ -58,7 +79,7 @@ func (t *Thin) unmapBlocks(ctx context.Context, begin, end uint64) error {
 			err := p.commitNow(false)
 			p.hold.Unlock()
 			if err != nil {
-				return err
+				return freed, err
 			}
 		}
 	}
@@ -71,7 +92,7 @@ func (t *Thin) unmapBlocks(ctx context.Context, begin, end uint64) error {
 		p.commitNow(false)
 		p.hold.Unlock()
 	}
-	return nil
+	return freed, nil
 }
 
 // unmapChunk unmaps one chunk, holding its cell, and returns how many data
@@ -135,7 +156,7 @@ func (t *Thin) WriteZeroes(ctx context.Context, off, n uint64, noHole, fua bool)
 		return err
 	}
 	t.writes.RLock()
-	err = t.zeroPlan(ctx, plan, noHole, fua)
+	freed, err := t.zeroPlan(ctx, plan, noHole, fua)
 	t.writes.RUnlock()
 	if err != nil {
 		return err
@@ -143,33 +164,38 @@ func (t *Thin) WriteZeroes(ctx context.Context, off, n uint64, noHole, fua bool)
 	if fua && t.changed.Load() {
 		return t.p.Commit(ctx)
 	}
-	return nil
+	// Whole blocks unmapped: answered after their passdown, as a discard.
+	return t.p.awaitPassdown(ctx, freed)
 }
 
-func (t *Thin) zeroPlan(ctx context.Context, plan discard.ZeroPlan, noHole, fua bool) error {
+// zeroPlan carries out plan and returns how many data blocks its
+// unmapping freed.
+func (t *Thin) zeroPlan(ctx context.Context, plan discard.ZeroPlan, noHole, fua bool) (uint64, error) {
 	bs := t.p.bs
 	for _, part := range []discard.ByteRange{plan.Head, plan.Tail} {
 		if part.Empty() {
 			continue
 		}
 		if err := t.zeroPart(ctx, part.Off/bs, part.Off%bs, part.Len, noHole); err != nil {
-			return err
+			return 0, err
 		}
 	}
+	freed := uint64(0)
 	if !plan.Unmap.Empty() {
 		if err := t.p.canChangeMetadata(); err != nil {
-			return err
+			return 0, err
 		}
-		if err := t.unmapBlocks(ctx, plan.Unmap.Begin, plan.Unmap.End); err != nil {
-			return err
+		var err error
+		if freed, err = t.unmapBlocks(ctx, plan.Unmap.Begin, plan.Unmap.End); err != nil {
+			return freed, err
 		}
 	}
 	for v := plan.Provision.Begin; v < plan.Provision.End; v++ {
 		if err := t.writeBlock(ctx, v, 0, zeroPayload(bs), fua); err != nil {
-			return err
+			return freed, err
 		}
 	}
-	return nil
+	return freed, nil
 }
 
 // zeroPart zeroes n bytes at offset o of block v: nothing to do for an
@@ -238,7 +264,7 @@ func (p *Pool) UnmapBlocks(ctx context.Context, id, begin, end uint64) (uint64, 
 	if begin >= end {
 		return 0, nil
 	}
-	if err := t.unmapBlocks(ctx, begin, end); err != nil {
+	if _, err := t.unmapBlocks(ctx, begin, end); err != nil {
 		return 0, err
 	}
 	after, err := p.md.MappedBlocks(id)

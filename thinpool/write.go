@@ -200,6 +200,18 @@ func (t *Thin) fillNewBlock(ctx context.Context, b, o uint64, src payload, from 
 	if from == nil && (p.cfg.SkipBlockZeroing || hole) {
 		return t.putData(ctx, base+o, src, false)
 	}
+	if from != nil && bs > smallBlock {
+		// Copy the old block where it lies (on a reflink file system a
+		// clone: no bytes move, and the file system copies only what
+		// the write then overwrites), then write over it. Smaller
+		// blocks are patched in memory and written once: cloning
+		// 64 KiB on XFS took 3.7 times as long as that, a 2 MiB
+		// clone a hundredth of the copy (BenchmarkWriteAfterSnapshotOn).
+		if err := p.data.Copy(ctx, int64(*from*bs), int64(base), int64(bs)); err != nil {
+			return err
+		}
+		return t.putData(ctx, base+o, src, false)
+	}
 	if bs <= smallBlock {
 		bp := blockBufs.Get().(*[]byte)
 		defer blockBufs.Put(bp)
@@ -218,33 +230,11 @@ func (t *Thin) fillNewBlock(ctx context.Context, b, o uint64, src payload, from 
 		}
 		return p.data.Write(ctx, blk, int64(base), false)
 	}
-	// Big blocks: copy or zero the whole block piecewise, then write.
-	if from != nil {
-		if err := t.copyBlock(ctx, *from, b); err != nil {
-			return err
-		}
-	} else if err := p.data.WriteZeroes(ctx, int64(base), int64(bs)); err != nil {
+	// Big blocks: zero the whole block, then write.
+	if err := p.data.WriteZeroes(ctx, int64(base), int64(bs)); err != nil {
 		return err
 	}
 	return t.putData(ctx, base+o, src, false)
-}
-
-// copyBlock copies data block from to data block to, a buffer at a time.
-func (t *Thin) copyBlock(ctx context.Context, from, to uint64) error {
-	p := t.p
-	bp := blockBufs.Get().(*[]byte)
-	defer blockBufs.Put(bp)
-	buf := *bp
-	for off := uint64(0); off < p.bs; off += uint64(len(buf)) {
-		n := min(uint64(len(buf)), p.bs-off)
-		if err := p.data.Read(ctx, buf[:n], int64(from*p.bs+off)); err != nil {
-			return err
-		}
-		if err := p.data.Write(ctx, buf[:n], int64(to*p.bs+off), false); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // Flush makes every write completed before it durable, on every thin of
