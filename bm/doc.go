@@ -10,7 +10,12 @@
 //
 // # Locking
 //
-// A Manager is safe for concurrent use. Its mutexes, outermost first: the
+// Lock and Unlock calls are safe for concurrent use. Flush, FlushAndUnlock,
+// DiscardDirty and Forget are not safe beside them: a flush writes and
+// stamps dirty blocks it does not lock, and an eviction may meanwhile write
+// one back and recycle its buffer. The caller excludes every other call
+// for them, as thinmeta does by committing under its lock's write side.
+// Its mutexes, outermost first: the
 // flush mutex (one Flush or FlushAndUnlock at a time), then one cache
 // shard's mutex (misses, write locks, evictions, dirty scans; never two
 // shards at once), then a MemDevice's. Block locks are not mutexes and
