@@ -211,7 +211,9 @@ func TestEmptyTreeLookupFails(t *testing.T) {
 
 func TestAscendingInsertsFillLeavesLikeLinux61(t *testing.T) {
 	// kernel-deep's untouched snapshots hold 4800 ascending inserts in
-	// leaves of 18 x 248, then 126 and 210 (spec §4.4).
+	// leaves of 18 x 248, then 126 and 210 (thin_dump of
+	// testdata/dm-thin/kernel-deep.meta.gz, made by
+	// testdata/dm-thin/make-kernel-pools.sh on Linux 6.1).
 	f := newFixture(t, 1, 4096)
 	root, _ := Empty(f.info)
 	for k := uint64(0); k < 4800; k++ {

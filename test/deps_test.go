@@ -12,7 +12,7 @@ import (
 const module = "github.com/thind-storage/thind"
 
 // layer ranks thind's packages, lowest first; a package may import only
-// packages of a lower layer (STYLE.md §1). Packages not listed are leaves
+// packages of a lower layer (docs/architecture.md). Packages not listed are leaves
 // that import nothing of thind's.
 var layer = map[string]int{
 	"bm":                  1,
