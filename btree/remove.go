@@ -58,6 +58,7 @@ func rebalance2Nodes(info *Info, parent node, l, r *child) error {
 	left, right := l.n, r.n
 	nrLeft, nrRight := left.nrEntries(), right.nrEntries()
 	if nrLeft+nrRight < 2*mergeThreshold(left)+1 {
+		ran(pathMerge2)
 		// Merge right into left. right's children moved, so only the
 		// right block itself loses its reference.
 		copyEntries(left, nrLeft, right, 0, nrRight)
@@ -65,6 +66,7 @@ func rebalance2Nodes(info *Info, parent node, l, r *child) error {
 		parent.deleteAt(r.index)
 		return info.TM.Dec(r.blk.Location())
 	}
+	ran(pathRedistribute2)
 	targetLeft := (nrLeft + nrRight) / 2
 	shiftEntries(left, right, nrLeft-targetLeft)
 	parent.setKey(r.index, right.key(0))
@@ -72,6 +74,7 @@ func rebalance2Nodes(info *Info, parent node, l, r *child) error {
 }
 
 func rebalance2(s *shadowSpine, vt *ValueType, leftIndex int) error {
+	ran(pathRebalance2)
 	info := s.info
 	parent := node(s.current().Data())
 	l, err := initChild(info, vt, parent, leftIndex)
@@ -90,6 +93,7 @@ func rebalance2(s *shadowSpine, vt *ValueType, leftIndex int) error {
 // deleteCenterNode pours the centre into left, the rest into right, drops
 // the centre and rebalances the remaining pair.
 func deleteCenterNode(info *Info, parent node, l, c, r *child) error {
+	ran(pathDeleteCenterNode)
 	left, center, right := l.n, c.n, r.n
 	nrLeft, nrCenter, nrRight := left.nrEntries(), center.nrEntries(), right.nrEntries()
 	moved := min(left.maxEntries()-nrLeft, nrCenter)
@@ -110,6 +114,7 @@ func deleteCenterNode(info *Info, parent node, l, c, r *child) error {
 }
 
 func redistribute3Remove(parent node, l, c, r *child) {
+	ran(pathRedistribute3)
 	left, center, right := l.n, c.n, r.n
 	nrLeft, nrCenter, nrRight := left.nrEntries(), center.nrEntries(), right.nrEntries()
 	total := nrLeft + nrCenter + nrRight
@@ -148,6 +153,7 @@ func redistribute3Remove(parent node, l, c, r *child) {
 }
 
 func rebalance3(s *shadowSpine, vt *ValueType, leftIndex int) error {
+	ran(pathRebalance3)
 	info := s.info
 	parent := node(s.current().Data())
 	l, err := initChild(info, vt, parent, leftIndex)
@@ -186,6 +192,7 @@ func rebalanceChildren(s *shadowSpine, vt *ValueType, key uint64) error {
 		// If a snapshot shares the child, the child keeps pointing at
 		// its entries too, so they gain a referrer (the kernel misses
 		// this and undercounts them).
+		ran(pathPullUpRoot)
 		childLoc := n.value64(0)
 		shared, err := info.TM.IsShared(childLoc)
 		if err != nil {
