@@ -16,13 +16,7 @@ func TestFileMeetsTheBackendContract(t *testing.T) {
 		name := map[bool]string{false: "buffered", true: "O_DIRECT"}[direct]
 		t.Run(name, func(t *testing.T) {
 			blktest.Run(t, func(t *testing.T, size int64) blk.Backend {
-				path := filepath.Join(t.TempDir(), "backing")
-				if err := os.WriteFile(path, nil, 0o600); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.Truncate(path, size); err != nil {
-					t.Fatal(err)
-				}
+				path := sparseFile(t, size)
 				f, err := blk.OpenFile(path, blk.FileOptions{Direct: direct})
 				if err != nil {
 					t.Fatal(err)
@@ -51,13 +45,7 @@ func TestBlockDeviceMeetsTheBackendContract(t *testing.T) {
 		name := map[bool]string{false: "buffered", true: "O_DIRECT"}[direct]
 		t.Run(name, func(t *testing.T) {
 			blktest.Run(t, func(t *testing.T, size int64) blk.Backend {
-				path := filepath.Join(t.TempDir(), "backing")
-				if err := os.WriteFile(path, nil, 0o600); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.Truncate(path, size); err != nil {
-					t.Fatal(err)
-				}
+				path := sparseFile(t, size)
 				out, err := exec.Command(losetup, "--find", "--show", path).CombinedOutput()
 				if err != nil {
 					t.Fatalf("losetup --find --show %s: %v: %s", path, err, out)
@@ -76,4 +64,17 @@ func TestBlockDeviceMeetsTheBackendContract(t *testing.T) {
 			}, blktest.Options{DiscardZeroes: true})
 		})
 	}
+}
+
+// sparseFile returns the path of a new sparse file of size bytes.
+func sparseFile(t *testing.T, size int64) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "backing")
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, size); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
