@@ -206,7 +206,7 @@ func (p *pool) check() {
 			}
 			used := 0
 			for j := uint64(0); j < EntriesPerBlock; j++ {
-				if bitmapGet(blk.Data(), j) != 0 {
+				if BitmapEntry(blk.Data(), j) != 0 {
 					used++
 				}
 			}
