@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math/rand/v2"
 	"slices"
 	"testing"
 
 	"github.com/thind-storage/thind/bm"
+	"github.com/thind-storage/thind/internal/randtest"
 	"github.com/thind-storage/thind/tm"
 )
 
@@ -251,17 +251,16 @@ func TestAscendingInsertsFillLeavesLikeLinux61(t *testing.T) {
 // checking every reference count after each round.
 func TestRandomOpsMatchAMap(t *testing.T) {
 	for _, levels := range []int{1, 2} {
-		for seed := uint64(1); seed <= 4; seed++ {
-			t.Run(fmt.Sprintf("levels=%d/seed=%d", levels, seed), func(t *testing.T) {
-				t.Logf("seed %d", seed)
+		t.Run(fmt.Sprintf("levels=%d", levels), func(t *testing.T) {
+			randtest.Each(t, 4, func(t *testing.T, seed uint64) {
 				randomOps(t, levels, seed, 12, 1500)
 			})
-		}
+		})
 	}
 }
 
 func randomOps(t *testing.T, levels int, seed uint64, rounds, opsPerRound int) {
-	rng := rand.New(rand.NewPCG(seed, seed*7919))
+	rng := randtest.FromSeed(seed)
 	f := newFixture(t, levels, 1<<15)
 	type tree struct {
 		root  uint64

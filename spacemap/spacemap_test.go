@@ -255,7 +255,7 @@ func TestRandomOpsKeepCountsExact(t *testing.T) {
 }
 
 func randomSpaceMapOps(t *testing.T, seed uint64, rounds, ops int) {
-	rng := rand.New(rand.NewPCG(seed, 99))
+	rng := randtest.Stream(seed, 99)
 	p := newPool(t, 4096)
 	p.check()
 	for round := 0; round < rounds; round++ {

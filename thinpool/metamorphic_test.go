@@ -292,7 +292,7 @@ func runMetamorphic(t *testing.T, c metaConfig, log []metaOp) metaResult {
 // same bytes under every setting.
 func metaPattern(seed, n uint64) []byte {
 	b := make([]byte, n)
-	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	r := randtest.Stream(seed, seed^0x9e3779b97f4a7c15)
 	for i := 0; i < len(b); i += 8 {
 		v := r.Uint64()
 		for j := 0; j < 8 && i+j < len(b); j++ {
