@@ -10,7 +10,7 @@ import (
 // keeps it, and ReadSuperblock sees it without opening the pool.
 func TestTheUUIDSurvivesCommitsAndReopening(t *testing.T) {
 	dev := bm.NewMemDevice(16 << 20)
-	p, err := Create(dev, dev.NrBlocks(), 128, 1024, Options{})
+	p, err := Create(dev, dev.NrBlocks(), 128, 1024, Options{}) //pooltest:thinmeta's own tests cannot import pooltest (it imports thinmeta)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +37,7 @@ func TestTheUUIDSurvivesCommitsAndReopening(t *testing.T) {
 	if sb.UUID != id || sb.TransactionID != p.TransactionID() {
 		t.Errorf("ReadSuperblock: uuid %x txid %d", sb.UUID, sb.TransactionID)
 	}
-	q, err := Open(dev, dev.NrBlocks(), Options{})
+	q, err := Open(dev, dev.NrBlocks(), Options{}) //pooltest:thinmeta's own tests cannot import pooltest (it imports thinmeta)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func TestTheUUIDSurvivesCommitsAndReopening(t *testing.T) {
 
 func TestReadSuperblockRefusesADamagedBlock(t *testing.T) {
 	dev := bm.NewMemDevice(16 << 20)
-	p, err := Create(dev, dev.NrBlocks(), 128, 1024, Options{})
+	p, err := Create(dev, dev.NrBlocks(), 128, 1024, Options{}) //pooltest:thinmeta's own tests cannot import pooltest (it imports thinmeta)
 	if err != nil {
 		t.Fatal(err)
 	}
