@@ -65,7 +65,7 @@ func runMain(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "building thind: %v\n%s", err, out)
 		return 1
 	}
-	code := m.Run()
+	code := pooltest.M(m).Run()
 	httpClient.CloseIdleConnections()
 	if code == 0 {
 		if err := goleak.Find(); err != nil {
