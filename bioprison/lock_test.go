@@ -3,7 +3,6 @@ package bioprison
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -236,7 +235,7 @@ func TestLockConcurrent(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rng := rand.New(rand.NewPCG(seed, uint64(g)))
+			rng := randtest.Stream(seed, uint64(g))
 			for range perG {
 				k := randomKey(rng)
 				ctx, cancel := context.Background(), context.CancelFunc(func() {})

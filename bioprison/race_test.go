@@ -101,7 +101,7 @@ func TestPrisonConcurrentQueueDriven(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			wrng := rand.New(rand.NewPCG(seed, uint64(w)))
+			wrng := randtest.Stream(seed, uint64(w))
 			var buf []*raceRequest
 			for {
 				var r *raceRequest

@@ -42,7 +42,7 @@ func runModel(t *testing.T, seed uint64, cfg Config, opt FileOptions) {
 		models[s] = make([]byte, modelRegion)
 		wg.Go(func() {
 			m := &modelSubmitter{t: t, d: d, base: int64(s * modelRegion), model: models[s],
-				rng: rand.New(rand.NewPCG(seed, uint64(s))), plug: d.NewPlug(), done: make(completions, cfg.PlugLimit)}
+				rng: randtest.Stream(seed, uint64(s)), plug: d.NewPlug(), done: make(completions, cfg.PlugLimit)}
 			for i := 0; i < modelOps && !t.Failed(); i++ {
 				m.step(i)
 			}

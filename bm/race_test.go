@@ -1,6 +1,7 @@
 package bm
 
 import (
+	"encoding/binary"
 	"errors"
 	"os"
 	"strconv"
@@ -128,4 +129,117 @@ func TestConcurrentLocksKeepTheirStates(t *testing.T) {
 		}
 		m.Unlock(w)
 	}
+}
+
+// TestConcurrentLocksWithEviction runs readers, writers and flushes over
+// far more blocks than the cache holds, so blocks are evicted (dirty ones
+// written back) and read again while others are locked. Every read must
+// see its own block's bytes, and at the end every block must hold exactly
+// the increments its writers made. Flushes exclude the lock calls, as
+// the package doc requires (thinmeta's lock does it in service).
+func TestConcurrentLocksWithEviction(t *testing.T) {
+	const blocks = 200
+	rounds := 4000
+	if n, _ := strconv.Atoi(os.Getenv("THIND_BM_STRESS")); n > 0 {
+		rounds = n
+	}
+	m, _ := newManager(t, blocks+1, minShardBlocks*BlockSize)
+	for b := uint64(1); b <= blocks; b++ {
+		w, err := m.WriteLockZero(b, testValidator)
+		if err != nil {
+			t.Fatal(err)
+		}
+		binary.LittleEndian.PutUint64(w.Data()[24:], b)
+		m.Unlock(w)
+	}
+	var increments [blocks + 1]atomic.Uint64
+	var bad atomic.Value
+	fail := func(msg string) { bad.CompareAndSwap(nil, msg) }
+	var wg sync.WaitGroup
+	var flushing sync.RWMutex
+	for g := range 3 {
+		wg.Go(func() {
+			for i := range rounds {
+				b := uint64(1 + (i*7+g*31)%blocks)
+				flushing.RLock()
+				r, err := m.ReadLock(b, testValidator)
+				if err != nil {
+					var le *LockError
+					if !errors.As(err, &le) {
+						fail("read of block " + strconv.Itoa(int(b)) + ": " + err.Error())
+					}
+					flushing.RUnlock()
+					continue // a writer holds it
+				}
+				if got := binary.LittleEndian.Uint64(r.Data()[24:]); got != b {
+					fail("block " + strconv.Itoa(int(b)) + " read the bytes of block " + strconv.Itoa(int(got)))
+				}
+				m.Unlock(r)
+				flushing.RUnlock()
+			}
+		})
+	}
+	for g := range 2 {
+		wg.Go(func() {
+			for i := range rounds {
+				b := uint64(1 + (i*13+g*101)%blocks)
+				flushing.RLock()
+				w, err := m.WriteLock(b, testValidator)
+				if err != nil {
+					var le *LockError
+					if !errors.As(err, &le) {
+						fail("write of block " + strconv.Itoa(int(b)) + ": " + err.Error())
+					}
+					flushing.RUnlock()
+					continue
+				}
+				n := binary.LittleEndian.Uint64(w.Data()[16:])
+				binary.LittleEndian.PutUint64(w.Data()[16:], n+1)
+				increments[b].Add(1)
+				m.Unlock(w)
+				flushing.RUnlock()
+			}
+		})
+	}
+	wg.Go(func() {
+		for range rounds / 100 {
+			flushing.Lock()
+			if err := m.Flush(); err != nil {
+				fail("flush: " + err.Error())
+			}
+			flushing.Unlock()
+		}
+	})
+	wg.Wait()
+	if msg := bad.Load(); msg != nil {
+		t.Fatal(msg)
+	}
+	if n := m.LockedBlocks(); n != 0 {
+		t.Fatalf("%d blocks still locked after every lock was released", n)
+	}
+	if err := m.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	st := m.Stats()
+	if st.Evictions == 0 || st.Misses == 0 {
+		t.Fatalf("no eviction happened (%+v): the test did not test it", st)
+	}
+	m.Forget()
+	var total uint64
+	for b := uint64(1); b <= blocks; b++ {
+		r, err := m.ReadLock(b, testValidator)
+		if err != nil {
+			t.Fatalf("block %d after the run: %v", b, err)
+		}
+		got, want := binary.LittleEndian.Uint64(r.Data()[16:]), increments[b].Load()
+		m.Unlock(r)
+		if got != want {
+			t.Errorf("block %d holds %d increments, its writers made %d", b, got, want)
+		}
+		total += want
+	}
+	if total == 0 {
+		t.Fatal("no write succeeded")
+	}
+	t.Logf("%d increments, %d evictions, %d misses", total, st.Evictions, st.Misses)
 }

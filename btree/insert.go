@@ -134,6 +134,7 @@ func hasSpaceForInsert(n node, key uint64) bool {
 // block (btree_split_beneath): the root's location never changes on a
 // split, so callers holding it need no update.
 func splitBeneath(s *shadowSpine, vt *ValueType) error {
+	ran(pathSplitBeneath)
 	info := s.info
 	pn := node(s.current().Data())
 	nr := pn.nrEntries()
@@ -242,6 +243,7 @@ func redistribute3(left, center, right node) {
 
 // splitOneIntoTwo moves half of the current node into a new right sibling.
 func splitOneIntoTwo(s *shadowSpine, parentIndex int, key uint64) error {
+	ran(pathSplitOneIntoTwo)
 	info := s.info
 	left := s.current()
 	right, err := info.TM.NewBlock(NodeValidator)
@@ -271,6 +273,7 @@ func splitOneIntoTwo(s *shadowSpine, parentIndex int, key uint64) error {
 // splitTwoIntoThree spreads the current node and a sibling over three
 // nodes, which leaves them fuller than splitting one into two.
 func splitTwoIntoThree(s *shadowSpine, vt *ValueType, parentIndex int, key uint64) error {
+	ran(pathSplitTwoIntoThree)
 	info := s.info
 	pn := node(s.parent().Data())
 	var left, right bm.Block
@@ -334,6 +337,7 @@ func splitTwoIntoThree(s *shadowSpine, vt *ValueType, parentIndex int, key uint6
 
 // rebalanceLeft moves entries from the current node into its left sibling.
 func rebalanceLeft(s *shadowSpine, vt *ValueType, parentIndex int, key uint64) error {
+	ran(pathRebalanceLeft)
 	pn := node(s.parent().Data())
 	sib, err := shadowChild(s.info, vt, pn, parentIndex-1)
 	if err != nil {
@@ -353,6 +357,7 @@ func rebalanceLeft(s *shadowSpine, vt *ValueType, parentIndex int, key uint64) e
 
 // rebalanceRight moves entries from the current node into its right sibling.
 func rebalanceRight(s *shadowSpine, vt *ValueType, parentIndex int, key uint64) error {
+	ran(pathRebalanceRight)
 	pn := node(s.parent().Data())
 	sib, err := shadowChild(s.info, vt, pn, parentIndex+1)
 	if err != nil {

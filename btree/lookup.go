@@ -138,16 +138,6 @@ func lookupNextSingle(info *Info, root, key uint64, value []byte, depth int) (ui
 // FindHighestKey returns the highest key of a single-level tree, and false
 // when the tree is empty.
 func FindHighestKey(info *Info, root uint64) (uint64, bool, error) {
-	return findKey(info, root, true)
-}
-
-// FindLowestKey returns the lowest key of a single-level tree, and false
-// when the tree is empty.
-func FindLowestKey(info *Info, root uint64) (uint64, bool, error) {
-	return findKey(info, root, false)
-}
-
-func findKey(info *Info, root uint64, highest bool) (uint64, bool, error) {
 	s := roSpine{info: info}
 	defer s.exit()
 	size := info.Value.Size
@@ -163,10 +153,7 @@ func findKey(info *Info, root uint64, highest bool) (uint64, bool, error) {
 		if nr == 0 {
 			return 0, false, nil
 		}
-		i := 0
-		if highest {
-			i = nr - 1
-		}
+		i := nr - 1
 		if n.isLeaf() {
 			return n.key(i), true, nil
 		}

@@ -13,9 +13,6 @@ func (v Node) IsLeaf() bool { return v.n.isLeaf() }
 // IsInternal reports whether the node is an internal node.
 func (v Node) IsInternal() bool { return v.n.isInternal() }
 
-// Flags returns the raw flags field.
-func (v Node) Flags() uint32 { return v.n.flags() }
-
 // NrEntries returns the number of entries in use.
 func (v Node) NrEntries() int { return v.n.nrEntries() }
 

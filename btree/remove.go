@@ -63,6 +63,7 @@ func rebalance2Nodes(info *Info, parent node, l, r *child) error {
 	// max/3 and the removal left it one short (Linux fixed the same in
 	// dm-btree-remove.c's __rebalance2).
 	if nrLeft+nrRight < 2*(mergeThreshold(left)+1) {
+		ran(pathMerge2)
 		// Merge right into left. right's children moved, so only the
 		// right block itself loses its reference.
 		copyEntries(left, nrLeft, right, 0, nrRight)
@@ -70,6 +71,7 @@ func rebalance2Nodes(info *Info, parent node, l, r *child) error {
 		parent.deleteAt(r.index)
 		return info.TM.Dec(r.blk.Location())
 	}
+	ran(pathRedistribute2)
 	targetLeft := (nrLeft + nrRight) / 2
 	shiftEntries(left, right, nrLeft-targetLeft)
 	parent.setKey(r.index, right.key(0))
@@ -77,6 +79,7 @@ func rebalance2Nodes(info *Info, parent node, l, r *child) error {
 }
 
 func rebalance2(s *shadowSpine, vt *ValueType, leftIndex int) error {
+	ran(pathRebalance2)
 	info := s.info
 	parent := node(s.current().Data())
 	l, err := initChild(info, vt, parent, leftIndex)
@@ -95,6 +98,7 @@ func rebalance2(s *shadowSpine, vt *ValueType, leftIndex int) error {
 // deleteCenterNode pours the centre into left, the rest into right, drops
 // the centre and rebalances the remaining pair.
 func deleteCenterNode(info *Info, parent node, l, c, r *child) error {
+	ran(pathDeleteCenterNode)
 	left, center, right := l.n, c.n, r.n
 	nrLeft, nrCenter, nrRight := left.nrEntries(), center.nrEntries(), right.nrEntries()
 	moved := min(left.maxEntries()-nrLeft, nrCenter)
@@ -115,6 +119,7 @@ func deleteCenterNode(info *Info, parent node, l, c, r *child) error {
 }
 
 func redistribute3Remove(parent node, l, c, r *child) {
+	ran(pathRedistribute3)
 	left, center, right := l.n, c.n, r.n
 	nrLeft, nrCenter, nrRight := left.nrEntries(), center.nrEntries(), right.nrEntries()
 	total := nrLeft + nrCenter + nrRight
@@ -153,6 +158,7 @@ func redistribute3Remove(parent node, l, c, r *child) {
 }
 
 func rebalance3(s *shadowSpine, vt *ValueType, leftIndex int) error {
+	ran(pathRebalance3)
 	info := s.info
 	parent := node(s.current().Data())
 	l, err := initChild(info, vt, parent, leftIndex)
@@ -191,6 +197,7 @@ func rebalanceChildren(s *shadowSpine, vt *ValueType, key uint64) error {
 		// If a snapshot shares the child, the child keeps pointing at
 		// its entries too, so they gain a referrer (the kernel misses
 		// this and undercounts them).
+		ran(pathPullUpRoot)
 		childLoc := n.value64(0)
 		shared, err := info.TM.IsShared(childLoc)
 		if err != nil {

@@ -5,6 +5,8 @@ import (
 	"os"
 	"strconv"
 	"testing"
+
+	"github.com/thind-storage/thind/internal/randtest"
 )
 
 // TestRandomOpsManySeeds runs the model test over THIND_BTREE_SEEDS more
@@ -14,11 +16,11 @@ func TestRandomOpsManySeeds(t *testing.T) {
 	if n <= 0 {
 		t.Skip("set THIND_BTREE_SEEDS=N for the long run")
 	}
-	for seed := uint64(100); seed < uint64(100+n); seed++ {
-		for _, levels := range []int{1, 2} {
-			t.Run(fmt.Sprintf("levels=%d/seed=%d", levels, seed), func(t *testing.T) {
+	for _, levels := range []int{1, 2} {
+		t.Run(fmt.Sprintf("levels=%d", levels), func(t *testing.T) {
+			randtest.Each(t, n, func(t *testing.T, seed uint64) {
 				randomOps(t, levels, seed, 8, 1500)
 			})
-		}
+		})
 	}
 }

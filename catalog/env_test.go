@@ -12,6 +12,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/thind-storage/thind/bm"
+	"github.com/thind-storage/thind/internal/pooltest"
 	"github.com/thind-storage/thind/thinmeta"
 )
 
@@ -69,10 +70,7 @@ func newEnv(t testing.TB) *testEnv {
 	t.Helper()
 	dev := bm.NewMemDevice(testMetaBlocks * bm.BlockSize)
 	io := &hookDevice{MemDevice: dev}
-	pool, err := thinmeta.Create(io, testMetaBlocks, testBlockSector, testDataBlocks, thinmeta.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pool := pooltest.CreateMetadata(t, io, testMetaBlocks, testBlockSector, testDataBlocks, thinmeta.Options{})
 	e := &testEnv{t: t, fs: vfs.NewCrashableMem(), dev: dev, io: io, pool: pool, clock: &testClock{}}
 	e.open()
 	e.reconcile()
@@ -135,8 +133,11 @@ func (e *testEnv) restart(s snapshot) *testEnv {
 	if err := e.cat.Close(); err != nil && !errors.Is(err, ErrClosed) {
 		e.t.Fatalf("close catalog: %v", err)
 	}
+	// The abandoned pool is what a crashed process left in memory; what
+	// its disk held, s, is reopened below and checked in its place.
+	pooltest.Of(e.pool).Unchecked("abandoned at a simulated crash; its crash image is reopened and checked")
 	io := &hookDevice{MemDevice: s.dev}
-	pool, err := thinmeta.Open(io, testMetaBlocks, thinmeta.Options{})
+	pool, err := pooltest.OpenMetadataErr(e.t, io, testMetaBlocks, thinmeta.Options{})
 	if err != nil {
 		e.t.Fatalf("open metadata after crash: %v", err)
 	}

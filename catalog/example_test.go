@@ -17,7 +17,7 @@ import (
 func Example() {
 	ctx := context.Background()
 	dev := bm.NewMemDevice(256 * bm.BlockSize)
-	pool, err := thinmeta.Create(dev, 256, 128, 1024, thinmeta.Options{})
+	pool, err := thinmeta.Create(dev, 256, 128, 1024, thinmeta.Options{}) //pooltest:an Example has no testing.T to check its pool with
 	if err != nil {
 		log.Fatal(err)
 	}

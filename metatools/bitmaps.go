@@ -1,8 +1,6 @@
 package metatools
 
 import (
-	"encoding/binary"
-
 	"github.com/thind-storage/thind/bm"
 	"github.com/thind-storage/thind/spacemap"
 )
@@ -25,13 +23,7 @@ func (c *bitmapCounts) set(b uint64, count uint32) {
 	if c.bitmaps[i] == nil {
 		c.bitmaps[i] = make([]byte, bm.BlockSize)
 	}
-	v := min(count, 3)
-	off := 16 + 8*(e/32)
-	w := binary.LittleEndian.Uint64(c.bitmaps[i][off:])
-	j := (e % 32) * 2
-	w &^= 3 << j
-	w |= uint64(v>>1&1)<<j | uint64(v&1)<<(j+1)
-	binary.LittleEndian.PutUint64(c.bitmaps[i][off:], w)
+	spacemap.SetBitmapEntry(c.bitmaps[i], e, min(count, 3))
 	if count > 0 {
 		c.allocated++
 	}
@@ -48,17 +40,17 @@ func (c *bitmapCounts) write(w *blockWriter) ([]spacemap.IndexEntry, error) {
 		}
 		used, firstFree := uint32(0), uint32(spacemap.EntriesPerBlock)
 		for e := uint64(0); e < spacemap.EntriesPerBlock; e++ {
-			if bitmapEntry(data, e) != 0 {
+			if spacemap.BitmapEntry(data, e) != 0 {
 				used++
 			} else if firstFree == spacemap.EntriesPerBlock {
 				firstFree = uint32(e)
 			}
 		}
-		b, err := w.alloc()
+		b, err := w.Alloc()
 		if err != nil {
 			return nil, err
 		}
-		if err := w.write(b, data, spacemap.BitmapValidator); err != nil {
+		if err := w.Write(b, data, spacemap.BitmapValidator); err != nil {
 			return nil, err
 		}
 		entries[i] = spacemap.IndexEntry{Blocknr: b, NrFree: spacemap.EntriesPerBlock - used, NoneFreeBefore: firstFree}

@@ -32,7 +32,7 @@ func (e *ErrMetadataFull) Error() string {
 }
 
 // alloc returns the next block number without writing it yet.
-func (w *blockWriter) alloc() (uint64, error) {
+func (w *blockWriter) Alloc() (uint64, error) {
 	if w.next >= w.limit {
 		return 0, &ErrMetadataFull{Need: w.next + 1, Have: w.limit}
 	}
@@ -43,7 +43,7 @@ func (w *blockWriter) alloc() (uint64, error) {
 
 // write stores data (one block, stamped by v) at block b, which must be
 // the lowest block allocated and not yet written.
-func (w *blockWriter) write(b uint64, data []byte, v bm.Validator) error {
+func (w *blockWriter) Write(b uint64, data []byte, v bm.Validator) error {
 	if b != w.base+uint64(len(w.buf)/bm.BlockSize) {
 		return fmt.Errorf("metadata writer: block %d written out of order (expected %d)", b, w.base+uint64(len(w.buf)/bm.BlockSize))
 	}

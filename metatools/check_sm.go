@@ -78,15 +78,15 @@ func (c *checker) checkSpaceMap(where string, root spacemap.Root, metadata bool)
 			c.r.errorAt(root.BitmapRoot, where, "index block: %s", describe(err))
 			return nil
 		}
-		entries, _ := spacemap.DecodeMetadataIndex(blk.Data(), n)
-		for i := n; i < spacemap.MaxMetadataBitmaps; i++ {
-			off := 16 + 16*i
-			if binary.LittleEndian.Uint64(blk.Data()[off:]) != 0 {
-				c.r.warnAt(root.BitmapRoot, where, "unused index entry %d is not zero", i)
+		all, _ := spacemap.DecodeMetadataIndex(blk.Data(), spacemap.MaxMetadataBitmaps)
+		c.img.BM.Unlock(blk)
+		entries := all[:n]
+		for i, e := range all[n:] {
+			if e.Blocknr != 0 {
+				c.r.warnAt(root.BitmapRoot, where, "unused index entry %d is not zero", n+uint64(i))
 				break
 			}
 		}
-		c.img.BM.Unlock(blk)
 		for _, e := range entries {
 			sm.bitmaps = append(sm.bitmaps, e.Blocknr)
 		}
@@ -155,7 +155,7 @@ func (c *checker) forEachCount(sm *smCounts, fn func(b uint64, count uint32)) {
 		base := uint64(i) * spacemap.EntriesPerBlock
 		for e := uint64(0); e < spacemap.EntriesPerBlock; e++ {
 			b := base + e
-			v := bitmapEntry(data, e)
+			v := spacemap.BitmapEntry(data, e)
 			if b >= sm.root.NrBlocks {
 				if v != 0 {
 					c.r.errorAt(loc, sm.where, "entry for block %d beyond the space map is %d, not 0", b, v)
@@ -178,12 +178,6 @@ func (c *checker) forEachCount(sm *smCounts, fn func(b uint64, count uint32)) {
 	for b, count := range sm.big {
 		c.r.errorf(sm.where+" reference count tree", "block %d has count %d in the tree but not 3 in its bitmap", b, count)
 	}
-}
-
-func bitmapEntry(block []byte, e uint64) uint32 {
-	w := binary.LittleEndian.Uint64(block[16+8*(e/32):])
-	j := (e % 32) * 2
-	return uint32(w>>j&1)<<1 | uint32(w>>(j+1)&1)
 }
 
 func (c *checker) compareMetadataCounts(sm *smCounts) {

@@ -75,7 +75,7 @@ func TestAPoolInUseIsReadOnlyThroughItsMetadataSnapshot(t *testing.T) {
 // still its catalog's (thin_repair writes a zero uuid).
 func TestRepairKeepsThePoolsIdentity(t *testing.T) {
 	src := bm.NewMemDevice(16 << 20)
-	p, err := thinmeta.Create(src, src.NrBlocks(), 128, 1024, thinmeta.Options{})
+	p, err := thinmeta.Create(src, src.NrBlocks(), 128, 1024, thinmeta.Options{}) //pooltest:metatools' own tests cannot import pooltest (it imports metatools)
 	if err != nil {
 		t.Fatal(err)
 	}

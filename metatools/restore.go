@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"github.com/thind-storage/thind/bm"
+	"github.com/thind-storage/thind/btree"
 	"github.com/thind-storage/thind/metastream"
 	"github.com/thind-storage/thind/spacemap"
 	"github.com/thind-storage/thind/thinmeta"
@@ -142,20 +143,20 @@ func (rs *restorer) EndDevice() error {
 	if !slices.IsSortedFunc(p, func(a, b mapEntry) int { return cmpU64(a.vblock, b.vblock) }) {
 		slices.SortFunc(p, func(a, b mapEntry) int { return cmpU64(a.vblock, b.vblock) })
 	}
-	tb := newTreeBuilder(rs.w, 8)
+	tb := btree.NewBuilder(rs.w, 8)
 	var v [8]byte
 	for i, e := range p {
 		if i > 0 && e.vblock == p[i-1].vblock {
 			return fmt.Errorf("dev_id %d maps virtual block %d twice", rs.dev0.DevID, e.vblock)
 		}
 		binary.LittleEndian.PutUint64(v[:], e.value)
-		if err := tb.add(e.vblock, v[:]); err != nil {
+		if err := tb.Add(e.vblock, v[:]); err != nil {
 			return err
 		}
 		b, _ := thinmeta.UnpackBlockTime(e.value)
 		rs.data = append(rs.data, b)
 	}
-	root, err := tb.finish()
+	root, err := tb.Finish()
 	if err != nil {
 		return err
 	}
@@ -184,25 +185,25 @@ func (rs *restorer) EndSuperblock() error {
 	slices.SortFunc(rs.tops, func(a, b topEntry) int { return cmpU64(a.id, b.id) })
 	slices.SortFunc(rs.details, func(a, b detailEntry) int { return cmpU64(a.id, b.id) })
 
-	details := newTreeBuilder(rs.w, thinmeta.DeviceDetailsSize)
+	details := btree.NewBuilder(rs.w, thinmeta.DeviceDetailsSize)
 	var dv [thinmeta.DeviceDetailsSize]byte
 	for _, e := range rs.details {
 		e.d.Encode(dv[:])
-		if err := details.add(e.id, dv[:]); err != nil {
+		if err := details.Add(e.id, dv[:]); err != nil {
 			return err
 		}
 	}
-	detailsRoot, err := details.finish()
+	detailsRoot, err := details.Finish()
 	if err != nil {
 		return err
 	}
-	top := newTreeBuilder(rs.w, 8)
+	top := btree.NewBuilder(rs.w, 8)
 	for _, e := range rs.tops {
-		if err := top.add(e.id, leBytes(e.root)); err != nil {
+		if err := top.Add(e.id, leBytes(e.root)); err != nil {
 			return err
 		}
 	}
-	mappingRoot, err := top.finish()
+	mappingRoot, err := top.Finish()
 	if err != nil {
 		return err
 	}
@@ -260,7 +261,7 @@ func leBytes(v uint64) []byte {
 func (rs *restorer) writeDataSpaceMap() (spacemap.Root, error) {
 	slices.Sort(rs.data)
 	nr := rs.sb.NrDataBlocks
-	refs := newTreeBuilder(rs.w, 4)
+	refs := btree.NewBuilder(rs.w, 4)
 	counts := newBitmapCounts(nr)
 	for i := 0; i < len(rs.data); {
 		j := i
@@ -275,13 +276,13 @@ func (rs *restorer) writeDataSpaceMap() (spacemap.Root, error) {
 		if n > 2 {
 			var v [4]byte
 			binary.LittleEndian.PutUint32(v[:], uint32(n))
-			if err := refs.add(rs.data[i], v[:]); err != nil {
+			if err := refs.Add(rs.data[i], v[:]); err != nil {
 				return spacemap.Root{}, err
 			}
 		}
 		i = j
 	}
-	refRoot, err := refs.finish()
+	refRoot, err := refs.Finish()
 	if err != nil {
 		return spacemap.Root{}, err
 	}
@@ -289,15 +290,15 @@ func (rs *restorer) writeDataSpaceMap() (spacemap.Root, error) {
 	if err != nil {
 		return spacemap.Root{}, err
 	}
-	index := newTreeBuilder(rs.w, 16)
+	index := btree.NewBuilder(rs.w, 16)
 	var v [16]byte
 	for i, e := range entries {
 		e.Encode(v[:])
-		if err := index.add(uint64(i), v[:]); err != nil {
+		if err := index.Add(uint64(i), v[:]); err != nil {
 			return spacemap.Root{}, err
 		}
 	}
-	indexRoot, err := index.finish()
+	indexRoot, err := index.Finish()
 	if err != nil {
 		return spacemap.Root{}, err
 	}
@@ -309,8 +310,8 @@ func (rs *restorer) writeDataSpaceMap() (spacemap.Root, error) {
 // metadata block of a restored pool has a count of one.
 func (rs *restorer) writeMetadataSpaceMap() (spacemap.Root, error) {
 	nr := rs.nrBlocks
-	refs := newTreeBuilder(rs.w, 4)
-	refRoot, err := refs.finish()
+	refs := btree.NewBuilder(rs.w, 4)
+	refRoot, err := refs.Finish()
 	if err != nil {
 		return spacemap.Root{}, err
 	}
@@ -327,15 +328,15 @@ func (rs *restorer) writeMetadataSpaceMap() (spacemap.Root, error) {
 	if err != nil {
 		return spacemap.Root{}, err
 	}
-	idx, err := rs.w.alloc()
+	idx, err := rs.w.Alloc()
 	if err != nil {
 		return spacemap.Root{}, err
 	}
 	block := make([]byte, bm.BlockSize)
-	for i, e := range entries {
-		e.Encode(block[16+16*i:])
+	if err := spacemap.EncodeMetadataIndex(block, entries); err != nil {
+		return spacemap.Root{}, err
 	}
-	if err := rs.w.write(idx, block, spacemap.IndexValidator); err != nil {
+	if err := rs.w.Write(idx, block, spacemap.IndexValidator); err != nil {
 		return spacemap.Root{}, err
 	}
 	rs.used = rs.w.next

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
@@ -53,7 +52,7 @@ func TestBackendContract(t *testing.T) {
 	for _, bf := range backendFactories {
 		t.Run(bf.name, func(t *testing.T) {
 			seed := randtest.Seed(t)
-			rng := rand.New(rand.NewPCG(seed, 7))
+			rng := randtest.Stream(seed, 7)
 			be := bf.new(t, size)
 			ctx := t.Context()
 			if be.Size() != size {

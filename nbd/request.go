@@ -44,8 +44,13 @@ func isWrite(cmd uint16) bool {
 	return cmd == wire.CmdWrite || cmd == wire.CmdTrim || cmd == wire.CmdWriteZeroes
 }
 
-// validate decides the answer to r that needs no backend, in the order of
-// the checklist's §4.3 (the first match wins). The caller has already
+// validate decides the answer to r that needs no backend, checking in this
+// order and answering the first failure: the command, its flags (NBD
+// spec, doc/proto.md "Command flags"), commands not advertised, writes to a
+// read-only export (EPERM), the payload, the range, then size, alignment
+// and BLOCK_STATUS's length. The order is what
+// clients can observe when a request breaks several rules; docs/nbd.md
+// lists it with its reasons. The caller has already
 // handled bad magic, DISC and oversized payloads, which end the
 // connection.
 func (t *transmission) validate(r *request) {

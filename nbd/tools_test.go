@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -187,7 +186,7 @@ h.shutdown()
 // randomImage writes a raw image with random data, zero runs and holes.
 func randomImage(t *testing.T, path string, size int64, seed uint64) []byte {
 	t.Helper()
-	rng := rand.New(rand.NewPCG(seed, 1))
+	rng := randtest.Stream(seed, 1)
 	img := make([]byte, size)
 	for off := int64(0); off < size; off += 256 << 10 {
 		if rng.IntN(3) == 0 {

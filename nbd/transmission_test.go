@@ -5,13 +5,13 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 
+	"github.com/thind-storage/thind/internal/randtest"
 	"github.com/thind-storage/thind/nbd/internal/wire"
 )
 
@@ -470,7 +470,7 @@ func TestConcurrentClients(t *testing.T) {
 			t.Run(fmt.Sprint(i), func(t *testing.T) {
 				t.Parallel()
 				seed := uint64(i)
-				rng := rand.New(rand.NewPCG(seed, 42))
+				rng := randtest.Stream(seed, 42)
 				c := dialUnix(t, ts)
 				c.negotiate("vol0", i%2 == 0, i%3 == 0, false)
 				model := make([]byte, region)

@@ -8,8 +8,9 @@ import "encoding/binary"
 
 const entriesPerWord = 32
 
-// bitmapGet returns entry e of a bitmap block.
-func bitmapGet(block []byte, e uint64) uint32 {
+// BitmapEntry returns entry e of a bitmap block: the one decoder of the
+// bitmap layout, for the space maps and the offline checker.
+func BitmapEntry(block []byte, e uint64) uint32 {
 	w := binary.LittleEndian.Uint64(block[bitmapHeaderSize+8*(e/entriesPerWord):])
 	j := (e % entriesPerWord) * 2
 	hi := uint32(w>>j) & 1
@@ -17,8 +18,8 @@ func bitmapGet(block []byte, e uint64) uint32 {
 	return hi<<1 | lo
 }
 
-// bitmapSet stores v (0..3) in entry e.
-func bitmapSet(block []byte, e uint64, v uint32) {
+// SetBitmapEntry stores v (0..3) in entry e of a bitmap block.
+func SetBitmapEntry(block []byte, e uint64, v uint32) {
 	off := bitmapHeaderSize + 8*(e/entriesPerWord)
 	w := binary.LittleEndian.Uint64(block[off:])
 	j := (e % entriesPerWord) * 2
@@ -46,7 +47,7 @@ func bitmapFindFree(block []byte, begin, end uint64) (uint64, bool) {
 				continue
 			}
 		}
-		if bitmapGet(block, e) == 0 {
+		if BitmapEntry(block, e) == 0 {
 			return e, true
 		}
 		e++

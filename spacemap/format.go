@@ -106,3 +106,16 @@ func DecodeMetadataIndex(block []byte, n uint64) ([]IndexEntry, error) {
 	}
 	return entries, nil
 }
+
+// EncodeMetadataIndex writes entries into a metadata index block, zeroing
+// the unused ones: the inverse of DecodeMetadataIndex.
+func EncodeMetadataIndex(block []byte, entries []IndexEntry) error {
+	if len(entries) > MaxMetadataBitmaps {
+		return fmt.Errorf("metadata space map needs %d bitmaps, the index holds %d", len(entries), MaxMetadataBitmaps)
+	}
+	clear(block[indexHeaderSize:])
+	for i, e := range entries {
+		e.Encode(block[indexHeaderSize+indexEntrySize*i:])
+	}
+	return nil
+}

@@ -59,15 +59,15 @@ func FuzzBitmap(f *testing.F) {
 		copy(block, data)
 		entry := uint64(e) % EntriesPerBlock
 		val := uint32(v % 4)
-		bitmapSet(block, entry, val)
-		if got := bitmapGet(block, entry); got != val {
+		SetBitmapEntry(block, entry, val)
+		if got := BitmapEntry(block, entry); got != val {
 			t.Fatalf("entry %d: set %d, got %d", entry, val, got)
 		}
 		begin, end := uint64(lo)%(EntriesPerBlock+1), uint64(hi)%(EntriesPerBlock+1)
 		got, ok := bitmapFindFree(block, begin, end)
 		want, wantOK := uint64(0), false
 		for i := begin; i < end; i++ {
-			if bitmapGet(block, i) == 0 {
+			if BitmapEntry(block, i) == 0 {
 				want, wantOK = i, true
 				break
 			}

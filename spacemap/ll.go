@@ -80,7 +80,7 @@ func (l *ll) lookupBitmap(b uint64) (uint32, error) {
 	if err != nil {
 		return 0, err
 	}
-	v := bitmapGet(blk.Data(), b%EntriesPerBlock)
+	v := BitmapEntry(blk.Data(), b%EntriesPerBlock)
 	l.tm.Unlock(blk)
 	return v, nil
 }
@@ -189,7 +189,7 @@ func (l *ll) mutate(b uint64, fn func(old uint32) (uint32, error)) (allocEvent, 
 		return eventNone, err
 	}
 	l.setBitmapBlock(index, blk.Location())
-	old := bitmapGet(blk.Data(), bit)
+	old := BitmapEntry(blk.Data(), bit)
 	if old > 2 {
 		if old, err = l.lookupBig(b); err != nil {
 			l.tm.Unlock(blk)
@@ -202,7 +202,7 @@ func (l *ll) mutate(b uint64, fn func(old uint32) (uint32, error)) (allocEvent, 
 		return eventNone, fmt.Errorf("block %d: %w", b, err)
 	}
 	if count <= 2 {
-		bitmapSet(blk.Data(), bit, count)
+		SetBitmapEntry(blk.Data(), bit, count)
 		l.tm.Unlock(blk)
 		if old > 2 {
 			if l.refCountRoot, err = btree.Remove(&l.refInfo, l.refCountRoot, []uint64{b}); err != nil {
@@ -210,7 +210,7 @@ func (l *ll) mutate(b uint64, fn func(old uint32) (uint32, error)) (allocEvent, 
 			}
 		}
 	} else {
-		bitmapSet(blk.Data(), bit, 3)
+		SetBitmapEntry(blk.Data(), bit, 3)
 		l.tm.Unlock(blk)
 		var v [4]byte
 		binary.LittleEndian.PutUint32(v[:], count)
@@ -306,13 +306,12 @@ func (l *ll) commit() error {
 		}
 		// Shadowing may have changed entries (it allocates from this
 		// very space map); they are final now.
-		data := blk.Data()
-		clear(data[indexHeaderSize:])
-		for i, e := range l.entries {
-			e.Encode(data[indexHeaderSize+indexEntrySize*i:])
-		}
+		err = EncodeMetadataIndex(blk.Data(), l.entries)
 		l.bitmapRoot = blk.Location()
 		l.tm.Unlock(blk)
+		if err != nil {
+			return err
+		}
 		clear(l.dirty)
 		return nil
 	}

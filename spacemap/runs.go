@@ -79,7 +79,7 @@ func bitmapFreeRuns(block []byte, begin, end uint64, fn func(b, e uint64) error)
 				continue
 			}
 		}
-		free := bitmapGet(block, e) == 0
+		free := BitmapEntry(block, e) == 0
 		switch {
 		case free && !open:
 			start, open = e, true

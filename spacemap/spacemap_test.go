@@ -206,7 +206,7 @@ func (p *pool) check() {
 			}
 			used := 0
 			for j := uint64(0); j < EntriesPerBlock; j++ {
-				if bitmapGet(blk.Data(), j) != 0 {
+				if BitmapEntry(blk.Data(), j) != 0 {
 					used++
 				}
 			}
@@ -255,7 +255,7 @@ func TestRandomOpsKeepCountsExact(t *testing.T) {
 }
 
 func randomSpaceMapOps(t *testing.T, seed uint64, rounds, ops int) {
-	rng := rand.New(rand.NewPCG(seed, 99))
+	rng := randtest.Stream(seed, 99)
 	p := newPool(t, 4096)
 	p.check()
 	for round := 0; round < rounds; round++ {

@@ -124,7 +124,7 @@ func checkStoppedPool(t *testing.T, d *daemon) []uint64 {
 func TestKill9DuringVolumeOperationsLosesNothingAcknowledged(t *testing.T) {
 	d := startDaemon(t)
 	seed := randtest.Seed(t)
-	rng := rand.New(rand.NewPCG(seed, 8))
+	rng := randtest.Stream(seed, 8)
 	model := listed(d.volumes())
 	n := 0
 	const rounds = 12
@@ -139,7 +139,7 @@ func TestKill9DuringVolumeOperationsLosesNothingAcknowledged(t *testing.T) {
 			err      error
 		}
 		res := make(chan result, 1)
-		opRng := rand.New(rand.NewPCG(seed, uint64(round)))
+		opRng := randtest.Stream(seed, uint64(round))
 		go func() {
 			m := model
 			for {
@@ -291,7 +291,7 @@ func TestKill9DuringWritesKeepsWhatWasFlushed(t *testing.T) {
 	d := startDaemon(t)
 	d.mustCLI("volume", "create", "crash", "--size", fmt.Sprint(snapSlots*slotSize))
 	seed := randtest.Seed(t)
-	rng := rand.New(rand.NewPCG(seed, 9))
+	rng := randtest.Stream(seed, 9)
 	conns := make([]*nbdClient, 4)
 	for i := range conns {
 		conns[i] = d.dial(t, "crash")

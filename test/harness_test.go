@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thind-storage/thind/internal/pooltest"
 	"github.com/thind-storage/thind/internal/tooltest"
 	"go.uber.org/goleak"
 )
@@ -64,7 +65,7 @@ func runMain(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "building thind: %v\n%s", err, out)
 		return 1
 	}
-	code := m.Run()
+	code := pooltest.M(m).Run()
 	httpClient.CloseIdleConnections()
 	if code == 0 {
 		if err := goleak.Find(); err != nil {
@@ -163,6 +164,9 @@ func startDaemon(t testing.TB, extra ...string) *daemon {
 			return dl.DialContext(ctx, "unix", filepath.Join(d.dir, "control.sock"))
 		},
 	}}
+	// Registered before the stop below, so it runs after it: the pool
+	// the daemon leaves is checked by thind's checker and thin_check.
+	pooltest.CheckFile(t, d.metadataPath())
 	t.Cleanup(func() {
 		if d.running() {
 			d.stop()
@@ -174,6 +178,20 @@ func startDaemon(t testing.TB, extra ...string) *daemon {
 	})
 	d.start()
 	return d
+}
+
+// metadataPath is the daemon's metadata device: --metadata-device if its
+// arguments give one, else the file thind makes in the data directory.
+func (d *daemon) metadataPath() string {
+	for i, a := range d.args {
+		if a == "--metadata-device" && i+1 < len(d.args) {
+			return d.args[i+1]
+		}
+		if v, ok := strings.CutPrefix(a, "--metadata-device="); ok {
+			return v
+		}
+	}
+	return filepath.Join(d.dir, "metadata")
 }
 
 func (d *daemon) running() bool {

@@ -2,7 +2,6 @@ package test
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"strconv"
 	"testing"
@@ -45,7 +44,7 @@ func TestKill9LoopKeepsEveryFlushAndFUA(t *testing.T) {
 	d := startDaemon(t)
 	d.mustCLI("volume", "create", "crash", "--size", fmt.Sprint(snapSlots*slotSize))
 	seed := randtest.Seed(t)
-	rng := rand.New(rand.NewPCG(seed, 10))
+	rng := randtest.Stream(seed, 10)
 	prev := make([]slotState, snapSlots) // all zeros: a new volume
 	durableTotal, fuaTotal := 0, 0
 	for epoch := uint64(1); epoch <= uint64(loops); epoch++ {

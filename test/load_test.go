@@ -86,7 +86,7 @@ func TestLoadManyConnectionsAgainstAModel(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := runLoadConn(c, ci, models[ci], rand.New(rand.NewPCG(seed, uint64(ci))), soak, start, st); err != nil {
+			if err := runLoadConn(c, ci, models[ci], randtest.Stream(seed, uint64(ci)), soak, start, st); err != nil {
 				errs <- fmt.Errorf("connection %d: %w", ci, err)
 			}
 		}()
@@ -97,7 +97,7 @@ func TestLoadManyConnectionsAgainstAModel(t *testing.T) {
 	snaps := 0
 	go func() {
 		defer close(snapDone)
-		rng := rand.New(rand.NewPCG(seed, 99))
+		rng := randtest.Stream(seed, 99)
 		var live []string
 		for i := 0; ; i++ {
 			select {

@@ -27,7 +27,7 @@ func writeRandomImage(t *testing.T, path string, size int64, seed uint64) provis
 		t.Fatal(err)
 	}
 	defer f.Close()
-	rng := rand.New(rand.NewPCG(seed, 2))
+	rng := randtest.Stream(seed, 2)
 	var key [32]byte
 	binary.LittleEndian.PutUint64(key[:], seed)
 	data := rand.NewChaCha8(key)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -143,7 +142,7 @@ func startStampWritersEpoch(t *testing.T, conns []*nbdClient, seed, epoch uint64
 		go func() {
 			defer sw.wg.Done()
 			c := conns[w%len(conns)]
-			rng := rand.New(rand.NewPCG(seed, uint64(w)))
+			rng := randtest.Stream(seed, uint64(w))
 			buf := make([]byte, slotSize)
 			for seq := uint64(1); ; seq++ {
 				select {

@@ -67,7 +67,7 @@ func TestRandomAndTruncatedStreamsLeaveNoTrace(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rng := rand.New(rand.NewPCG(seed, uint64(g)))
+			rng := randtest.Stream(seed, uint64(g))
 			for next.Add(1) <= hostileStreams {
 				k := rng.IntN(len(kinds))
 				if err := sendHostileStream(d, rng, k); err != nil {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"testing"
 
 	"github.com/thind-storage/thind/bm"
@@ -19,7 +18,7 @@ const atomicMetaBlocks = 2048
 // changePool makes a transaction's worth of scattered changes, the same
 // ones every time for the same starting state.
 func changePool(t *testing.T, p *thinmeta.Pool, seed uint64) {
-	rng := rand.New(rand.NewPCG(seed, 1))
+	rng := randtest.Stream(seed, 1)
 	for _, d := range p.Devices() {
 		for i := 0; i < 150; i++ {
 			b, err := p.AllocDataBlock()

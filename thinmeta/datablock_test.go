@@ -40,7 +40,7 @@ func TestDataBlockSizeRule(t *testing.T) {
 // as corruption rather than serve blocks of that size.
 func TestOpenRefusesABadDataBlockSize(t *testing.T) {
 	dev := bm.NewMemDevice(256 * bm.BlockSize)
-	p, err := Create(dev, dev.NrBlocks(), 128, 1024, Options{})
+	p, err := Create(dev, dev.NrBlocks(), 128, 1024, Options{}) //pooltest:the superblock is damaged on purpose
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,12 +56,12 @@ func TestOpenRefusesABadDataBlockSize(t *testing.T) {
 	if _, err := dev.WriteAt(block, 0); err != nil {
 		t.Fatal(err)
 	}
-	_, err = Open(dev, dev.NrBlocks(), Options{})
+	_, err = Open(dev, dev.NrBlocks(), Options{}) //pooltest:the superblock is damaged on purpose
 	var se *DataBlockSizeError
 	if !errors.As(err, &se) || !errors.Is(err, bm.ErrCorruption) || se.Bytes != 193*512 {
 		t.Fatalf("Open = %v, want a *DataBlockSizeError for 193 sectors that is corruption", err)
 	}
-	if _, err := Create(bm.NewMemDevice(256*bm.BlockSize), 256, 192, 1024, Options{}); !errors.As(err, &se) {
+	if _, err := Create(bm.NewMemDevice(256*bm.BlockSize), 256, 192, 1024, Options{}); !errors.As(err, &se) { //pooltest:Create must refuse, so no pool is made
 		t.Fatalf("Create with 96 KiB blocks = %v, want a *DataBlockSizeError", err)
 	}
 }

@@ -15,11 +15,3 @@ func loadImage(t testing.TB, name string) *bm.MemDevice {
 	dev.Sync()
 	return dev
 }
-
-func readAll(t *testing.T, d *bm.MemDevice) []byte {
-	buf := make([]byte, d.Size())
-	if _, err := d.ReadAt(buf, 0); err != nil {
-		t.Fatal(err)
-	}
-	return buf
-}

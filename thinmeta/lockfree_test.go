@@ -2,7 +2,6 @@ package thinmeta_test
 
 import (
 	"errors"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -49,7 +48,7 @@ func TestLockFreeLookupsSeeOnlyRealMappings(t *testing.T) {
 	var wg sync.WaitGroup
 	for r := 0; r < 4; r++ {
 		wg.Go(func() {
-			rng := rand.New(rand.NewPCG(seed, uint64(r)))
+			rng := randtest.Stream(seed, uint64(r))
 			for {
 				select {
 				case <-stop:
@@ -73,7 +72,7 @@ func TestLockFreeLookupsSeeOnlyRealMappings(t *testing.T) {
 			}
 		})
 	}
-	rng := rand.New(rand.NewPCG(seed, 9))
+	rng := randtest.Stream(seed, 9)
 	deadline := time.Now().Add(time.Second)
 	for time.Now().Before(deadline) && !t.Failed() {
 		v := rng.Uint64N(vblocks)

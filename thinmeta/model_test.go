@@ -43,7 +43,7 @@ type harness struct {
 }
 
 func newHarness(t *testing.T, seed uint64) *harness {
-	h := &harness{t: t, rng: rand.New(rand.NewPCG(seed, 7)), nrMeta: 4096, live: model{}}
+	h := &harness{t: t, rng: randtest.Stream(seed, 7), nrMeta: 4096, live: model{}}
 	h.dev = bm.NewMemDevice(int64(h.nrMeta) * bm.BlockSize)
 	h.pool = pooltest.CreateMetadata(t, h.dev, h.nrMeta, 128, 20000, thinmeta.Options{CacheBytes: 1 << 20})
 	h.committed = h.live.clone()

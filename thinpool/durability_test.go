@@ -2,7 +2,6 @@ package thinpool_test
 
 import (
 	"encoding/binary"
-	"math/rand/v2"
 	"os"
 	"strconv"
 	"testing"
@@ -101,7 +100,7 @@ func TestFlushedWritesSurvivePowerCuts(t *testing.T) {
 }
 
 func powerCuts(t *testing.T, seed uint64, ignoreHoles bool, cycles, ops int) {
-	rng := rand.New(rand.NewPCG(seed, 11))
+	rng := randtest.Stream(seed, 11)
 	metaDev := bm.NewMemDevice(metaBytes)
 	dataDev := bm.NewMemDevice(dataBytes)
 	// Every device the pool runs on, the first and each crash clone it is

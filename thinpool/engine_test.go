@@ -2,15 +2,15 @@ package thinpool_test
 
 import (
 	"bytes"
-	"math/rand/v2"
 	"testing"
 
+	"github.com/thind-storage/thind/internal/randtest"
 	"github.com/thind-storage/thind/thinpool"
 )
 
 func fill(seed uint64, n int) []byte {
 	b := make([]byte, n)
-	r := rand.New(rand.NewPCG(seed, seed))
+	r := randtest.Stream(seed, seed)
 	for i := range b {
 		b[i] = byte(r.Uint32())
 	}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/thind-storage/thind/blk"
 	"github.com/thind-storage/thind/bm"
@@ -126,3 +127,22 @@ func (e *env) thin(id, size uint64) *thinpool.Thin {
 }
 
 var bg = context.Background()
+
+// newFullPool returns a pool whose 1 MiB data device a thin has filled,
+// with writes queueing for space for up to a minute; full receives each
+// entry into ModeOutOfDataSpace.
+func newFullPool(t *testing.T) (e *env, th *thinpool.Thin, full chan struct{}) {
+	t.Helper()
+	full = make(chan struct{}, 1)
+	cfg := thinpool.Config{NoSpaceTimeout: time.Minute, OnModeChange: func(_, to thinpool.Mode) {
+		if to == thinpool.ModeOutOfDataSpace {
+			full <- struct{}{}
+		}
+	}}
+	e = newFileEnv(t, 16<<20, 1<<20, cfg)
+	th = e.thin(1, 16<<20)
+	if err := th.WriteAt(bg, fill(8, 1<<20), 0, false); err != nil {
+		t.Fatal(err)
+	}
+	return e, th, full
+}

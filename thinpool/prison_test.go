@@ -15,17 +15,7 @@ import (
 // a full pool) keeps the cell, and no waiter is left behind for it to
 // wake, however long it holds on.
 func TestCancelledCellWaiterLeavesNoWaiterBehind(t *testing.T) {
-	full := make(chan struct{}, 1)
-	cfg := thinpool.Config{NoSpaceTimeout: time.Minute, OnModeChange: func(_, to thinpool.Mode) {
-		if to == thinpool.ModeOutOfDataSpace {
-			full <- struct{}{}
-		}
-	}}
-	e := newFileEnv(t, 16<<20, 1<<20, cfg)
-	th := e.thin(1, 16<<20)
-	if err := th.WriteAt(bg, fill(8, 1<<20), 0, false); err != nil {
-		t.Fatal(err)
-	}
+	e, th, full := newFullPool(t)
 	// The holder: provisioning block 64 finds the pool full and waits for
 	// space in the block's cell.
 	holder := make(chan error, 1)

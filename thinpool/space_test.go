@@ -201,17 +201,7 @@ func TestOutOfDataSpace(t *testing.T) {
 // TestQueuedWriteResumesWhenSpaceAppears blocks a write on a full pool and
 // grows the data device under it.
 func TestQueuedWriteResumesWhenSpaceAppears(t *testing.T) {
-	full := make(chan struct{}, 1)
-	cfg := thinpool.Config{NoSpaceTimeout: time.Minute, OnModeChange: func(_, to thinpool.Mode) {
-		if to == thinpool.ModeOutOfDataSpace {
-			full <- struct{}{}
-		}
-	}}
-	e := newFileEnv(t, 16<<20, 1<<20, cfg)
-	th := e.thin(1, 16<<20)
-	if err := th.WriteAt(bg, fill(8, 1<<20), 0, false); err != nil {
-		t.Fatal(err)
-	}
+	e, th, full := newFullPool(t)
 	done := make(chan error, 1)
 	go func() { done <- th.WriteAt(bg, []byte{7}, 4<<20, false) }()
 	select {

@@ -134,7 +134,7 @@ func (s *stress) fail(format string, args ...any) {
 }
 
 func (s *stress) worker(th *thinpool.Thin, w int, seed uint64, stop chan struct{}) {
-	rng := rand.New(rand.NewPCG(seed, 1))
+	rng := randtest.Stream(seed, 1)
 	lock := s.owners[th.ID()][w]
 	s.volsMu.Lock()
 	m := s.vols[th.ID()]

@@ -17,7 +17,7 @@
 // which flushes. A restorer implements Emitter and hands itself to Parse.
 // Neither allocates per mapping.
 //
-// # What the Writer prints (spec §10.1)
+// # What the Writer prints (as thin_dump 0.9.0 does)
 //
 // No XML declaration; two spaces of indentation per level; attributes in
 // thin_dump's order; uuid as given (thin_dump always gives ""); flags and
@@ -27,7 +27,7 @@
 // when it is one block long and <range_mapping> otherwise; an empty device
 // prints its open and close tags on consecutive lines.
 //
-// # What Parse reads (spec §10.2)
+// # What Parse reads (what thin_restore 0.9.0 accepts)
 //
 // Everything thin_dump 0.9.0 writes and the XML variations thin_restore
 // 0.9.0 (expat) accepts: attributes in any order, either quote, any white

@@ -1,7 +1,9 @@
 // Package blktest holds contract tests that any blk.Backend must pass, so
-// that every implementation (file, block device, the engine's crash-
-// simulating memory device) is held to the same rules, the way
-// thin-provisioning-tools runs one test set against every space map.
+// that every implementation is held to the same rules, the way
+// thin-provisioning-tools runs one test set against every space map. It
+// runs against blk.File (blk/contract_test.go), blk.BlockDevice on loop
+// devices when the tests run as root (same file), and the engine's
+// crash-simulating memory device (thinpool/memdata_test.go).
 package blktest
 
 import (

@@ -43,8 +43,13 @@ func New(t testing.TB) *rand.Rand {
 }
 
 // FromSeed returns the generator a seed stands for.
-func FromSeed(seed uint64) *rand.Rand {
-	return rand.New(rand.NewPCG(seed, seed>>32))
+func FromSeed(seed uint64) *rand.Rand { return Stream(seed, 0) }
+
+// Stream returns the i-th of a seed's independent generators, for a test
+// that gives each goroutine, connection or round its own (stream 0 is
+// FromSeed's), so that one seed still replays the whole test.
+func Stream(seed, i uint64) *rand.Rand {
+	return rand.New(rand.NewPCG(seed, seed>>32^i*0x9E3779B97F4A7C15))
 }
 
 // Each runs fn in n subtests, each with its own seed, named after it; with
