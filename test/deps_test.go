@@ -22,6 +22,7 @@ var layer = map[string]int{
 	"spacemap":            4,
 	"metastream":          0,
 	"devlock":             0,
+	"sendstream":          0,
 	"thinxml":             1,
 	"thinmeta":            5,
 	"metatools":           6,
