@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/thind-storage/thind/daemon"
+)
+
+func newVolumeSend() *cobra.Command {
+	var from, resume, output string
+	cmd := &cobra.Command{
+		Use:   "send SNAPSHOT [--from BASE] [--resume TOKEN] [-o FILE]",
+		Short: "Write a snapshot as a send stream, whole or incremental",
+		Long: `Write snapshot SNAPSHOT as a send stream (docs/send-stream.md) to stdout
+or FILE: its mapped data, or with --from BASE only where it differs from
+snapshot BASE (which the receiver must hold, received before). The daemon
+reads the snapshot; this command only pipes. --resume TOKEN resumes an
+interrupted stream from where the receiver says it landed (the token of
+` + "`thind volume receive NAME --resume-token`" + ` on the receiving side).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			q := url.Values{}
+			if from != "" {
+				q.Set("from", from)
+			}
+			if resume != "" {
+				q.Set("resume", resume)
+			}
+			out := cmd.OutOrStdout()
+			if output != "" && output != "-" {
+				f, err := os.Create(output)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				out = f
+			}
+			path := "/v1/volumes/" + url.PathEscape(args[0]) + "/send?" + q.Encode()
+			return newControl(cmd).pipe(cmd.Context(), "GET", path, nil, out)
+		},
+	}
+	addControlFlags(cmd)
+	cmd.Flags().StringVar(&from, "from", "", "send only what differs from this snapshot")
+	cmd.Flags().StringVar(&resume, "resume", "", "resume an interrupted stream with the receiver's token")
+	cmd.Flags().StringVarP(&output, "output", "o", "", "write the stream to FILE (default stdout)")
+	return cmd
+}
+
+func newVolumeReceive() *cobra.Command {
+	var input string
+	var token bool
+	cmd := &cobra.Command{
+		Use:   "receive NAME [-i FILE] [--resume-token]",
+		Short: "Apply a send stream as snapshot NAME",
+		Long: `Apply a send stream from stdin or FILE as a new snapshot NAME. The daemon
+writes it into a staging volume NAME.receiving and creates NAME only once
+the stream's end record has verified. An incremental stream applies only
+onto the snapshot this pool received as its base. An interrupted receive
+keeps what landed: --resume-token prints the token to pass to
+` + "`thind volume send --resume`" + `, which sends only the rest.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c := newControl(cmd)
+			path := "/v1/volumes/" + url.PathEscape(args[0]) + "/receive"
+			if token {
+				var t daemon.ReceiveToken
+				if err := c.call(cmd.Context(), "GET", path, nil, &t); err != nil {
+					return err
+				}
+				_, err := fmt.Fprintln(cmd.OutOrStdout(), t.Token)
+				return err
+			}
+			in := cmd.InOrStdin()
+			if input != "" && input != "-" {
+				f, err := os.Open(input)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				in = f
+			}
+			return c.pipe(cmd.Context(), "POST", path, in, cmd.OutOrStdout())
+		},
+	}
+	addControlFlags(cmd)
+	cmd.Flags().StringVarP(&input, "input", "i", "", "read the stream from FILE (default stdin)")
+	cmd.Flags().BoolVar(&token, "resume-token", false, "print the token that resumes an interrupted receive")
+	return cmd
+}
+
+// pipe sends body (if not nil) and copies the answer to out, without a
+// time limit; an error the daemon reports in the send trailer fails it.
+func (c *control) pipe(ctx context.Context, method, path string, body io.Reader, out io.Writer) error {
+	req, err := http.NewRequestWithContext(ctx, method, "http://thind"+path, body)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/octet-stream")
+	}
+	sc := *c
+	h := *c.http
+	h.Timeout = 0
+	sc.http = &h
+	resp, err := sc.do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(out, resp.Body); err != nil {
+		return err
+	}
+	if msg := resp.Trailer.Get(daemon.SendErrorTrailer); msg != "" {
+		return errors.New(msg)
+	}
+	return nil
+}
