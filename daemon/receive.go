@@ -29,7 +29,7 @@ const stagingSuffix = ".receiving"
 
 // receiveCommitEvery is how many bytes land between recorded progress
 // points: a resume re-sends at most this much.
-const receiveCommitEvery = 16 << 20
+const receiveCommitEvery = 4 << 20
 
 // Errors of a receive; errors.Is tells them apart.
 var (

@@ -14,6 +14,7 @@ import (
 
 	"github.com/thind-storage/thind/internal/pooltest"
 	"github.com/thind-storage/thind/internal/randtest"
+	"github.com/thind-storage/thind/sendstream"
 )
 
 // netnsPair makes two network namespaces joined by a veth pair and
@@ -69,9 +70,10 @@ func (d *daemon) thindIn(args ...string) *exec.Cmd {
 }
 
 // transfer pipes `thind volume send` on a into `thind volume receive` on
-// b. kill, if positive, SIGKILLs one side after that long. It returns the
-// receive's error output and whether both sides exited 0.
-func transfer(t *testing.T, a, b *daemon, sendArgs []string, name string, kill time.Duration, killSender bool) (string, bool) {
+// b. If after is positive, victim SIGKILLs one of the four processes
+// after that long. It returns the error output and whether both sides
+// exited 0.
+func transfer(t *testing.T, a, b *daemon, sendArgs []string, name string, after time.Duration, victim int) (string, bool) {
 	t.Helper()
 	send := a.thindIn(append([]string{"volume", "send"}, sendArgs...)...)
 	recv := b.thindIn("volume", "receive", name)
@@ -90,14 +92,9 @@ func transfer(t *testing.T, a, b *daemon, sendArgs []string, name string, kill t
 	}
 	pw.Close()
 	pr.Close()
-	if kill > 0 {
-		time.AfterFunc(kill, func() {
-			if killSender {
-				send.Process.Signal(syscall.SIGKILL)
-			} else {
-				recv.Process.Signal(syscall.SIGKILL)
-			}
-		})
+	if after > 0 {
+		p := []*os.Process{send.Process, recv.Process, a.cmd.Process, b.cmd.Process}[victim]
+		time.AfterFunc(after, func() { p.Signal(syscall.SIGKILL) })
 	}
 	se, re := send.Wait(), recv.Wait()
 	return sendErr.String() + recvErr.String(), se == nil && re == nil
@@ -140,7 +137,9 @@ func TestReplicateBetweenNamespaces(t *testing.T) {
 		a.mustCLI("volume", "create", "vm", "--size", "64M")
 		m := &blockModel{vols: map[string]map[int64]int{"vm": {}}}
 
-		kills := 0
+		kills, resumedMidway := 0, 0
+		victims := []string{"send", "receive", "sending daemon", "receiving daemon"}
+		killed := map[string]int{}
 		// replicate sends snap (from base) into b, killing a side at
 		// random until kills reaches want, then resumes to the end.
 		replicate := func(snap, base, name string, want int) {
@@ -151,7 +150,7 @@ func TestReplicateBetweenNamespaces(t *testing.T) {
 			resume := ""
 			for attempt := 0; ; attempt++ {
 				var kill time.Duration
-				killSender := rng.IntN(2) == 0
+				victim := rng.IntN(len(victims))
 				if kills < want {
 					kill = time.Duration(5+rng.IntN(150)) * time.Millisecond
 				}
@@ -159,7 +158,14 @@ func TestReplicateBetweenNamespaces(t *testing.T) {
 				if resume != "" {
 					sendArgs = append(append([]string{}, args...), "--resume", resume)
 				}
-				out, ok := transfer(t, a, b, sendArgs, name, kill, killSender)
+				out, ok := transfer(t, a, b, sendArgs, name, kill, victim)
+				if kill > 0 && victim >= 2 {
+					// A daemon was killed (or is about to be, if the
+					// transfer won the race): start it again.
+					d := []*daemon{a, b}[victim-2]
+					d.kill()
+					d.start()
+				}
 				if ok {
 					break
 				}
@@ -167,6 +173,7 @@ func TestReplicateBetweenNamespaces(t *testing.T) {
 					t.Fatalf("send %v into b failed without a kill:\n%s", sendArgs, out)
 				}
 				kills++
+				killed[victims[victim]]++
 				if hasVolume(b, name) {
 					// The receive completed just before the kill: then
 					// it must be whole.
@@ -181,6 +188,10 @@ func TestReplicateBetweenNamespaces(t *testing.T) {
 				resume = strings.TrimSpace(tok)
 				if code != 0 {
 					resume = ""
+				} else if tk, err := sendstream.ParseToken(resume); err != nil {
+					t.Fatalf("b's resume token %q: %v", resume, err)
+				} else if tk.Offset > 0 {
+					resumedMidway++
 				}
 			}
 			if got, want := nbdSum(t, b, name), nbdSum(t, a, snap); got != want {
@@ -208,7 +219,10 @@ func TestReplicateBetweenNamespaces(t *testing.T) {
 			replicate("s3", "", "extra", kills+5)
 			b.mustCLI("volume", "delete", "extra")
 		}
-		t.Logf("%d kills, every resume completed", kills)
+		t.Logf("%d kills (%v), every resume completed, %d of them past the start", kills, killed, resumedMidway)
+		if resumedMidway == 0 {
+			t.Fatal("no resume started past the stream's start: each resent everything")
+		}
 
 		// Refusals, each leaving no new volume on b.
 		dir := t.TempDir()
@@ -247,5 +261,27 @@ func TestReplicateBetweenNamespaces(t *testing.T) {
 		a.mustCLI("volume", "send", "s4", "--from", "never-sent", "-o", wrong)
 		wb, _ := os.ReadFile(wrong)
 		refuse("wrong-base", wb, "s4", "applies on a base this pool does not have")
+
+		// The sender trusts no token: garbage, too long, another
+		// stream's, an offset off a block boundary or past the end.
+		var h sendstream.Header
+		if r, err := sendstream.NewReader(bytes.NewReader(good)); err != nil {
+			t.Fatal(err)
+		} else {
+			h = r.Header() // s1 from s0
+		}
+		for _, tok := range []string{
+			"not a token!",
+			strings.Repeat("A", sendstream.MaxTokenLen+1),
+			sendstream.Token{SnapshotID: h.SnapshotID, BaseID: "", Offset: 0}.String(),
+			sendstream.Token{SnapshotID: h.BaseID, BaseID: h.BaseID, Offset: 0}.String(),
+			sendstream.Token{SnapshotID: h.SnapshotID, BaseID: h.BaseID, Offset: blockSize + 1}.String(),
+			sendstream.Token{SnapshotID: h.SnapshotID, BaseID: h.BaseID, Offset: 1 << 62}.String(),
+		} {
+			out, errOut, code := a.cli("volume", "send", "s1", "--from", "s0", "--resume", tok)
+			if code == 0 || out != "" || !strings.Contains(errOut, "resume token") {
+				t.Fatalf("send --resume %.40q: exit %d, %d bytes out, %q; want a refusal", tok, code, len(out), errOut)
+			}
+		}
 	})
 }
