@@ -3,6 +3,8 @@ package daemon
 import (
 	"sync/atomic"
 	"time"
+
+	"github.com/thind-storage/thind/metrics"
 )
 
 // replStats counts what send and receive did, for metrics: the delta
@@ -15,18 +17,11 @@ type replStats struct {
 	sends, receives, receivesFailed, sendsFailed atomic.Uint64
 }
 
-// ReplStats is a snapshot of replStats.
-type ReplStats struct {
-	DeltaBytes, SentBytes, ReceivedBytes       uint64
-	DeltaSeconds, SendSeconds, ReceiveSeconds  float64
-	Sends, SendsFailed, Receives, ReceivesFail uint64
-}
-
-func (s *replStats) snapshot() ReplStats {
-	return ReplStats{
+func (s *replStats) snapshot() metrics.Replication {
+	return metrics.Replication{
 		DeltaBytes: s.deltaBytes.Load(), SentBytes: s.sentBytes.Load(), ReceivedBytes: s.receivedBytes.Load(),
 		DeltaSeconds: seconds(s.deltaNanos.Load()), SendSeconds: seconds(s.sendNanos.Load()), ReceiveSeconds: seconds(s.receiveNanos.Load()),
-		Sends: s.sends.Load(), SendsFailed: s.sendsFailed.Load(), Receives: s.receives.Load(), ReceivesFail: s.receivesFailed.Load(),
+		Sends: s.sends.Load(), SendsFailed: s.sendsFailed.Load(), Receives: s.receives.Load(), ReceivesFailed: s.receivesFailed.Load(),
 	}
 }
 

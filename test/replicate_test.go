@@ -111,6 +111,18 @@ func nbdSum(t *testing.T, d *daemon, vol string) [32]byte {
 	return sha256.Sum256(out)
 }
 
+// scrapeIn reads d's metrics from inside its namespace.
+func scrapeIn(t *testing.T, d *daemon) string {
+	t.Helper()
+	out, err := exec.Command("ip", "netns", "exec", d.netns, "/usr/bin/python3", "-c",
+		"import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1]).read().decode())",
+		"http://"+d.metrics+"/metrics").Output()
+	if err != nil {
+		t.Fatalf("scraping %s: %v", d.metrics, err)
+	}
+	return string(out)
+}
+
 func hasVolume(d *daemon, name string) bool {
 	for _, v := range d.volumes() {
 		if v.Name == name {
@@ -261,6 +273,19 @@ func TestReplicateBetweenNamespaces(t *testing.T) {
 		a.mustCLI("volume", "send", "s4", "--from", "never-sent", "-o", wrong)
 		wb, _ := os.ReadFile(wrong)
 		refuse("wrong-base", wb, "s4", "applies on a base this pool does not have")
+
+		// Metrics, since the last restarts: a's two streams to files,
+		// b's four refusals.
+		am, bm := scrapeIn(t, a), scrapeIn(t, b)
+		if v := metric(am, "thind_send_bytes_total"); v < float64(len(good)+len(wb)) {
+			t.Fatalf("thind_send_bytes_total %v, want >= %d", v, len(good)+len(wb))
+		}
+		if metric(am, "thind_sends_total") < 2 || metric(am, "thind_send_delta_bytes_total") <= 0 || metric(am, "thind_send_duration_seconds_total") <= 0 {
+			t.Fatalf("a's send metrics:\n%s", am)
+		}
+		if metric(bm, "thind_receives_failed_total") < 4 || metric(bm, "thind_receive_bytes_total") <= 0 || metric(bm, "thind_receive_duration_seconds_total") <= 0 {
+			t.Fatalf("b's receive metrics:\n%s", bm)
+		}
 
 		// The sender trusts no token: garbage, too long, another
 		// stream's, an offset off a block boundary or past the end.
