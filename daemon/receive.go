@@ -224,7 +224,7 @@ func (d *Daemon) prepareStaging(ctx context.Context, name, st string, h sendstre
 		if len(bases) == 0 {
 			return stage, fmt.Errorf("receive into %s: %w: no volume was received as %s (%s)", name, ErrWrongBase, h.BaseID, h.Base)
 		}
-		stage, err = d.SnapshotVolume(ctx, bases[0].Name, catalog.Spec{Name: st, Size: h.Size, Labels: labels}, false)
+		stage, err = d.SnapshotVolume(ctx, bases[0].Name, catalog.Spec{Name: st, Size: h.Size, Labels: labels, Export: stagingExport}, false)
 		if err != nil {
 			return stage, err
 		}
@@ -235,8 +235,12 @@ func (d *Daemon) prepareStaging(ctx context.Context, name, st string, h sendstre
 		}
 		return stage, nil
 	}
-	return d.CreateVolume(ctx, catalog.Spec{Name: st, Size: h.Size, Labels: labels})
+	return d.CreateVolume(ctx, catalog.Spec{Name: st, Size: h.Size, Labels: labels, Export: stagingExport})
 }
+
+// stagingExport keeps NBD clients from writing into a receive: only the
+// stream writes there.
+var stagingExport = catalog.ExportSettings{ReadOnly: true}
 
 // setLanded records that the staging volume holds the stream up to
 // landed; the data must be flushed first.
