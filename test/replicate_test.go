@@ -69,42 +69,57 @@ func (d *daemon) thindIn(args ...string) *exec.Cmd {
 	return cmd
 }
 
-// transfer pipes `thind volume send` on a into `thind volume receive` on
-// b. If after is positive, victim SIGKILLs one of the four processes
-// after that long. It returns the error output and whether both sides
-// exited 0.
-func transfer(t *testing.T, a, b *daemon, sendArgs []string, name string, after time.Duration, victim int) (string, bool) {
+// transfer sends with `thind volume send` on a into `thind volume
+// receive` on b: through a pipe, or with tcp over the veth pair (send
+// --to, receive --listen). If after is positive, victim SIGKILLs one of
+// the four processes after that long (and the other side, should it hang
+// on, a few seconds later). It returns the error output and whether both
+// sides exited 0.
+func transfer(t *testing.T, a, b *daemon, sendArgs []string, name string, tcp bool, after time.Duration, victim int) (string, bool) {
 	t.Helper()
 	send := a.thindIn(append([]string{"volume", "send"}, sendArgs...)...)
 	recv := b.thindIn("volume", "receive", name)
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
+	var pr, pw *os.File
+	if tcp {
+		addr := strings.Split(b.tcp, ":")[0] + ":10900"
+		send.Args = append(send.Args, "--to", addr)
+		recv.Args = append(recv.Args, "--listen", addr)
+	} else {
+		var err error
+		if pr, pw, err = os.Pipe(); err != nil {
+			t.Fatal(err)
+		}
+		send.Stdout, recv.Stdin = pw, pr
 	}
-	send.Stdout, recv.Stdin = pw, pr
 	var sendErr, recvErr bytes.Buffer
 	send.Stderr, recv.Stderr = &sendErr, &recvErr
-	if err := send.Start(); err != nil {
-		t.Fatal(err)
-	}
 	if err := recv.Start(); err != nil {
 		t.Fatal(err)
 	}
-	pw.Close()
-	pr.Close()
+	if err := send.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if pw != nil {
+		pw.Close()
+		pr.Close()
+	}
 	if after > 0 {
 		p := []*os.Process{send.Process, recv.Process, a.cmd.Process, b.cmd.Process}[victim]
 		time.AfterFunc(after, func() { p.Signal(syscall.SIGKILL) })
+		time.AfterFunc(after+5*time.Second, func() {
+			send.Process.Signal(syscall.SIGKILL)
+			recv.Process.Signal(syscall.SIGKILL)
+		})
 	}
 	se, re := send.Wait(), recv.Wait()
 	return sendErr.String() + recvErr.String(), se == nil && re == nil
 }
 
-// nbdSum is the sha256 of volume vol of d read over NBD/TCP, from d's
-// namespace.
-func nbdSum(t *testing.T, d *daemon, vol string) [32]byte {
+// nbdSum is the sha256 of volume vol of d read over NBD/TCP from the
+// namespace of from (d's own, or across the veth pair).
+func nbdSum(t *testing.T, from, d *daemon, vol string) [32]byte {
 	t.Helper()
-	out, err := exec.Command("ip", "netns", "exec", d.netns, "nbdcopy", d.tcpURI(vol), "-").Output()
+	out, err := exec.Command("ip", "netns", "exec", from.netns, "nbdcopy", d.tcpURI(vol), "-").Output()
 	if err != nil {
 		t.Fatalf("nbdcopy %s: %v", d.tcpURI(vol), err)
 	}
@@ -170,7 +185,8 @@ func TestReplicateBetweenNamespaces(t *testing.T) {
 				if resume != "" {
 					sendArgs = append(append([]string{}, args...), "--resume", resume)
 				}
-				out, ok := transfer(t, a, b, sendArgs, name, kill, victim)
+				tcp := rng.IntN(2) == 0
+				out, ok := transfer(t, a, b, sendArgs, name, tcp, kill, victim)
 				if kill > 0 && victim >= 2 {
 					// A daemon was killed (or is about to be, if the
 					// transfer won the race): start it again.
@@ -182,7 +198,7 @@ func TestReplicateBetweenNamespaces(t *testing.T) {
 					break
 				}
 				if kill == 0 {
-					t.Fatalf("send %v into b failed without a kill:\n%s", sendArgs, out)
+					t.Fatalf("send %v into b (tcp %v) failed without a kill:\n%s", sendArgs, tcp, out)
 				}
 				kills++
 				killed[victims[victim]]++
@@ -206,7 +222,7 @@ func TestReplicateBetweenNamespaces(t *testing.T) {
 					resumedMidway++
 				}
 			}
-			if got, want := nbdSum(t, b, name), nbdSum(t, a, snap); got != want {
+			if got, want := nbdSum(t, a, b, name), nbdSum(t, a, a, snap); got != want {
 				t.Fatalf("%s on b: sha256 %x, a's %s %x", name, got, snap, want)
 			}
 		}
@@ -262,9 +278,9 @@ func TestReplicateBetweenNamespaces(t *testing.T) {
 		bad[len(bad)/2] ^= 1
 		refuse("corrupt", bad, "c1", "corrupt send stream")
 		refuse("truncated", good[:len(good)-10], "c2", "truncated send stream")
-		s1 := nbdSum(t, b, "s1")
+		s1 := nbdSum(t, b, b, "s1")
 		refuse("replayed", good, "s1", "already received")
-		if nbdSum(t, b, "s1") != s1 {
+		if nbdSum(t, b, b, "s1") != s1 {
 			t.Fatal("the replayed stream changed s1 on b")
 		}
 		a.mustCLI("volume", "snapshot", "vm", "never-sent")

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -15,7 +18,7 @@ import (
 )
 
 func newVolumeSend() *cobra.Command {
-	var from, resume, output string
+	var from, resume, output, to string
 	cmd := &cobra.Command{
 		Use:   "send SNAPSHOT [--from BASE] [--resume TOKEN] [-o FILE]",
 		Short: "Write a snapshot as a send stream, whole or incremental",
@@ -35,7 +38,15 @@ interrupted stream from where the receiver says it landed (the token of
 				q.Set("resume", resume)
 			}
 			out := cmd.OutOrStdout()
-			if output != "" && output != "-" {
+			if to != "" {
+				conn, err := dialReceiver(cmd.Context(), to)
+				if err != nil {
+					return err
+				}
+				defer conn.Close()
+				out = conn
+				defer conn.CloseWrite() // the receiver's end of stream
+			} else if output != "" && output != "-" {
 				f, err := os.Create(output)
 				if err != nil {
 					return err
@@ -51,11 +62,12 @@ interrupted stream from where the receiver says it landed (the token of
 	cmd.Flags().StringVar(&from, "from", "", "send only what differs from this snapshot")
 	cmd.Flags().StringVar(&resume, "resume", "", "resume an interrupted stream with the receiver's token")
 	cmd.Flags().StringVarP(&output, "output", "o", "", "write the stream to FILE (default stdout)")
+	cmd.Flags().StringVar(&to, "to", "", "send the stream over TCP to HOST:PORT, where `thind volume receive --listen` waits")
 	return cmd
 }
 
 func newVolumeReceive() *cobra.Command {
-	var input string
+	var input, listen string
 	var token bool
 	cmd := &cobra.Command{
 		Use:   "receive NAME [-i FILE] [--resume-token]",
@@ -79,7 +91,14 @@ keeps what landed: --resume-token prints the token to pass to
 				return err
 			}
 			in := cmd.InOrStdin()
-			if input != "" && input != "-" {
+			if listen != "" {
+				conn, err := acceptSender(listen)
+				if err != nil {
+					return err
+				}
+				defer conn.Close()
+				in = conn
+			} else if input != "" && input != "-" {
 				f, err := os.Open(input)
 				if err != nil {
 					return err
@@ -93,7 +112,38 @@ keeps what landed: --resume-token prints the token to pass to
 	addControlFlags(cmd)
 	cmd.Flags().StringVarP(&input, "input", "i", "", "read the stream from FILE (default stdin)")
 	cmd.Flags().BoolVar(&token, "resume-token", false, "print the token that resumes an interrupted receive")
+	cmd.Flags().StringVar(&listen, "listen", "", "take the stream from one TCP connection on HOST:PORT (from `thind volume send --to`)")
 	return cmd
+}
+
+// dialReceiver connects to a receiver's --listen address, retrying
+// refusals for a few seconds: the receiver may be starting.
+func dialReceiver(ctx context.Context, addr string) (*net.TCPConn, error) {
+	deadline := time.Now().Add(receiverWait)
+	for {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err == nil {
+			return c.(*net.TCPConn), nil
+		}
+		if !errors.Is(err, syscall.ECONNREFUSED) || time.Now().After(deadline) {
+			return nil, fmt.Errorf("connecting to the receiver: %w", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// receiverWait is how long a sender waits for a receiver to listen.
+const receiverWait = 10 * time.Second
+
+// acceptSender takes one connection on addr; the listener closes then.
+func acceptSender(addr string) (net.Conn, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("receive --listen: %w", err)
+	}
+	defer l.Close()
+	return l.Accept()
 }
 
 // pipe sends body (if not nil) and copies the answer to out, without a
