@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"io"
 	"sync/atomic"
 	"time"
 
@@ -29,7 +30,7 @@ func seconds(ns int64) float64 { return time.Duration(ns).Seconds() }
 
 // countingWriter counts the bytes it passes on.
 type countingWriter struct {
-	w interface{ Write([]byte) (int, error) }
+	w io.Writer
 	n *atomic.Uint64
 }
 
@@ -41,7 +42,7 @@ func (c countingWriter) Write(p []byte) (int, error) {
 
 // countingReader counts the bytes it passes on.
 type countingReader struct {
-	r interface{ Read([]byte) (int, error) }
+	r io.Reader
 	n *atomic.Uint64
 }
 

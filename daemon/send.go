@@ -19,7 +19,7 @@ var ErrBadToken = errors.New("the resume token does not fit this stream")
 // sendChunk is how much a sender reads at once.
 const sendChunk = 1 << 20
 
-// sendIDs is a volume's identity on the wire: the pool's id, its device
+// sendID is a volume's identity on the wire: the pool's id, its device
 // id and its creation time, which a receiver records and an incremental
 // stream names as its base. A deleted and recreated volume differs.
 func (d *Daemon) sendID(v catalog.Volume) string {
