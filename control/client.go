@@ -142,6 +142,33 @@ func (c *Client) Stream(ctx context.Context, path string, fn func(line []byte) e
 	return sc.Err()
 }
 
+// Pipe sends body (if not nil) as a byte stream and copies the answer to
+// out, with no time limit; an error the daemon reports in ErrorTrailer,
+// after the answer had started, fails it.
+func (c *Client) Pipe(ctx context.Context, method, path string, body io.Reader, out io.Writer) error {
+	req, err := http.NewRequestWithContext(ctx, method, "http://thind"+path, body)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/octet-stream")
+	}
+	h := *c.http
+	h.Timeout = 0
+	resp, err := c.send(&h, req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(out, resp.Body); err != nil {
+		return err
+	}
+	if msg := resp.Trailer.Get(ErrorTrailer); msg != "" {
+		return errors.New(msg)
+	}
+	return nil
+}
+
 func volumePath(name string) string { return "/v1/volumes/" + url.PathEscape(name) }
 
 // Call sends a request with body as JSON (if not nil) and decodes the

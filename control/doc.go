@@ -20,6 +20,10 @@
 //	PATCH  /v1/volumes/{name}             labels, description, export settings, access list
 //	GET    /v1/volumes/{name}/diff?base=BASE[&offset=N]
 //	                                      ranges where it differs from BASE (NDJSON, streamed)
+//	GET    /v1/volumes/{name}/send[?from=BASE][&resume=TOKEN]
+//	                                      a send stream (docs/send-stream.md), streamed
+//	POST   /v1/volumes/{name}/receive     apply the body, a send stream, as snapshot {name}
+//	GET    /v1/volumes/{name}/receive     the resume token of an interrupted receive
 //
 // Errors come back as ErrorBody with a status that says what went wrong:
 // 400 invalid, 403 forbidden, 404 not found, 409 exists or busy, 507 out

@@ -84,3 +84,8 @@ type ResizePoolRequest struct {
 	DataSize     uint64 `json:"data_size,omitempty"`
 	MetadataSize uint64 `json:"metadata_size,omitempty"`
 }
+
+// ErrorTrailer carries an error that ended a send stream after its
+// first byte, when the status line has long gone: the stream itself then
+// lacks its end record, which a receiver refuses anyway.
+const ErrorTrailer = "X-Thind-Error"

@@ -229,7 +229,20 @@ func (d *Daemon) controlHandler() http.Handler {
 		d.replyVolume(w, r, r.PathValue("name"), http.StatusOK)
 	})
 	mux.HandleFunc("GET /v1/volumes/{name}/diff", d.serveDiff)
+	mux.HandleFunc("GET /v1/volumes/{name}/send", d.serveSend)
+	mux.HandleFunc("POST /v1/volumes/{name}/receive", d.serveReceive)
+	mux.HandleFunc("GET /v1/volumes/{name}/receive", d.serveResumeToken)
 	return mux
+}
+
+// errorsIs reports whether err is any of targets.
+func errorsIs(err error, targets ...error) bool {
+	for _, t := range targets {
+		if errors.Is(err, t) {
+			return true
+		}
+	}
+	return false
 }
 
 func cut(s string, sep byte) (string, string, bool) {
@@ -280,9 +293,10 @@ func fail(w http.ResponseWriter, err error) {
 	case errors.Is(err, catalog.ErrNotFound):
 		code = http.StatusNotFound
 	case errors.Is(err, catalog.ErrExists), errors.Is(err, ErrBusy), errors.Is(err, thinpool.ErrBusy), errors.Is(err, ErrShrink),
-		errors.Is(err, ErrPoolShrink), errors.Is(err, ErrCheckFailed), errors.Is(err, thinpool.ErrNeedsCheck):
+		errors.Is(err, ErrPoolShrink), errors.Is(err, ErrCheckFailed), errors.Is(err, thinpool.ErrNeedsCheck),
+		errorsIs(err, ErrWrongBase, ErrReplay, ErrGap):
 		code = http.StatusConflict
-	case errors.Is(err, catalog.ErrInvalid), errors.Is(err, thinmeta.ErrTooManyBlocks):
+	case errors.Is(err, catalog.ErrInvalid), errors.Is(err, thinmeta.ErrTooManyBlocks), isStreamError(err):
 		code = http.StatusBadRequest
 	case errors.Is(err, thinpool.ErrNoSpace), errors.Is(err, thinpool.ErrMetadataSpace), errors.Is(err, thinmeta.ErrNoMetadataSpace):
 		code = http.StatusInsufficientStorage

@@ -37,6 +37,10 @@ type Daemon struct {
 	metrics   *http.Server
 	policy    *socketPolicy
 	sockFiles []string // unix sockets to remove at exit
+	repl      replStats
+	// recvMu runs one receive at a time: a resumed receive waits for the
+	// interrupted one to record what landed.
+	recvMu sync.Mutex
 }
 
 // New opens (creating on first start) the pool in cfg.DataDir, reconciles

@@ -36,6 +36,7 @@ func (d *Daemon) metricsSource() metrics.Source {
 	return metrics.Source{
 		Pool: func() metrics.Pool { return poolMetrics(d.st.engine.Stats()) },
 		NBD:  d.nbd.Stats,
+		Repl: d.repl.snapshot,
 		Volumes: func() []metrics.Volume {
 			vols, err := d.cat.List(context.Background(), catalog.Filter{})
 			if err != nil {

@@ -83,6 +83,16 @@ var (
 	dispBytes         = desc("dispatch_bytes_total", "Bytes moved to or from the data device.", "queue", "op")
 	dispErrors        = desc("dispatch_errors_total", "Data device requests that failed (each fails only the requests it serves).", "queue", "op")
 	dispLatency       = desc("dispatch_latency_seconds", "Data device request latency (a sample of about one request in eight).", "queue")
+	replDeltaBytes    = desc("send_delta_bytes_total", "Bytes a send found to send: the ranges changed or unmapped since the base, or a full stream's mapped bytes.")
+	replDeltaSeconds  = desc("send_delta_duration_seconds_total", "Time sends spent finding those ranges.")
+	replSentBytes     = desc("send_bytes_total", "Send stream bytes written.")
+	replSendSeconds   = desc("send_duration_seconds_total", "Time spent sending, the delta included.")
+	replSends         = desc("sends_total", "Send streams begun.")
+	replSendsFailed   = desc("sends_failed_total", "Send streams that ended in an error (the receiver then resumes).")
+	replRecvBytes     = desc("receive_bytes_total", "Send stream bytes received.")
+	replRecvSeconds   = desc("receive_duration_seconds_total", "Time spent receiving.")
+	replReceives      = desc("receives_total", "Receives begun.")
+	replRecvFailed    = desc("receives_failed_total", "Receives refused or interrupted (nothing visible; a resume continues).")
 )
 
 var all = []*prometheus.Desc{poolMode, poolDataBlocks, poolDataUsed, poolDataBytes, poolDataUsedBytes, poolBlockSize,
@@ -91,7 +101,8 @@ var all = []*prometheus.Desc{poolMode, poolDataBlocks, poolDataUsed, poolDataByt
 	cacheBlocks, cacheDirty, volSize, volMapped, volMappedBytes, volProvisioned, volCoW, volUnmapped, volPassdown, volReadRetries,
 	volRequests, volRequestErrors, volBytes, volLatency, volErrors, volConnections, nbdConnections, nbdConnectionsTot,
 	nbdHandshakeFails, nbdAccessDenied, nbdLimitHits, nbdBuffered, dispDepth, dispInFlight, dispBacklog, dispMerges, dispDispatched, dispTagSleeps, dispRequests,
-	dispBytes, dispErrors, dispLatency}
+	dispBytes, dispErrors, dispLatency, replDeltaBytes, replDeltaSeconds, replSentBytes, replSendSeconds, replSends, replSendsFailed,
+	replRecvBytes, replRecvSeconds, replReceives, replRecvFailed}
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
@@ -119,6 +130,18 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if c.src.NBD != nil {
 		c.collectNBD(c.src.NBD(), gauge, counter, ch)
+	}
+	if c.src.Repl != nil {
+		r := c.src.Repl()
+		for _, x := range []struct {
+			d *prometheus.Desc
+			v float64
+		}{{replDeltaBytes, float64(r.DeltaBytes)}, {replDeltaSeconds, r.DeltaSeconds}, {replSentBytes, float64(r.SentBytes)},
+			{replSendSeconds, r.SendSeconds}, {replSends, float64(r.Sends)}, {replSendsFailed, float64(r.SendsFailed)},
+			{replRecvBytes, float64(r.ReceivedBytes)}, {replRecvSeconds, r.ReceiveSeconds}, {replReceives, float64(r.Receives)},
+			{replRecvFailed, float64(r.ReceivesFailed)}} {
+			counter(x.d, x.v)
+		}
 	}
 }
 

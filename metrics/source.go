@@ -12,6 +12,17 @@ type Source struct {
 	Pool    func() Pool
 	NBD     func() nbd.Stats
 	Volumes func() []Volume
+	Repl    func() Replication
+}
+
+// Replication counts send and receive (thind volume send/receive): the
+// delta bytes the sender computed (changed and unmapped ranges, or the
+// mapped bytes of a full stream), the stream bytes sent and received,
+// and the time each took.
+type Replication struct {
+	DeltaBytes, SentBytes, ReceivedBytes         uint64
+	DeltaSeconds, SendSeconds, ReceiveSeconds    float64
+	Sends, SendsFailed, Receives, ReceivesFailed uint64
 }
 
 // Volume names a thin device for the per-volume series.

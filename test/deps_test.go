@@ -28,6 +28,7 @@ var layer = map[string]int{
 	"control":             0,
 	"kernelnbd":           0,
 	"devlock":             0,
+	"sendstream":          0,
 	"thinxml":             1,
 	"thinmeta":            5,
 	"metatools":           6,

@@ -135,6 +135,7 @@ type daemon struct {
 	metrics string // metrics HOST:PORT
 	args    []string
 	logPath string
+	netns   string // run in this network namespace, on tcp there (startDaemonIn)
 
 	cmd    *exec.Cmd
 	exited chan struct{}
@@ -148,6 +149,14 @@ var smallPool = []string{"--data-size", "4G", "--default-size", "2G", "--metadat
 // startDaemon starts thind on a new pool with smallPool sizes and extra
 // serve flags; the test's end stops it (SIGTERM, exit status 0).
 func startDaemon(t testing.TB, extra ...string) *daemon {
+	t.Helper()
+	d := newDaemon(t, extra...)
+	d.start()
+	return d
+}
+
+// newDaemon is startDaemon's daemon before its start.
+func newDaemon(t testing.TB, extra ...string) *daemon {
 	t.Helper()
 	base := tooltest.ShortDir(t)
 	d := &daemon{
@@ -176,7 +185,6 @@ func startDaemon(t testing.TB, extra ...string) *daemon {
 			d.logTail(60)
 		}
 	})
-	d.start()
 	return d
 }
 
@@ -211,7 +219,7 @@ func (d *daemon) running() bool {
 func (d *daemon) start() {
 	d.t.Helper()
 	for attempt := 0; ; attempt++ {
-		if d.tcp == "" || attempt > 0 {
+		if d.netns == "" && (d.tcp == "" || attempt > 0) {
 			d.tcp, d.metrics = freePort(d.t), freePort(d.t)
 		}
 		err := d.tryStart()
@@ -237,6 +245,10 @@ func (d *daemon) tryStart() error {
 		"--listen", "unix:" + d.sock, "--listen", d.tcp,
 		"--metrics-addr", d.metrics, "--log-level", "debug"}, d.args...)
 	cmd := exec.Command(thindBin, args...)
+	if d.netns != "" {
+		// ip execs thind in the namespace: the pid stays thind's.
+		cmd = exec.Command("ip", append([]string{"netns", "exec", d.netns, thindBin}, args...)...)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = daemonEnv()
 	if err := cmd.Start(); err != nil {
@@ -271,6 +283,9 @@ func (d *daemon) ready() error {
 	var st struct{ Mode string }
 	if err := d.control("GET", "/v1/pool", nil, &st); err != nil {
 		return err
+	}
+	if d.netns != "" {
+		return nil // its metrics port is in its namespace, out of reach
 	}
 	resp, err := httpClient.Get("http://" + d.metrics + "/metrics")
 	if err != nil {

@@ -18,7 +18,8 @@ func newVolumeCommand() *cobra.Command {
 		Use:   "volume",
 		Short: "Create, snapshot, resize, delete and list volumes of a running daemon",
 	})
-	vol.AddCommand(newVolumeCreate(), newVolumeSnapshot(), newVolumeUpdate(), newVolumeDelete(), newVolumeResize(), newVolumeList(), newVolumeShow(), newVolumeDiff())
+	vol.AddCommand(newVolumeCreate(), newVolumeSnapshot(), newVolumeUpdate(), newVolumeDelete(), newVolumeResize(), newVolumeList(), newVolumeShow(), newVolumeDiff(),
+		newVolumeSend(), newVolumeReceive())
 	return vol
 }
 

@@ -1,0 +1,328 @@
+package test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/thind-storage/thind/internal/pooltest"
+	"github.com/thind-storage/thind/internal/randtest"
+	"github.com/thind-storage/thind/sendstream"
+)
+
+// netnsPair makes two network namespaces joined by a veth pair and
+// returns their names and addresses; the test's end removes them.
+func netnsPair(t *testing.T) (nsA, nsB, addrA, addrB string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("the replication test needs root for ip netns (run it as root, as CI does)")
+	}
+	tag := fmt.Sprintf("%d", os.Getpid()%100000)
+	nsA, nsB = "thind-a"+tag, "thind-b"+tag
+	ip := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	ip("netns", "add", nsA)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", nsA).Run() })
+	ip("netns", "add", nsB)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", nsB).Run() })
+	ip("link", "add", "veth-a"+tag, "netns", nsA, "type", "veth", "peer", "name", "veth-b"+tag, "netns", nsB)
+	addrA, addrB = "10.231.7.1", "10.231.7.2"
+	for _, x := range [][3]string{{nsA, "veth-a" + tag, addrA}, {nsB, "veth-b" + tag, addrB}} {
+		ip("-n", x[0], "addr", "add", x[2]+"/24", "dev", x[1])
+		ip("-n", x[0], "link", "set", x[1], "up")
+		ip("-n", x[0], "link", "set", "lo", "up")
+	}
+	return nsA, nsB, addrA, addrB
+}
+
+// startDaemonIn starts a daemon in network namespace ns, serving NBD on
+// addr there (and its unix socket, which namespaces do not separate).
+func startDaemonIn(t *testing.T, ns, addr string, extra ...string) *daemon {
+	t.Helper()
+	d := newDaemon(t, extra...)
+	d.netns, d.tcp, d.metrics = ns, addr+":10809", addr+":9810"
+	pooltest.CheckFile(t, filepath.Join(d.dir, "metadata"))
+	t.Cleanup(func() { // before the check
+		if d.running() {
+			d.stop()
+		}
+	})
+	d.start()
+	return d
+}
+
+// thindIn is the thind CLI against d, in d's namespace.
+func (d *daemon) thindIn(args ...string) *exec.Cmd {
+	cmd := exec.Command("ip", append([]string{"netns", "exec", d.netns, thindBin}, args...)...)
+	cmd.Env = append(daemonEnv(), "THIND_DATA_DIR="+d.dir)
+	return cmd
+}
+
+// transfer sends with `thind volume send` on a into `thind volume
+// receive` on b: through a pipe, or with tcp over the veth pair (send
+// --to, receive --listen). If after is positive, victim SIGKILLs one of
+// the four processes after that long (and the other side, should it hang
+// on, a few seconds later). It returns the error output and whether both
+// sides exited 0.
+func transfer(t *testing.T, a, b *daemon, sendArgs []string, name string, tcp bool, after time.Duration, victim int) (string, bool) {
+	t.Helper()
+	send := a.thindIn(append([]string{"volume", "send"}, sendArgs...)...)
+	recv := b.thindIn("volume", "receive", name)
+	var pr, pw *os.File
+	if tcp {
+		addr := strings.Split(b.tcp, ":")[0] + ":10900"
+		send.Args = append(send.Args, "--to", addr)
+		recv.Args = append(recv.Args, "--listen", addr)
+	} else {
+		var err error
+		if pr, pw, err = os.Pipe(); err != nil {
+			t.Fatal(err)
+		}
+		send.Stdout, recv.Stdin = pw, pr
+	}
+	var sendErr, recvErr bytes.Buffer
+	send.Stderr, recv.Stderr = &sendErr, &recvErr
+	if err := recv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := send.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if pw != nil {
+		pw.Close()
+		pr.Close()
+	}
+	if after > 0 {
+		p := []*os.Process{send.Process, recv.Process, a.cmd.Process, b.cmd.Process}[victim]
+		time.AfterFunc(after, func() { p.Signal(syscall.SIGKILL) })
+		time.AfterFunc(after+5*time.Second, func() {
+			send.Process.Signal(syscall.SIGKILL)
+			recv.Process.Signal(syscall.SIGKILL)
+		})
+	}
+	se, re := send.Wait(), recv.Wait()
+	return sendErr.String() + recvErr.String(), se == nil && re == nil
+}
+
+// nbdSum is the sha256 of volume vol of d read over NBD/TCP from the
+// namespace of from (d's own, or across the veth pair).
+func nbdSum(t *testing.T, from, d *daemon, vol string) [32]byte {
+	t.Helper()
+	out, err := exec.Command("ip", "netns", "exec", from.netns, "nbdcopy", d.tcpURI(vol), "-").Output()
+	if err != nil {
+		t.Fatalf("nbdcopy %s: %v", d.tcpURI(vol), err)
+	}
+	return sha256.Sum256(out)
+}
+
+// scrapeIn reads d's metrics from inside its namespace.
+func scrapeIn(t *testing.T, d *daemon) string {
+	t.Helper()
+	out, err := exec.Command("ip", "netns", "exec", d.netns, "/usr/bin/python3", "-c",
+		"import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1]).read().decode())",
+		"http://"+d.metrics+"/metrics").Output()
+	if err != nil {
+		t.Fatalf("scraping %s: %v", d.metrics, err)
+	}
+	return string(out)
+}
+
+func hasVolume(d *daemon, name string) bool {
+	for _, v := range d.volumes() {
+		if v.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// TestReplicateBetweenNamespaces sends a full stream and incrementals
+// from a daemon in one network namespace to one in another, checking the
+// sha256 over NBD after each; kills the sender or the receiver at random
+// points at least 20 times and resumes from the receiver's token each
+// time, the snapshot never visible before it is complete; and refuses
+// corrupted, truncated and replayed streams and a wrong base.
+func TestReplicateBetweenNamespaces(t *testing.T) {
+	randtest.Each(t, 1, func(t *testing.T, seed uint64) {
+		rng := randtest.FromSeed(seed)
+		nsA, nsB, addrA, addrB := netnsPair(t)
+		pool := []string{"--data-size", "512M", "--metadata-size", "16M"}
+		a := startDaemonIn(t, nsA, addrA, pool...)
+		b := startDaemonIn(t, nsB, addrB, pool...)
+		const size = 64 << 20
+		a.mustCLI("volume", "create", "vm", "--size", "64M")
+		m := &blockModel{vols: map[string]map[int64]int{"vm": {}}}
+
+		kills, resumedMidway := 0, 0
+		victims := []string{"send", "receive", "sending daemon", "receiving daemon"}
+		killed := map[string]int{}
+		// replicate sends snap (from base) into b, killing a side at
+		// random until kills reaches want, then resumes to the end.
+		replicate := func(snap, base, name string, want int) {
+			args := []string{snap}
+			if base != "" {
+				args = append(args, "--from", base)
+			}
+			resume := ""
+			for attempt := 0; ; attempt++ {
+				var kill time.Duration
+				victim := rng.IntN(len(victims))
+				if kills < want {
+					kill = time.Duration(5+rng.IntN(150)) * time.Millisecond
+				}
+				sendArgs := args
+				if resume != "" {
+					sendArgs = append(append([]string{}, args...), "--resume", resume)
+				}
+				tcp := rng.IntN(2) == 0
+				out, ok := transfer(t, a, b, sendArgs, name, tcp, kill, victim)
+				if kill > 0 && victim >= 2 {
+					// A daemon was killed (or is about to be, if the
+					// transfer won the race): start it again.
+					d := []*daemon{a, b}[victim-2]
+					d.kill()
+					d.start()
+				}
+				if ok {
+					break
+				}
+				if kill == 0 {
+					t.Fatalf("send %v into b (tcp %v) failed without a kill:\n%s", sendArgs, tcp, out)
+				}
+				kills++
+				killed[victims[victim]]++
+				if hasVolume(b, name) {
+					// The receive completed just before the kill: then
+					// it must be whole.
+					break
+				}
+				if attempt > 200 {
+					t.Fatal("no progress after 200 attempts")
+				}
+				// A receive cut short keeps a token; one killed before the
+				// staging volume existed starts over.
+				tok, _, code := b.cli("volume", "receive", name, "--resume-token")
+				resume = strings.TrimSpace(tok)
+				if code != 0 {
+					resume = ""
+				} else if tk, err := sendstream.ParseToken(resume); err != nil {
+					t.Fatalf("b's resume token %q: %v", resume, err)
+				} else if tk.Offset > 0 {
+					resumedMidway++
+				}
+			}
+			if got, want := nbdSum(t, a, b, name), nbdSum(t, a, a, snap); got != want {
+				t.Fatalf("%s on b: sha256 %x, a's %s %x", name, got, snap, want)
+			}
+		}
+
+		snaps := []string{"s0", "s1", "s2", "s3"}
+		for i, snap := range snaps {
+			ops := 300
+			if i > 0 {
+				ops = 80
+			}
+			m.workload(t, a, rng, "vm", size, ops)
+			a.mustCLI("volume", "snapshot", "vm", snap)
+			base := ""
+			if i > 0 {
+				base = snaps[i-1]
+			}
+			replicate(snap, base, snap, (i+1)*5)
+		}
+		for kills < 20 {
+			// More kills on full streams of fresh names, each then
+			// deleted.
+			replicate("s3", "", "extra", kills+5)
+			b.mustCLI("volume", "delete", "extra")
+		}
+		t.Logf("%d kills (%v), every resume completed, %d of them past the start", kills, killed, resumedMidway)
+		if resumedMidway == 0 {
+			t.Fatal("no resume started past the stream's start: each resent everything")
+		}
+
+		// Refusals, each leaving no new volume on b.
+		dir := t.TempDir()
+		stream := filepath.Join(dir, "s1.stream")
+		a.mustCLI("volume", "send", "s1", "--from", "s0", "-o", stream)
+		good, _ := os.ReadFile(stream)
+		refuse := func(what string, data []byte, name, wantErr string) {
+			t.Helper()
+			f := filepath.Join(dir, what)
+			os.WriteFile(f, data, 0o600)
+			before, existed := len(b.volumes()), hasVolume(b, name)
+			_, errOut, code := b.cli("volume", "receive", name, "-i", f)
+			if code == 0 || !strings.Contains(errOut, wantErr) {
+				t.Fatalf("%s stream: exit %d, %q; want a refusal saying %q", what, code, errOut, wantErr)
+			}
+			if !existed && hasVolume(b, name) {
+				t.Fatalf("%s stream: %s appeared on b", what, name)
+			}
+			b.cli("volume", "delete", name+".receiving")
+			if n := len(b.volumes()); n != before {
+				t.Fatalf("%s stream: b had %d volumes, now %d", what, before, n)
+			}
+		}
+		bad := bytes.Clone(good)
+		bad[len(bad)/2] ^= 1
+		refuse("corrupt", bad, "c1", "corrupt send stream")
+		refuse("truncated", good[:len(good)-10], "c2", "truncated send stream")
+		s1 := nbdSum(t, b, b, "s1")
+		refuse("replayed", good, "s1", "already received")
+		if nbdSum(t, b, b, "s1") != s1 {
+			t.Fatal("the replayed stream changed s1 on b")
+		}
+		a.mustCLI("volume", "snapshot", "vm", "never-sent")
+		a.mustCLI("volume", "snapshot", "vm", "s4")
+		wrong := filepath.Join(dir, "wrong.stream")
+		a.mustCLI("volume", "send", "s4", "--from", "never-sent", "-o", wrong)
+		wb, _ := os.ReadFile(wrong)
+		refuse("wrong-base", wb, "s4", "applies on a base this pool does not have")
+
+		// Metrics, since the last restarts: a's two streams to files,
+		// b's four refusals.
+		am, bm := scrapeIn(t, a), scrapeIn(t, b)
+		if v := metric(am, "thind_send_bytes_total"); v < float64(len(good)+len(wb)) {
+			t.Fatalf("thind_send_bytes_total %v, want >= %d", v, len(good)+len(wb))
+		}
+		if metric(am, "thind_sends_total") < 2 || metric(am, "thind_send_delta_bytes_total") <= 0 || metric(am, "thind_send_duration_seconds_total") <= 0 {
+			t.Fatalf("a's send metrics:\n%s", am)
+		}
+		if metric(bm, "thind_receives_failed_total") < 4 || metric(bm, "thind_receive_bytes_total") <= 0 || metric(bm, "thind_receive_duration_seconds_total") <= 0 {
+			t.Fatalf("b's receive metrics:\n%s", bm)
+		}
+
+		// The sender trusts no token: garbage, too long, another
+		// stream's, an offset off a block boundary or past the end.
+		var h sendstream.Header
+		if r, err := sendstream.NewReader(bytes.NewReader(good)); err != nil {
+			t.Fatal(err)
+		} else {
+			h = r.Header() // s1 from s0
+		}
+		for _, tok := range []string{
+			"not a token!",
+			strings.Repeat("A", sendstream.MaxTokenLen+1),
+			sendstream.Token{SnapshotID: h.SnapshotID, BaseID: "", Offset: 0}.String(),
+			sendstream.Token{SnapshotID: h.BaseID, BaseID: h.BaseID, Offset: 0}.String(),
+			sendstream.Token{SnapshotID: h.SnapshotID, BaseID: h.BaseID, Offset: blockSize + 1}.String(),
+			sendstream.Token{SnapshotID: h.SnapshotID, BaseID: h.BaseID, Offset: 1 << 62}.String(),
+		} {
+			out, errOut, code := a.cli("volume", "send", "s1", "--from", "s0", "--resume", tok)
+			if code == 0 || out != "" || !strings.Contains(errOut, "resume token") {
+				t.Fatalf("send --resume %.40q: exit %d, %d bytes out, %q; want a refusal", tok, code, len(out), errOut)
+			}
+		}
+	})
+}
