@@ -94,6 +94,12 @@ check_ge() {
 	echo "STEP $1 ok ($3 >= $2)"
 }
 
+check_le() {
+	_current "$1"
+	[ "$3" -le "$2" ] 2>/dev/null || fail "want <= $2 got <$3>"
+	echo "STEP $1 ok ($3 <= $2)"
+}
+
 wait_for() {
 	local name=$1 secs=$2 t0
 	shift 2

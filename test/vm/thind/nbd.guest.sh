@@ -43,8 +43,8 @@ step fstrim-xfs fstrim -v /mnt
 trimmed=$(trimmed_bytes)
 check_ge fstrim-xfs-reports-96MiB "$(mib 96)" "$trimmed"
 # 96 MiB = 1536 blocks; allow 5 % for blocks the files share with others
-wait_for xfs-blocks-freed 30 hv_le A data_blocks_used $((used0 - 1459))
-wait_for xfs-data-file-shrinks 30 hv_le A data_file_bytes $((alloc0 - $(mib 91)))
+check_le xfs-blocks-freed-when-it-returns $((used0 - 1459)) "$(hv A data_blocks_used)"
+check_le xfs-data-file-shrinks-when-it-returns $((alloc0 - $(mib 91))) "$(hv A data_file_bytes)"
 used1=$(hv A data_blocks_used)
 alloc1=$(hv A data_file_bytes)
 measured "fstrim-xfs trimmed_bytes=$trimmed freed_blocks=$((used0 - used1)) freed_bytes=$(((used0 - used1) * 65536)) data_file_shrunk_bytes=$((alloc0 - alloc1))"
@@ -83,8 +83,8 @@ alloc0=$(hv A data_file_bytes)
 step blkdiscard-range blkdiscard -f -o "$(mib 256)" -l "$(mib 32)" /dev/nbd0
 mapped1=$(vv A default mapped_blocks)
 check_eq range-unmapped-512-blocks 512 $((mapped0 - mapped1))
-wait_for range-blocks-freed 30 hv_le A data_blocks_used $((used0 - 512))
-wait_for range-data-file-shrinks 30 hv_le A data_file_bytes $((alloc0 - $(mib 32)))
+check_le range-blocks-freed-when-it-returns $((used0 - 512)) "$(hv A data_blocks_used)"
+check_le range-data-file-shrinks-when-it-returns $((alloc0 - $(mib 32))) "$(hv A data_file_bytes)"
 alloc1=$(hv A data_file_bytes)
 measured "blkdiscard-range discarded_bytes=$(mib 32) unmapped_blocks=$((mapped0 - mapped1)) data_file_shrunk_bytes=$((alloc0 - alloc1))"
 step drop-caches-range drop_caches /dev/nbd0
@@ -99,9 +99,9 @@ alloc0=$(hv A data_file_bytes)
 step blkdiscard-all blkdiscard -f /dev/nbd0
 mapped=$(vv A default mapped_blocks)
 check_eq volume-unmapped 0 "$mapped"
-wait_for pool-empty 30 hv_le A data_blocks_used 0
+check_le pool-empty-when-it-returns 0 "$(hv A data_blocks_used)"
 # every block punched out (1 MiB of slack for the host file system's own allocation)
-wait_for data-file-empty 30 hv_le A data_file_bytes "$(mib 1)"
+check_le data-file-empty-when-it-returns "$(mib 1)" "$(hv A data_file_bytes)"
 alloc1=$(hv A data_file_bytes)
 measured "blkdiscard-all freed_blocks=$used0 freed_bytes=$((used0 * 65536)) data_file_shrunk_bytes=$((alloc0 - alloc1)) data_file_left_bytes=$alloc1"
 step drop-caches-all drop_caches /dev/nbd0
@@ -154,8 +154,8 @@ trim1=$(metric A "$m{op=\"trim\",volume=\"goattach\"}")
 check_ge attach-trim-reaches-server $((trim0 + 1)) "$trim1"
 mapped=$(vv A goattach mapped_blocks)
 check_eq attach-unmapped 0 "$mapped"
-wait_for attach-blocks-freed 30 hv_le A data_blocks_used $((used0 - 512))
-wait_for attach-data-file-shrinks 30 hv_le A data_file_bytes $((alloc0 - $(mib 32)))
+check_le attach-blocks-freed-when-it-returns $((used0 - 512)) "$(hv A data_blocks_used)"
+check_le attach-data-file-shrinks-when-it-returns $((alloc0 - $(mib 32))) "$(hv A data_file_bytes)"
 alloc1=$(hv A data_file_bytes)
 measured "attach-blkdiscard freed_blocks=$mapped0 data_file_shrunk_bytes=$((alloc0 - alloc1))"
 step attach-drop-caches-2 drop_caches "/dev/$dev"
@@ -203,8 +203,8 @@ step fstrim-ext4 fstrim -v /mnt
 trimmed=$(trimmed_bytes)
 check_ge fstrim-ext4-reports-64MiB "$(mib 64)" "$trimmed"
 # 64 MiB = 1024 blocks; allow 5 %
-wait_for ext4-blocks-freed 30 hv_le A data_blocks_used $((used0 - 972))
-wait_for ext4-data-file-shrinks 30 hv_le A data_file_bytes $((alloc0 - $(mib 60)))
+check_le ext4-blocks-freed-when-it-returns $((used0 - 972)) "$(hv A data_blocks_used)"
+check_le ext4-data-file-shrinks-when-it-returns $((alloc0 - $(mib 60))) "$(hv A data_file_bytes)"
 used1=$(hv A data_blocks_used)
 alloc1=$(hv A data_file_bytes)
 measured "fstrim-ext4 trimmed_bytes=$trimmed freed_blocks=$((used0 - used1)) freed_bytes=$(((used0 - used1) * 65536)) data_file_shrunk_bytes=$((alloc0 - alloc1))"
