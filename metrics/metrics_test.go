@@ -32,27 +32,7 @@ func TestPoolSnapshotBecomesSeries(t *testing.T) {
 			return []Volume{{Name: "vm1", DevID: 3, Size: 1 << 30}, {Name: "closed", DevID: 4, Size: 1 << 20}}
 		},
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(NewCollector(src))
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]float64{}
-	for _, f := range families {
-		for _, m := range f.GetMetric() {
-			name := f.GetName()
-			for _, l := range m.GetLabel() {
-				name += "{" + l.GetName() + "=" + l.GetValue() + "}"
-			}
-			switch {
-			case m.Gauge != nil:
-				got[name] = m.GetGauge().GetValue()
-			case m.Counter != nil:
-				got[name] = m.GetCounter().GetValue()
-			}
-		}
-	}
+	got := gather(t, src)
 	for name, want := range map[string]float64{
 		"thind_pool_mode{mode=read-only}":                   1,
 		"thind_pool_mode{mode=write}":                       0,
@@ -81,6 +61,22 @@ func TestNBDLimitHitsBecomeSeries(t *testing.T) {
 			BufferedBytes: 4096,
 		}
 	}}
+	got := gather(t, src)
+	for name, want := range map[string]float64{
+		"thind_nbd_limit_hits_total{limit=handshakes}":    3,
+		"thind_nbd_limit_hits_total{limit=reply_timeout}": 1,
+		"thind_nbd_buffered_bytes":                        4096,
+	} {
+		if v, ok := got[name]; !ok || v != want {
+			t.Errorf("%s = %v (present %v), want %v", name, v, ok, want)
+		}
+	}
+}
+
+// gather collects src once and returns every gauge and counter by its
+// name with its labels, as name{label=value}.
+func gather(t *testing.T, src Source) map[string]float64 {
+	t.Helper()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(NewCollector(src))
 	families, err := reg.Gather()
@@ -94,20 +90,13 @@ func TestNBDLimitHitsBecomeSeries(t *testing.T) {
 			for _, l := range m.GetLabel() {
 				name += "{" + l.GetName() + "=" + l.GetValue() + "}"
 			}
-			if m.Counter != nil {
-				got[name] = m.GetCounter().GetValue()
-			} else if m.Gauge != nil {
+			switch {
+			case m.Gauge != nil:
 				got[name] = m.GetGauge().GetValue()
+			case m.Counter != nil:
+				got[name] = m.GetCounter().GetValue()
 			}
 		}
 	}
-	for name, want := range map[string]float64{
-		"thind_nbd_limit_hits_total{limit=handshakes}":    3,
-		"thind_nbd_limit_hits_total{limit=reply_timeout}": 1,
-		"thind_nbd_buffered_bytes":                        4096,
-	} {
-		if v, ok := got[name]; !ok || v != want {
-			t.Errorf("%s = %v (present %v), want %v", name, v, ok, want)
-		}
-	}
+	return got
 }

@@ -72,16 +72,7 @@ func TestAFullPoolFailsWritesUntilAVolumeIsDeleted(t *testing.T) {
 // volume lets it complete.
 func TestAQueuedWriteCompletesWhenAVolumeIsDeleted(t *testing.T) {
 	d := fullPool(t)
-	c := d.dial(t, "default")
-	buf := bytes.Repeat([]byte{0x42}, 64<<10)
-	done := make(chan error, 1)
-	go func() { done <- c.pwrite(buf, 0, nbdFlagFUA) }()
-	waitFor(t, "the pool to be out of space", 30*time.Second, func() error {
-		if m := poolMode(t, d); m != "out-of-data-space" {
-			return fmt.Errorf("mode %s", m)
-		}
-		return nil
-	})
+	c, buf, done := queueWrite(t, d, 0x42)
 	select {
 	case err := <-done:
 		t.Fatalf("a write to a full pool returned at once: %v", err)
@@ -109,16 +100,7 @@ func TestAQueuedWriteCompletesWhenAVolumeIsDeleted(t *testing.T) {
 // complete, and `thind pool status` counts the new size at once.
 func TestPoolResizeResumesAQueuedWrite(t *testing.T) {
 	d := fullPool(t)
-	c := d.dial(t, "default")
-	buf := bytes.Repeat([]byte{0x43}, 64<<10)
-	done := make(chan error, 1)
-	go func() { done <- c.pwrite(buf, 0, nbdFlagFUA) }()
-	waitFor(t, "the pool to be out of space", 30*time.Second, func() error {
-		if m := poolMode(t, d); m != "out-of-data-space" {
-			return fmt.Errorf("mode %s", m)
-		}
-		return nil
-	})
+	c, buf, done := queueWrite(t, d, 0x43)
 	out := d.mustCLI("pool", "resize", "--data-size", "128M", "--metadata-size", "512M")
 	if !strings.Contains(out, "/2048 blocks used") || !strings.Contains(out, "/131072 blocks used") {
 		t.Errorf("pool resize printed:\n%s", out)
@@ -148,4 +130,22 @@ func TestPoolResizeResumesAQueuedWrite(t *testing.T) {
 	if out := d.mustCLI("pool", "set-mode", "write", "--check"); !strings.Contains(out, "mode: write") {
 		t.Errorf("set-mode write on a pool in write mode: %s", out)
 	}
+}
+
+// queueWrite starts a 64 KiB FUA write of fill to volume default of the
+// full pool d and returns once the pool says it is out of data space,
+// with the write's connection, its data and where its answer will come.
+func queueWrite(t *testing.T, d *daemon, fill byte) (*nbdClient, []byte, chan error) {
+	t.Helper()
+	c := d.dial(t, "default")
+	buf := bytes.Repeat([]byte{fill}, 64<<10)
+	done := make(chan error, 1)
+	go func() { done <- c.pwrite(buf, 0, nbdFlagFUA) }()
+	waitFor(t, "the pool to be out of space", 30*time.Second, func() error {
+		if m := poolMode(t, d); m != "out-of-data-space" {
+			return fmt.Errorf("mode %s", m)
+		}
+		return nil
+	})
+	return c, buf, done
 }
