@@ -18,8 +18,9 @@
 //	POST   /v1/volumes/{name}/snapshot    snapshot {name, labels, ...}
 //	POST   /v1/volumes/{name}/resize      resize {size, allow_shrink}
 //	PATCH  /v1/volumes/{name}             labels, description, export settings, access list
-//	GET    /v1/volumes/{name}/diff?base=BASE[&offset=N]
-//	                                      ranges where it differs from BASE (NDJSON, streamed)
+//	GET    /v1/volumes/{name}/diff[?base=BASE][&offset=N]
+//	                                      ranges where it differs from BASE, or that it maps
+//	                                      without base (NDJSON, streamed)
 //
 // Errors come back as ErrorBody with a status that says what went wrong:
 // 400 invalid, 403 forbidden, 404 not found, 409 exists or busy, 507 out

@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/thind-storage/thind/daemon"
+	"github.com/thind-storage/thind/control"
 )
 
 func newVolumeDiff() *cobra.Command {
@@ -35,7 +35,7 @@ interrupted one from byte N (the end of the last range it printed).
 			started, done := false, false
 			err := newControl(cmd).Stream(cmd.Context(), path, func(line []byte) error {
 				started = true
-				var l daemon.DiffLine
+				var l control.DiffLine
 				if err := json.Unmarshal(line, &l); err != nil {
 					return fmt.Errorf("bad line from thind: %w", err)
 				}
@@ -69,7 +69,7 @@ interrupted one from byte N (the end of the last range it printed).
 
 // printDiffLine prints one line of a diff as text: a range per line,
 // OFFSET LENGTH STATE, between a header and a summary.
-func printDiffLine(w io.Writer, l daemon.DiffLine, next *uint64, done *bool) error {
+func printDiffLine(w io.Writer, l control.DiffLine, next *uint64, done *bool) error {
 	var err error
 	switch {
 	case l.DiffHeader != nil:
