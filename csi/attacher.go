@@ -36,6 +36,10 @@ type ExecAttacher struct {
 	Binary string
 	// NBDSocket is the daemon's NBD unix socket.
 	NBDSocket string
+	// NBDAddr, if set, is the daemon's NBD TCP address (HOST:PORT),
+	// used instead of NBDSocket: a node whose daemon is reached over
+	// the network.
+	NBDAddr string
 }
 
 // FreeDevice returns the first unconnected /dev/nbdN not taken.
@@ -45,7 +49,11 @@ func (a ExecAttacher) FreeDevice(taken func(string) bool) (string, error) {
 
 // Attach runs `thind attach NAME DEV`, which returns once the device is up.
 func (a ExecAttacher) Attach(ctx context.Context, name, dev string) error {
-	out, err := exec.CommandContext(ctx, a.Binary, "attach", name, dev, "--socket", a.NBDSocket).CombinedOutput()
+	where := []string{"--socket", a.NBDSocket}
+	if a.NBDAddr != "" {
+		where = []string{"--addr", a.NBDAddr}
+	}
+	out, err := exec.CommandContext(ctx, a.Binary, append([]string{"attach", name, dev}, where...)...).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("thind attach %s %s: %v: %s", name, dev, err, strings.TrimSpace(string(out)))
 	}

@@ -179,6 +179,9 @@ func TestNodeLifecycle(t *testing.T) {
 			if m := mountsUnder(t, e.dir); len(m) != 0 {
 				t.Fatalf("mounts left: %v", m)
 			}
+			if d := nbdConnected(t); len(d) != 0 {
+				t.Fatalf("NBD devices left connected: %v", d)
+			}
 			for _, v := range []string{id, cid} {
 				if _, err := cl.DeleteVolume(ctx, &csipb.DeleteVolumeRequest{VolumeId: v}); err != nil {
 					t.Fatal(err)
@@ -193,6 +196,17 @@ func TestNodeLifecycle(t *testing.T) {
 			}
 		})
 	}
+}
+
+// nbdConnected lists the kernel's NBD devices that have a connection
+// (none where the nbd module is not loaded).
+func nbdConnected(t *testing.T) []string {
+	t.Helper()
+	pids, err := filepath.Glob("/sys/block/nbd*/pid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pids
 }
 
 // hasCapSysResource reports whether this process may pass resource
