@@ -3,6 +3,7 @@ package csi
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 
@@ -53,8 +54,20 @@ func (a ExecAttacher) Attach(ctx context.Context, name, dev string) error {
 	if a.NBDAddr != "" {
 		where = []string{"--addr", a.NBDAddr}
 	}
-	out, err := exec.CommandContext(ctx, a.Binary, append([]string{"attach", name, dev}, where...)...).CombinedOutput()
+	// The attach process that stays behind inherits stderr: were it a
+	// pipe, CombinedOutput would wait on it for as long as the device is
+	// attached (and a closed one would kill that process with SIGPIPE at
+	// its first message), so the output goes to a file.
+	f, err := os.CreateTemp("", "thind-attach-*.log")
 	if err != nil {
+		return fmt.Errorf("thind attach %s %s: %w", name, dev, err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	cmd := exec.CommandContext(ctx, a.Binary, append([]string{"attach", name, dev}, where...)...)
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Run(); err != nil {
+		out, _ := os.ReadFile(f.Name())
 		return fmt.Errorf("thind attach %s %s: %v: %s", name, dev, err, strings.TrimSpace(string(out)))
 	}
 	return nil

@@ -4,7 +4,8 @@
 # by the host's sockfwd at 10.0.2.2:$CTL_PORT). The controller and the node driver run here as
 # `thind csi` processes; the node attaches with the kernel's NBD client over TCP. csi.test
 # (the csi package's tests, built with go test -c) runs csi-sanity with its Node Service specs
-# and the whole volume lifecycle, ext4 and xfs, against them.
+# and the whole volume lifecycle, ext4 and xfs, against them; then kill -9 of a node driver in
+# the middle of each node RPC, each retried on a new process.
 # shellcheck source=../guest/lib.sh
 . /vmtest/lib.sh
 run=/run/thind
@@ -22,20 +23,30 @@ ctl_pid=$(start_driver controller "$ctl_ep" "$run/controller.log")
 node_pid=$(start_driver node "$node_ep" "$run/node.log")
 wait_for drivers-listen 30 test -S "$run/controller.sock" -a -S "$run/node.sock"
 
-csitest() { # csitest NAME REGEXP : the csi package's tests against the running drivers
-	if ! csi.test -test.run "$2" -test.v -test.timeout 10m \
-		-csi.controller="$ctl_ep" -csi.node="$node_ep" -csi.control="$run/control.sock" >"$run/$1.out" 2>&1; then
-		tail -n 60 "$run/$1.out"
-		echo "--- node driver log"; tail -n 30 "$run/node.log"
+csitest() { # csitest NAME REGEXP [FLAGS] : the csi package's tests against the running drivers
+	local name=$1 re=$2 rc
+	shift 2
+	# The test's output streams to the console (the log), so a hang shows where it is.
+	{
+		csi.test -test.run "$re" -test.v -test.timeout 10m -csi.controller="$ctl_ep" -csi.node="$node_ep" \
+			-csi.control="$run/control.sock" "$@" 2>&1
+		echo "csi.test exit $?"
+	} | tee "$run/$name.out"
+	rc=$(sed -n 's/^csi.test exit //p' "$run/$name.out")
+	if [ "$rc" != 0 ]; then
+		echo "--- node driver log"
+		tail -n 30 "$run/node.log"
 		return 1
 	fi
-	grep -a -E 'csi-sanity:|passed:|--- (PASS|FAIL)' "$run/$1.out" | head -n 20
 }
 watchdog 400
 step sanity-with-node-specs csitest sanity '^TestSanity$'
 passed=$(sed -n 's/.*csi-sanity: \([0-9]*\) passed, \([0-9]*\) failed.*/\1 \2/p' "$run/sanity.out")
 echo "MEASURED csi-sanity in the guest (kernel NBD client): $passed (passed failed)"
 step lifecycle csitest lifecycle '^TestNodeLifecycle$'
+# kill -9 of a node driver in the middle of each node RPC; the retry on a new one converges.
+step kill-mid-rpc csitest kill '^TestNodeKilledMidRPCConverges$' -csi.thind="$(command -v thind)" -csi.nbd-addr="10.0.2.2:$NBD_PORT"
+grep -a 'killed after' "$run/kill.out" || true
 
 # Nothing left behind: no NBD connection, no mount of an NBD device, no state.
 no_nbd() { ! ls /sys/block/nbd*/pid >/dev/null 2>&1; }
