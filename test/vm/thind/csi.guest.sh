@@ -26,8 +26,7 @@ wait_for drivers-listen 30 test -S "$run/controller.sock" -a -S "$run/node.sock"
 csitest() { # csitest NAME REGEXP [FLAGS] : the csi package's tests against the running drivers
 	local name=$1 re=$2 rc
 	shift 2
-	# The test's output streams to the console (the log), so a hang shows where it is.
-	{
+		{
 		csi.test -test.run "$re" -test.v -test.timeout 10m -csi.controller="$ctl_ep" -csi.node="$node_ep" \
 			-csi.control="$run/control.sock" "$@" 2>&1
 		echo "csi.test exit $?"
@@ -43,7 +42,11 @@ watchdog 400
 step sanity-with-node-specs csitest sanity '^TestSanity$'
 passed=$(sed -n 's/.*csi-sanity: \([0-9]*\) passed, \([0-9]*\) failed.*/\1 \2/p' "$run/sanity.out")
 echo "MEASURED csi-sanity in the guest (kernel NBD client): $passed (passed failed)"
+grep -a -E 'csi-sanity:|  passed: |  skipped: ' "$run/sanity.out" | sed 's/^ *sanity_test.go:[0-9]*: //'
+node_specs=$(grep -a -c 'passed: .*Node Service' "$run/sanity.out" || true)
+check_ge node-service-spec-groups-passed 1 "$node_specs"
 step lifecycle csitest lifecycle '^TestNodeLifecycle$'
+grep -a -E -- '--- (PASS|FAIL|SKIP)|not checked' "$run/lifecycle.out"
 # kill -9 of a node driver in the middle of each node RPC; the retry on a new one converges.
 step kill-mid-rpc csitest kill '^TestNodeKilledMidRPCConverges$' -csi.thind="$(command -v thind)" -csi.nbd-addr="10.0.2.2:$NBD_PORT"
 grep -a 'killed after' "$run/kill.out" || true
