@@ -97,7 +97,8 @@ func mountsUnder(t *testing.T, dir string) []string {
 // identical; expand the volume, whose filesystem grows; unpublish,
 // unstage and delete, leaving no device, mount or volume behind. The
 // node attaches with nbdfuse and a loop device (loop_test.go) where the
-// kernel's NBD client is missing.
+// kernel's NBD client is missing; in the kernel VM suite (-csi.node) it
+// is the guest's `thind csi` with the kernel's client.
 func TestNodeLifecycle(t *testing.T) {
 	for _, fs := range []string{"ext4", "xfs"} {
 		t.Run(fs, func(t *testing.T) {

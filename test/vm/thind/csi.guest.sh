@@ -42,7 +42,7 @@ watchdog 400
 step sanity-with-node-specs csitest sanity '^TestSanity$'
 passed=$(sed -n 's/.*csi-sanity: \([0-9]*\) passed, \([0-9]*\) failed.*/\1 \2/p' "$run/sanity.out")
 echo "MEASURED csi-sanity in the guest (kernel NBD client): $passed (passed failed)"
-grep -a -E 'csi-sanity:|  passed: |  skipped: ' "$run/sanity.out" | sed 's/^ *sanity_test.go:[0-9]*: //'
+grep -a -o -E 'csi-sanity: .*|[0-9]+ (passed|skipped): .*' "$run/sanity.out"
 node_specs=$(grep -a -c 'passed: .*Node Service' "$run/sanity.out" || true)
 check_ge node-service-spec-groups-passed 1 "$node_specs"
 step lifecycle csitest lifecycle '^TestNodeLifecycle$'
