@@ -57,7 +57,9 @@ func (d *Driver) GetMetadataDelta(req *csipb.GetMetadataDeltaRequest, stream csi
 	if err != nil {
 		return err
 	}
-	if base.Origin == "" || base.Origin != target.Origin {
+	// By device id, not name: a volume deleted and made again under its
+	// name is another volume.
+	if base.OriginDevID == nil || target.OriginDevID == nil || *base.OriginDevID != *target.OriginDevID {
 		return status.Errorf(codes.FailedPrecondition,
 			"GetMetadataDelta %s %s: not snapshots of one volume (of %q and %q): no delta, take a full backup",
 			baseID, targetID, base.Origin, target.Origin)
