@@ -113,9 +113,14 @@ func (m *blockModel) workload(t *testing.T, d *daemon, rng *rand.Rand, vol strin
 
 // volumeDiff runs thind volume diff --json and returns its ranges and
 // header, failing unless the stream is complete.
+// An empty base lists target's allocated ranges.
 func volumeDiff(t *testing.T, d *daemon, base, target string, offset uint64) ([]control.DiffRange, control.DiffHeader) {
 	t.Helper()
-	out := d.mustCLI("volume", "diff", base, target, "--json", "--offset", strconv.FormatUint(offset, 10))
+	args := []string{"volume", "diff", base, target, "--json", "--offset", strconv.FormatUint(offset, 10)}
+	if base == "" {
+		args = append(args[:2], args[3:]...)
+	}
+	out := d.mustCLI(args...)
 	var ranges []control.DiffRange
 	var h control.DiffHeader
 	done := false

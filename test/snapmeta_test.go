@@ -6,6 +6,7 @@ import (
 	"io"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -100,7 +101,7 @@ func rangeBytes(rs []control.DiffRange) (n uint64) {
 // TestSnapshotMetadataStreams drives `thind csi`'s SnapshotMetadata
 // service over random writes and discards between CSI snapshots:
 // GetMetadataAllocated gives the blocks the model says each snapshot
-// maps, GetMetadataDelta the ranges `thind volume diff` gives (changed and
+// maps, as `thind volume diff SNAPSHOT` does, GetMetadataDelta the ranges `thind volume diff` gives (changed and
 // unmapped alike), both in random batch sizes; resumed mid-range from
 // starting_offset they give the rest, totals adding up; with the daemon
 // stopped thin_delta agrees. Bad requests get the spec's codes.
@@ -179,10 +180,16 @@ func TestSnapshotMetadataStreams(t *testing.T) {
 			if want := dirtyOnly(m.dirty("", id, size)); !slices.Equal(got, want) {
 				t.Fatalf("GetMetadataAllocated %s:\n got %v\nwant %v", id, got, want)
 			}
+			if cli, h := volumeDiff(t, d, "", id, 0); !slices.Equal(got, dirtyOnly(cli)) || h.Base != "" || h.Size != size {
+				t.Fatalf("GetMetadataAllocated %s:\n got %v\nthind volume diff %s: %v (header %+v)", id, got, id, cli, h)
+			}
 			if v := d.volume(id); rangeBytes(got) != v.MappedBytes {
 				t.Fatalf("GetMetadataAllocated %s: %d bytes, the volume maps %d", id, rangeBytes(got), v.MappedBytes)
 			}
 			resumes("GetMetadataAllocated "+id, got, func(s int64) ([]control.DiffRange, error) { return allocated(id, s, maxResults()) })
+		}
+		if text := d.mustCLI("volume", "diff", snaps[0]); !strings.HasPrefix(text, "# "+snaps[0]+" allocated from byte 0") {
+			t.Fatalf("volume diff %s prints:\n%s", snaps[0], text)
 		}
 		pairs := [][2]string{{snaps[0], snaps[1]}, {snaps[1], snaps[2]}, {snaps[0], snaps[2]}, {snaps[2], snaps[0]}}
 		got := map[[2]string][]control.DiffRange{}
