@@ -226,3 +226,38 @@ func (c *Client) send(h *http.Client, req *http.Request) (*http.Response, error)
 	}
 	return nil, e
 }
+
+// Diff streams the ranges where volume target differs from volume base
+// (or, with base "", the ranges target maps) from byte offset, calling
+// fn with each. A stream that ends without its end line, or with an
+// error line, is an error: fn has then seen only a prefix, and the diff
+// resumes from the end of the last range fn saw.
+func (c *Client) Diff(ctx context.Context, base, target string, offset uint64, fn func(DiffRange) error) (DiffEnd, error) {
+	q := url.Values{"offset": {fmt.Sprint(offset)}}
+	if base != "" {
+		q.Set("base", base)
+	}
+	var end *DiffEnd
+	err := c.Stream(ctx, volumePath(target)+"/diff?"+q.Encode(), func(line []byte) error {
+		var l DiffLine
+		if err := json.Unmarshal(line, &l); err != nil {
+			return fmt.Errorf("bad diff line from thind: %w", err)
+		}
+		switch {
+		case l.Error != "":
+			return fmt.Errorf("diff of %s: %s", target, l.Error)
+		case l.DiffRange != nil:
+			return fn(*l.DiffRange)
+		case l.DiffEnd != nil:
+			end = l.DiffEnd
+		}
+		return nil
+	})
+	if err == nil && end == nil {
+		err = fmt.Errorf("diff of %s: the stream ended early", target)
+	}
+	if err != nil {
+		return DiffEnd{}, err
+	}
+	return *end, nil
+}

@@ -18,8 +18,9 @@
 //	POST   /v1/volumes/{name}/snapshot    snapshot {name, labels, ...}
 //	POST   /v1/volumes/{name}/resize      resize {size, allow_shrink}
 //	PATCH  /v1/volumes/{name}             labels, description, export settings, access list
-//	GET    /v1/volumes/{name}/diff?base=BASE[&offset=N]
-//	                                      ranges where it differs from BASE (NDJSON, streamed)
+//	GET    /v1/volumes/{name}/diff[?base=BASE][&offset=N]
+//	                                      ranges where it differs from BASE, or that it maps
+//	                                      without base (NDJSON, streamed)
 //	GET    /v1/volumes/{name}/send[?from=BASE][&resume=TOKEN]
 //	                                      a send stream (docs/send-stream.md), streamed
 //	POST   /v1/volumes/{name}/receive     apply the body, a send stream, as snapshot {name}

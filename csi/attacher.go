@@ -3,6 +3,7 @@ package csi
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 
@@ -36,6 +37,10 @@ type ExecAttacher struct {
 	Binary string
 	// NBDSocket is the daemon's NBD unix socket.
 	NBDSocket string
+	// NBDAddr, if set, is the daemon's NBD TCP address (HOST:PORT),
+	// used instead of NBDSocket: a node whose daemon is reached over
+	// the network.
+	NBDAddr string
 }
 
 // FreeDevice returns the first unconnected /dev/nbdN not taken.
@@ -45,8 +50,24 @@ func (a ExecAttacher) FreeDevice(taken func(string) bool) (string, error) {
 
 // Attach runs `thind attach NAME DEV`, which returns once the device is up.
 func (a ExecAttacher) Attach(ctx context.Context, name, dev string) error {
-	out, err := exec.CommandContext(ctx, a.Binary, "attach", name, dev, "--socket", a.NBDSocket).CombinedOutput()
+	where := []string{"--socket", a.NBDSocket}
+	if a.NBDAddr != "" {
+		where = []string{"--addr", a.NBDAddr}
+	}
+	// The attach process that stays behind inherits stderr: were it a
+	// pipe, CombinedOutput would wait on it for as long as the device is
+	// attached (and a closed one would kill that process with SIGPIPE at
+	// its first message), so the output goes to a file.
+	f, err := os.CreateTemp("", "thind-attach-*.log")
 	if err != nil {
+		return fmt.Errorf("thind attach %s %s: %w", name, dev, err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	cmd := exec.CommandContext(ctx, a.Binary, append([]string{"attach", name, dev}, where...)...)
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Run(); err != nil {
+		out, _ := os.ReadFile(f.Name())
 		return fmt.Errorf("thind attach %s %s: %v: %s", name, dev, err, strings.TrimSpace(string(out)))
 	}
 	return nil

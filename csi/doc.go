@@ -20,6 +20,11 @@
 // without these prefixes are not the driver's: it reports them as not
 // found and never deletes them, so the pool's other volumes are safe.
 //
+// The controller also serves SnapshotMetadata, changed-block tracking
+// (metadata.go): a snapshot's allocated ranges and the ranges where two
+// snapshots of one volume differ, straight from the daemon's diff of
+// their mapping trees.
+//
 // Snapshots are thin snapshots marked read-only; a volume made from a
 // snapshot or a volume is a thin snapshot of it, in O(1). Every RPC is
 // idempotent by name, and answers with the gRPC codes the CSI spec lists

@@ -46,6 +46,7 @@ type Driver struct {
 	csipb.UnimplementedIdentityServer
 	csipb.UnimplementedControllerServer
 	csipb.UnimplementedNodeServer
+	csipb.UnimplementedSnapshotMetadataServer
 
 	cfg Config
 	c   *control.Client
@@ -100,10 +101,13 @@ func Listen(endpoint string) (net.Listener, error) {
 
 // Serve serves the mode's services on l until ctx ends.
 func (d *Driver) Serve(ctx context.Context, l net.Listener) error {
-	srv := grpc.NewServer(grpc.UnaryInterceptor(d.logCalls))
+	srv := grpc.NewServer(grpc.UnaryInterceptor(d.logCalls), grpc.StreamInterceptor(d.logStreams))
 	csipb.RegisterIdentityServer(srv, d)
 	if d.cfg.Mode == ModeController {
 		csipb.RegisterControllerServer(srv, d)
+		// The external-snapshot-metadata sidecar runs beside the
+		// controller and dials its socket.
+		csipb.RegisterSnapshotMetadataServer(srv, d)
 	} else {
 		csipb.RegisterNodeServer(srv, d)
 	}
@@ -149,4 +153,13 @@ func (d *Driver) logCalls(ctx context.Context, req any, info *grpc.UnaryServerIn
 		d.log.Debug("csi call", "method", info.FullMethod)
 	}
 	return resp, err
+}
+
+// logStreams logs the streaming RPCs (SnapshotMetadata) that fail.
+func (d *Driver) logStreams(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	err := h(srv, ss)
+	if err != nil {
+		d.log.Warn("csi stream failed", "method", info.FullMethod, "err", err)
+	}
+	return err
 }

@@ -12,8 +12,8 @@ func (d *Driver) GetPluginInfo(context.Context, *csipb.GetPluginInfoRequest) (*c
 	return &csipb.GetPluginInfoResponse{Name: DriverName, VendorVersion: d.cfg.Version}, nil
 }
 
-// GetPluginCapabilities: a controller, and volumes bound to their node.
-// SNAPSHOT_METADATA_SERVICE waits for the changed-blocks engine.
+// GetPluginCapabilities: a controller, volumes bound to their node, and
+// changed-block tracking (metadata.go).
 func (d *Driver) GetPluginCapabilities(context.Context, *csipb.GetPluginCapabilitiesRequest) (*csipb.GetPluginCapabilitiesResponse, error) {
 	svc := func(t csipb.PluginCapability_Service_Type) *csipb.PluginCapability {
 		return &csipb.PluginCapability{Type: &csipb.PluginCapability_Service_{Service: &csipb.PluginCapability_Service{Type: t}}}
@@ -21,6 +21,7 @@ func (d *Driver) GetPluginCapabilities(context.Context, *csipb.GetPluginCapabili
 	return &csipb.GetPluginCapabilitiesResponse{Capabilities: []*csipb.PluginCapability{
 		svc(csipb.PluginCapability_Service_CONTROLLER_SERVICE),
 		svc(csipb.PluginCapability_Service_VOLUME_ACCESSIBILITY_CONSTRAINTS),
+		svc(csipb.PluginCapability_Service_SNAPSHOT_METADATA_SERVICE),
 		// OFFLINE: an NBD client learns an export's size only when it
 		// connects, so a volume grows while no node has it attached, and
 		// its filesystem grows when it is next staged.

@@ -97,7 +97,8 @@ func mountsUnder(t *testing.T, dir string) []string {
 // identical; expand the volume, whose filesystem grows; unpublish,
 // unstage and delete, leaving no device, mount or volume behind. The
 // node attaches with nbdfuse and a loop device (loop_test.go) where the
-// kernel's NBD client is missing.
+// kernel's NBD client is missing; in the kernel VM suite (-csi.node) it
+// is the guest's `thind csi` with the kernel's client.
 func TestNodeLifecycle(t *testing.T) {
 	for _, fs := range []string{"ext4", "xfs"} {
 		t.Run(fs, func(t *testing.T) {
@@ -179,6 +180,9 @@ func TestNodeLifecycle(t *testing.T) {
 			if m := mountsUnder(t, e.dir); len(m) != 0 {
 				t.Fatalf("mounts left: %v", m)
 			}
+			if d := nbdConnected(t); len(d) != 0 {
+				t.Fatalf("NBD devices left connected: %v", d)
+			}
 			for _, v := range []string{id, cid} {
 				if _, err := cl.DeleteVolume(ctx, &csipb.DeleteVolumeRequest{VolumeId: v}); err != nil {
 					t.Fatal(err)
@@ -193,6 +197,17 @@ func TestNodeLifecycle(t *testing.T) {
 			}
 		})
 	}
+}
+
+// nbdConnected lists the kernel's NBD devices that have a connection
+// (none where the nbd module is not loaded).
+func nbdConnected(t *testing.T) []string {
+	t.Helper()
+	pids, err := filepath.Glob("/sys/block/nbd*/pid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pids
 }
 
 // hasCapSysResource reports whether this process may pass resource

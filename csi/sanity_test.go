@@ -40,6 +40,9 @@ type env struct {
 func startEnv(t *testing.T, loop bool) *env {
 	t.Helper()
 	dir := tooltest.ShortDir(t)
+	if *extNode != "" {
+		return &env{dir: dir, controller: *extController, node: *extNode, controlSock: *extControl}
+	}
 	pooltest.CheckFile(t, filepath.Join(dir, "metadata"))
 	e := &env{
 		dir:         dir,
@@ -150,6 +153,16 @@ var _ = ginkgo.Describe("thind csi", func() {
 // client (loop_test.go). Ginkgo runs one suite per process, hence a flag.
 var nodeLoop = flag.Bool("sanity.node-loop", false, "run csi-sanity's Node Service specs with the nbdfuse+loop attacher")
 
+// In the kernel VM suite (test/vm/thind.sh, part csi) the drivers are
+// `thind csi` processes in the guest, attaching with the kernel's NBD
+// client to the daemon on the host: these flags name their endpoints and
+// the daemon's (forwarded) control socket, and startEnv starts nothing.
+var (
+	extController = flag.String("csi.controller", "", "use this running controller (unix://...) instead of starting one")
+	extNode       = flag.String("csi.node", "", "use this running node driver (unix://...) instead of starting one")
+	extControl    = flag.String("csi.control", "", "the control socket of the daemon the running drivers use")
+)
+
 func TestSanity(t *testing.T) {
 	e := startEnv(t, *nodeLoop)
 	for _, cfg := range sanityConfigs {
@@ -160,7 +173,7 @@ func TestSanity(t *testing.T) {
 	}
 	gomega.RegisterFailHandler(ginkgo.Fail)
 	suite, reporter := ginkgo.GinkgoConfiguration()
-	if !*nodeLoop {
+	if !*nodeLoop && *extNode == "" {
 		suite.SkipStrings = []string{"Node Service"}
 	}
 	reporter.Succinct = true
@@ -191,7 +204,7 @@ func TestSanity(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("csi-sanity: %d passed, %d failed, %d skipped (unadvertised capabilities; Node Service unless -sanity.node-loop)", passed, failed, skipped)
+	t.Logf("csi-sanity: %d passed, %d failed, %d skipped (unadvertised capabilities; Node Service unless -sanity.node-loop or -csi.node)", passed, failed, skipped)
 	for _, g := range slices.Sorted(maps.Keys(groups)) {
 		t.Logf("  %3d passed: %s", groups[g], g)
 	}

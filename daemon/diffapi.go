@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/thind-storage/thind/catalog"
+	"github.com/thind-storage/thind/control"
 )
 
 // diffFlushEvery is how many lines a diff stream sends between flushes:
@@ -16,11 +17,12 @@ const diffFlushEvery = 256
 // serveDiff streams GET /v1/volumes/{name}/diff?base=BASE&offset=N as
 // NDJSON: a DiffHeader line, a DiffRange line per range, a DiffEnd line;
 // an error after the header ends the stream with an error line instead.
+// Without base it is a diff against nothing: the allocated ranges.
 func (d *Daemon) serveDiff(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	base := q.Get("base")
-	if base == "" {
-		fail(w, fmt.Errorf("diff needs ?base=VOLUME: %w", catalog.ErrInvalid))
+	if q.Has("base") && base == "" {
+		fail(w, fmt.Errorf("diff: empty ?base= (leave it out for the allocated ranges): %w", catalog.ErrInvalid))
 		return
 	}
 	var offset uint64
@@ -41,7 +43,7 @@ func (d *Daemon) serveDiff(w http.ResponseWriter, r *http.Request) {
 	enc := json.NewEncoder(w)
 	flusher, _ := w.(http.Flusher)
 	lines := 0
-	send := func(l DiffLine) error {
+	send := func(l control.DiffLine) error {
 		if err := enc.Encode(l); err != nil {
 			return err
 		}
@@ -50,13 +52,13 @@ func (d *Daemon) serveDiff(w http.ResponseWriter, r *http.Request) {
 		}
 		return nil
 	}
-	if send(DiffLine{DiffHeader: &h}) != nil {
+	if send(control.DiffLine{DiffHeader: &h}) != nil {
 		return
 	}
-	end, err := d.Diff(r.Context(), h, func(x DiffRange) error { return send(DiffLine{DiffRange: &x}) })
+	end, err := d.Diff(r.Context(), h, func(x control.DiffRange) error { return send(control.DiffLine{DiffRange: &x}) })
 	if err != nil {
-		send(DiffLine{Error: err.Error()})
+		send(control.DiffLine{Error: err.Error()})
 		return
 	}
-	send(DiffLine{DiffEnd: &end})
+	send(control.DiffLine{DiffEnd: &end})
 }

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	thind "github.com/thind-storage/thind/daemon"
+	"github.com/thind-storage/thind/control"
 	"github.com/thind-storage/thind/internal/pooltest"
 	"github.com/thind-storage/thind/internal/randtest"
 	"github.com/thind-storage/thind/internal/tooltest"
@@ -78,7 +78,7 @@ func TestFullAndIncrementalBackupsRestore(t *testing.T) {
 				read = backupScript(t, "incr", base, d.unixURI(snap), file)
 				ranges, _ := volumeDiff(t, d, base, snap, 0)
 				for _, r := range ranges {
-					if r.State == thind.DiffChanged {
+					if r.State == control.DiffChanged {
 						changed += int64(r.Length)
 					}
 				}

@@ -56,6 +56,8 @@ func TestCLIErrorsAreOneClearLine(t *testing.T) {
 		{"a diff against an unknown volume", []string{"volume", "diff", "nope", "vol"}, `volume "nope": no such volume`},
 		{"a diff of an unknown volume", []string{"volume", "diff", "vol", "nope"}, `volume "nope": no such volume`},
 		{"a diff from past the end", []string{"volume", "diff", "vol", "busy", "--offset", "2000000"}, "offset 2000000 past the end of busy (1048576 bytes)"},
+		{"the allocated ranges of an unknown volume", []string{"volume", "diff", "nope"}, `volume "nope": no such volume`},
+		{"a diff of three volumes", []string{"volume", "diff", "vol", "busy", "x"}, "accepts between 1 and 2 arg(s), received 3"},
 		{"a diff from a negative offset", []string{"volume", "diff", "vol", "busy", "--offset", "-1"}, `invalid argument "-1" for "--offset"`},
 		{"a shrink without --allow-shrink", []string{"volume", "resize", "vol", "--size", "512"}, "volume vol: 1M to 512 bytes: shrinking drops the data past the new end; pass --allow-shrink"},
 	} {

@@ -115,6 +115,13 @@ func TestThindCSIServesAndStops(t *testing.T) {
 // returns a client of it and a kill -9.
 func startCSI(t *testing.T, d *daemon, sock string) (csipb.ControllerClient, func()) {
 	t.Helper()
+	cc, kill := startCSIConn(t, d, sock)
+	return csipb.NewControllerClient(cc), kill
+}
+
+// startCSIConn is startCSI with a connection for any of its services.
+func startCSIConn(t *testing.T, d *daemon, sock string) (*grpc.ClientConn, func()) {
+	t.Helper()
 	cmd := exec.Command(thindBin, "csi", "--mode", "controller", "--endpoint", "unix://"+sock, "--node-id", "n1", "--data-dir", d.dir)
 	cmd.Env = daemonEnv()
 	if err := cmd.Start(); err != nil {
@@ -132,7 +139,7 @@ func startCSI(t *testing.T, d *daemon, sock string) (csipb.ControllerClient, fun
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cc.Close() })
-	return csipb.NewControllerClient(cc), kill
+	return cc, kill
 }
 
 // TestThindCSIKilledMidRPCConverges kills `thind csi` with SIGKILL at

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"testing"
 
-	thind "github.com/thind-storage/thind/daemon"
+	"github.com/thind-storage/thind/control"
 	"github.com/thind-storage/thind/internal/randtest"
 	"github.com/thind-storage/thind/internal/tooltest"
 )
@@ -57,24 +57,24 @@ func cloneBlocks(src map[int64]int) map[int64]int {
 }
 
 // dirty is where target differs from base, as DiffRanges by block, merged.
-func (m *blockModel) dirty(base, target string, size int64) []thind.DiffRange {
-	var out []thind.DiffRange
+func (m *blockModel) dirty(base, target string, size int64) []control.DiffRange {
+	var out []control.DiffRange
 	for b := int64(0); b*blockSize < size; b++ {
 		tb, inB := m.vols[base][b]
 		tt, inT := m.vols[target][b]
 		if tb == tt && inB == inT {
 			continue
 		}
-		state := thind.DiffChanged
+		state := control.DiffChanged
 		if inB && !inT {
-			state = thind.DiffUnmapped
+			state = control.DiffUnmapped
 		}
 		off := uint64(b * blockSize)
 		if k := len(out); k > 0 && out[k-1].Offset+out[k-1].Length == off && out[k-1].State == state {
 			out[k-1].Length += blockSize
 			continue
 		}
-		out = append(out, thind.DiffRange{Offset: off, Length: blockSize, State: state})
+		out = append(out, control.DiffRange{Offset: off, Length: blockSize, State: state})
 	}
 	return out
 }
@@ -113,14 +113,19 @@ func (m *blockModel) workload(t *testing.T, d *daemon, rng *rand.Rand, vol strin
 
 // volumeDiff runs thind volume diff --json and returns its ranges and
 // header, failing unless the stream is complete.
-func volumeDiff(t *testing.T, d *daemon, base, target string, offset uint64) ([]thind.DiffRange, thind.DiffHeader) {
+// An empty base lists target's allocated ranges.
+func volumeDiff(t *testing.T, d *daemon, base, target string, offset uint64) ([]control.DiffRange, control.DiffHeader) {
 	t.Helper()
-	out := d.mustCLI("volume", "diff", base, target, "--json", "--offset", strconv.FormatUint(offset, 10))
-	var ranges []thind.DiffRange
-	var h thind.DiffHeader
+	args := []string{"volume", "diff", base, target, "--json", "--offset", strconv.FormatUint(offset, 10)}
+	if base == "" {
+		args = append(args[:2], args[3:]...)
+	}
+	out := d.mustCLI(args...)
+	var ranges []control.DiffRange
+	var h control.DiffHeader
 	done := false
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		var l thind.DiffLine
+		var l control.DiffLine
 		if err := json.Unmarshal([]byte(line), &l); err != nil {
 			t.Fatalf("diff line %q: %v", line, err)
 		}
@@ -140,8 +145,8 @@ func volumeDiff(t *testing.T, d *daemon, base, target string, offset uint64) ([]
 }
 
 // clipFrom keeps what of ranges lies at or after off.
-func clipFrom(ranges []thind.DiffRange, off uint64) []thind.DiffRange {
-	var out []thind.DiffRange
+func clipFrom(ranges []control.DiffRange, off uint64) []control.DiffRange {
+	var out []control.DiffRange
 	for _, r := range ranges {
 		if r.Offset+r.Length <= off {
 			continue
@@ -157,14 +162,14 @@ func clipFrom(ranges []thind.DiffRange, off uint64) []thind.DiffRange {
 
 // dirtyMap reads qemu:dirty-bitmap:base of export vol with nbdinfo and
 // returns its dirty ranges.
-func dirtyMap(t *testing.T, d *daemon, base, vol string) []thind.DiffRange {
+func dirtyMap(t *testing.T, d *daemon, base, vol string) []control.DiffRange {
 	t.Helper()
 	out := tooltest.Run(t, "nbdinfo", pkgLibnbd, "--map=qemu:dirty-bitmap:"+base, "--json", d.unixURI(vol))
 	var m []struct{ Offset, Length, Type uint64 }
 	if err := json.Unmarshal([]byte(out), &m); err != nil {
 		t.Fatalf("nbdinfo --map: %v\n%s", err, out)
 	}
-	var ranges []thind.DiffRange
+	var ranges []control.DiffRange
 	for _, e := range m {
 		if e.Type&1 == 0 {
 			continue
@@ -173,31 +178,31 @@ func dirtyMap(t *testing.T, d *daemon, base, vol string) []thind.DiffRange {
 			ranges[k-1].Length += e.Length
 			continue
 		}
-		ranges = append(ranges, thind.DiffRange{Offset: e.Offset, Length: e.Length})
+		ranges = append(ranges, control.DiffRange{Offset: e.Offset, Length: e.Length})
 	}
 	return ranges
 }
 
 // dirtyOnly forgets the states, merging what touches: the dirty bitmap
 // marks changed and unmapped alike.
-func dirtyOnly(ranges []thind.DiffRange) []thind.DiffRange {
-	var out []thind.DiffRange
+func dirtyOnly(ranges []control.DiffRange) []control.DiffRange {
+	var out []control.DiffRange
 	for _, r := range ranges {
 		if k := len(out); k > 0 && out[k-1].Offset+out[k-1].Length == r.Offset {
 			out[k-1].Length += r.Length
 			continue
 		}
-		out = append(out, thind.DiffRange{Offset: r.Offset, Length: r.Length})
+		out = append(out, control.DiffRange{Offset: r.Offset, Length: r.Length})
 	}
 	return out
 }
 
 // thinDeltaDirty is where thin_delta reports different, left_only or
 // right_only between two devices, in bytes.
-func thinDeltaDirty(t *testing.T, meta string, left, right uint64) []thind.DiffRange {
+func thinDeltaDirty(t *testing.T, meta string, left, right uint64) []control.DiffRange {
 	t.Helper()
 	out := tooltest.Run(t, "thin_delta", pkgThinTools, "--snap1", strconv.FormatUint(left, 10), "--snap2", strconv.FormatUint(right, 10), meta)
-	var ranges []thind.DiffRange
+	var ranges []control.DiffRange
 	for _, l := range strings.Split(out, "\n") {
 		l = strings.TrimSpace(l)
 		var kind string
@@ -208,7 +213,7 @@ func thinDeltaDirty(t *testing.T, meta string, left, right uint64) []thind.DiffR
 		if _, err := fmt.Sscanf(strings.ReplaceAll(l, `"`, " "), "%s begin= %d length= %d", &kind, &begin, &length); err != nil {
 			t.Fatalf("thin_delta line %q: %v", l, err)
 		}
-		r := thind.DiffRange{Offset: begin * blockSize, Length: length * blockSize}
+		r := control.DiffRange{Offset: begin * blockSize, Length: length * blockSize}
 		if k := len(ranges); k > 0 && ranges[k-1].Offset+ranges[k-1].Length == r.Offset {
 			ranges[k-1].Length += r.Length
 			continue
@@ -243,7 +248,7 @@ func TestVolumeDiffAndDirtyBitmaps(t *testing.T) {
 		m.workload(t, d, rng, "s1b", size, 20)
 
 		pairs := [][2]string{{"s1", "vm"}, {"s2", "vm"}, {"s1", "s2"}, {"s2", "s1"}, {"s1b", "s2"}, {"vm", "s1b"}}
-		got := map[[2]string][]thind.DiffRange{}
+		got := map[[2]string][]control.DiffRange{}
 		for _, p := range pairs {
 			ranges, h := volumeDiff(t, d, p[0], p[1], 0)
 			if want := m.dirty(p[0], p[1], size); !slices.Equal(ranges, want) {

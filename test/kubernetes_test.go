@@ -30,6 +30,20 @@ type volumeSnapshotClass struct {
 	Parameters        map[string]string `json:"parameters,omitempty"`
 }
 
+// snapshotMetadataService is cbt.storage.k8s.io/v1alpha1
+// SnapshotMetadataService, the object external-snapshot-metadata
+// publishes its address by; its Go type lives in that project, not
+// k8s.io/api. Its fields as the CRD defines them.
+type snapshotMetadataService struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+	Spec              struct {
+		Address  string `json:"address"`
+		CACert   []byte `json:"caCert"`
+		Audience string `json:"audience"`
+	} `json:"spec"`
+}
+
 // manifests are deploy/kubernetes's objects, decoded strictly.
 type manifests struct {
 	namespaces      []corev1.Namespace
@@ -41,6 +55,8 @@ type manifests struct {
 	drivers         []storagev1.CSIDriver
 	classes         []storagev1.StorageClass
 	snapClasses     []volumeSnapshotClass
+	services        []corev1.Service
+	metadataSvcs    []snapshotMetadataService
 	deployments     []appsv1.Deployment
 	daemonSets      []appsv1.DaemonSet
 }
@@ -77,6 +93,10 @@ func loadManifests(t *testing.T) *manifests {
 			switch tm.APIVersion + " " + tm.Kind {
 			case "v1 Namespace":
 				err = decodeInto(doc, &m.namespaces)
+			case "v1 Service":
+				err = decodeInto(doc, &m.services)
+			case "cbt.storage.k8s.io/v1alpha1 SnapshotMetadataService":
+				err = decodeInto(doc, &m.metadataSvcs)
 			case "v1 ServiceAccount":
 				err = decodeInto(doc, &m.serviceAccounts)
 			case "rbac.authorization.k8s.io/v1 ClusterRole":
@@ -241,7 +261,8 @@ func TestKubernetesManifestsAgree(t *testing.T) {
 	}
 
 	ctl := m.deployments[0].Spec.Template.Spec
-	checkPlugin(t, "controller Deployment", ctl, csi.ModeController, "csi-provisioner", "csi-snapshotter", "csi-resizer")
+	checkPlugin(t, "controller Deployment", ctl, csi.ModeController, "csi-provisioner", "csi-snapshotter", "csi-resizer", "csi-snapshot-metadata")
+	checkSnapshotMetadata(t, m)
 	prov := container(t, ctl, "csi-provisioner")
 	for _, want := range []string{"--feature-gates=Topology=true", "--enable-capacity", "--immediate-topology=false"} {
 		if !slices.Contains(prov.Args, want) {
@@ -303,5 +324,95 @@ func TestKubernetesManifestsAgree(t *testing.T) {
 		if !slices.ContainsFunc(m.roles, func(r rbacv1.Role) bool { return r.Name == b.RoleRef.Name && r.Namespace == b.Namespace }) {
 			t.Errorf("RoleBinding %s: no Role %s in %s", b.Name, b.RoleRef.Name, b.Namespace)
 		}
+	}
+}
+
+// checkSnapshotMetadata checks that the SnapshotMetadataService object
+// names the driver and an address that is a Service reaching the
+// controller's csi-snapshot-metadata sidecar, which has its TLS secret
+// and the roles it needs.
+func checkSnapshotMetadata(t *testing.T, m *manifests) {
+	t.Helper()
+	if len(m.metadataSvcs) != 1 {
+		t.Fatalf("want one SnapshotMetadataService, got %d", len(m.metadataSvcs))
+	}
+	sms := m.metadataSvcs[0]
+	if sms.Name != csi.DriverName || sms.Spec.Audience == "" || len(sms.Spec.CACert) == 0 {
+		t.Errorf("SnapshotMetadataService %q: want the name %s, an audience and a CA certificate", sms.Name, csi.DriverName)
+	}
+	host, port, ok := strings.Cut(sms.Spec.Address, ":")
+	svcName, svcNS, _ := strings.Cut(host, ".")
+	dep := m.deployments[0]
+	pod := dep.Spec.Template
+	side := container(t, pod.Spec, "csi-snapshot-metadata")
+	found := false
+	for _, svc := range m.services {
+		if svc.Name != svcName || svc.Namespace != svcNS {
+			continue
+		}
+		found = true
+		if svc.Namespace != dep.Namespace {
+			t.Errorf("Service %s is not in the controller's namespace %s", svc.Name, dep.Namespace)
+		}
+		for k, v := range svc.Spec.Selector {
+			if pod.Labels[k] != v {
+				t.Errorf("Service %s selects %s=%s, which the controller's pods do not carry", svc.Name, k, v)
+			}
+		}
+		reaches := false
+		for _, p := range svc.Spec.Ports {
+			if fmt.Sprint(p.Port) != port {
+				continue
+			}
+			for _, cp := range side.Ports {
+				if (p.TargetPort.StrVal != "" && p.TargetPort.StrVal == cp.Name) || (p.TargetPort.StrVal == "" && p.TargetPort.IntVal == cp.ContainerPort) {
+					reaches = true
+				}
+			}
+		}
+		if !reaches {
+			t.Errorf("Service %s port %s does not reach a port of csi-snapshot-metadata", svc.Name, port)
+		}
+	}
+	if !ok || !found {
+		t.Errorf("SnapshotMetadataService address %q is no SERVICE.NAMESPACE:PORT of the manifests", sms.Spec.Address)
+	}
+	for _, f := range []string{"tls-cert", "tls-key"} {
+		path, _ := flag(side.Args, f)
+		vol, _ := mountOf(side, path)
+		secret := false
+		for _, v := range pod.Spec.Volumes {
+			secret = secret || (v.Name == vol && v.Secret != nil && v.Secret.SecretName != "")
+		}
+		if !secret {
+			t.Errorf("csi-snapshot-metadata --%s=%q is not on a secret volume", f, path)
+		}
+	}
+	need := map[string]string{"cbt.storage.k8s.io/snapshotmetadataservices": "get",
+		"authentication.k8s.io/tokenreviews": "create", "authorization.k8s.io/subjectaccessreviews": "create"}
+	bound := map[string]bool{}
+	for _, b := range m.clusterBindings {
+		for _, sub := range b.Subjects {
+			if sub.Kind == "ServiceAccount" && sub.Name == pod.Spec.ServiceAccountName && sub.Namespace == dep.Namespace {
+				bound[b.RoleRef.Name] = true
+			}
+		}
+	}
+	for _, r := range m.clusterRoles {
+		if !bound[r.Name] {
+			continue
+		}
+		for _, rule := range r.Rules {
+			for _, g := range rule.APIGroups {
+				for _, res := range rule.Resources {
+					if v, ok := need[g+"/"+res]; ok && slices.Contains(rule.Verbs, v) {
+						delete(need, g+"/"+res)
+					}
+				}
+			}
+		}
+	}
+	for res, verb := range need {
+		t.Errorf("the controller's ClusterRole cannot %s %s (csi-snapshot-metadata needs it)", verb, res)
 	}
 }

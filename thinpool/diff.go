@@ -31,6 +31,20 @@ const diffChunk = 1 << 16
 // lock, and fn runs between chunks, outside it: a live device may change
 // meanwhile, and each range is as it was when its chunk was compared.
 func (p *Pool) Diff(ctx context.Context, base, target, off, end uint64, fn func(DiffExtent) error) error {
+	return p.runs(ctx, base, target, true, off, end, fn)
+}
+
+// Allocated calls fn for each range of [off, end) that device dev maps,
+// as Diff against a device that maps nothing would: in order, merged,
+// clipped, none Unmapped. It reads every mapping of the range.
+func (p *Pool) Allocated(ctx context.Context, dev, off, end uint64, fn func(DiffExtent) error) error {
+	// A device compared with itself is the same everywhere it maps.
+	return p.runs(ctx, dev, dev, false, off, end, fn)
+}
+
+// runs does Diff and Allocated: the comparison of base and target by
+// chunks, with the runs both map alike left out if skipSame.
+func (p *Pool) runs(ctx context.Context, base, target uint64, skipSame bool, off, end uint64, fn func(DiffExtent) error) error {
 	if off >= end {
 		return nil
 	}
@@ -51,7 +65,7 @@ func (p *Pool) Diff(ctx context.Context, base, target, off, end uint64, fn func(
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		opts := thinmeta.DeltaOptions{SkipSame: true, Begin: v, End: min(v+diffChunk, last+1)}
+		opts := thinmeta.DeltaOptions{SkipSame: skipSame, Begin: v, End: min(v+diffChunk, last+1)}
 		_, err := p.md.Delta(base, target, opts, func(r thinmeta.DeltaRun) error {
 			s, e := max(r.Begin*bs, off), min((r.Begin+r.Len)*bs, end)
 			emit(DiffExtent{Off: s, Len: e - s, Unmapped: r.Kind == thinmeta.DeltaLeftOnly})

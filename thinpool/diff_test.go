@@ -54,7 +54,8 @@ func modelDiff(t *testing.T, md *thinmeta.Pool, base, target, off, end, bs uint6
 
 // TestDiffMatchesTheMappingsAndTheData writes, discards and snapshots at
 // random, then checks Diff of every pair against the mappings over random
-// byte ranges, and that outside its ranges the two devices read alike.
+// byte ranges, and that outside its ranges the two devices read alike;
+// and Allocated of each device against its mappings.
 func TestDiffMatchesTheMappingsAndTheData(t *testing.T) {
 	randtest.Each(t, 3, func(t *testing.T, seed uint64) {
 		rng := randtest.FromSeed(seed)
@@ -116,9 +117,42 @@ func TestDiffMatchesTheMappingsAndTheData(t *testing.T) {
 					t.Fatalf("diff %d %d [%d, %d):\n got %v\nwant %v", base, target, off, end, got, want)
 				}
 				checkCleanReadsAlike(t, thins[base], thins[target], off, end, bs, clean)
+				if base == target {
+					checkAllocated(t, e.pool, target, off, end)
+				}
 			}
 		}
 	})
+}
+
+// checkAllocated checks Allocated of dev over [off, end) against its
+// mappings: every mapped block, merged, clipped, none Unmapped.
+func checkAllocated(t *testing.T, p *thinpool.Pool, dev, off, end uint64) {
+	t.Helper()
+	bs := p.BlockSize()
+	var want []thinpool.DiffExtent
+	for _, v := range slices.Sorted(maps.Keys(mappings(t, p.Metadata(), dev))) {
+		if (v+1)*bs <= off || v*bs >= end {
+			continue
+		}
+		e := thinpool.DiffExtent{Off: max(v*bs, off)}
+		e.Len = min((v+1)*bs, end) - e.Off
+		if k := len(want); k > 0 && want[k-1].Off+want[k-1].Len == e.Off {
+			want[k-1].Len += e.Len
+			continue
+		}
+		want = append(want, e)
+	}
+	var got []thinpool.DiffExtent
+	if err := p.Allocated(bg, dev, off, end, func(x thinpool.DiffExtent) error {
+		got = append(got, x)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("allocated %d [%d, %d):\n got %v\nwant %v", dev, off, end, got, want)
+	}
 }
 
 // checkCleanReadsAlike reads the blocks Diff leaves out (those both map,

@@ -13,7 +13,7 @@ import (
 )
 
 func newCSICommand() *cobra.Command {
-	var mode, endpoint, nodeID, stateDir, nbdSock, logLevel, logFormat string
+	var mode, endpoint, nodeID, stateDir, nbdSock, nbdAddr, logLevel, logFormat string
 	cmd := &cobra.Command{
 		Use:   "csi --mode controller|node --node-id NODE",
 		Short: "Serve the Kubernetes CSI driver for this node's thind daemon",
@@ -44,7 +44,7 @@ daemon of this node. Volumes are pinned to the node by the topology key
 			d, err := csi.New(csi.Config{
 				Mode: csi.Mode(mode), NodeID: nodeID,
 				ControlSocket: sock, StateDir: stateDir,
-				Attacher: csi.ExecAttacher{Binary: self, NBDSocket: nbdSock},
+				Attacher: csi.ExecAttacher{Binary: self, NBDSocket: nbdSock, NBDAddr: nbdAddr},
 				Logger:   log,
 			})
 			if err != nil {
@@ -65,6 +65,7 @@ daemon of this node. Volumes are pinned to the node by the topology key
 	f.StringVar(&endpoint, "endpoint", "unix:///csi/csi.sock", "the gRPC endpoint the CO's sidecars dial")
 	f.StringVar(&nodeID, "node-id", os.Getenv("NODE_ID"), "this node's name (default $NODE_ID); the value of the topology key")
 	f.StringVar(&nbdSock, "socket", "", "the daemon's NBD unix socket (default DATA_DIR/nbd.sock)")
+	f.StringVar(&nbdAddr, "addr", "", "the daemon's NBD TCP address HOST:PORT, instead of --socket")
 	f.StringVar(&stateDir, "state-dir", "", "where the node keeps which device each staged volume is on (default DATA_DIR/csi)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "text or json")

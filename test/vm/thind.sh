@@ -13,6 +13,9 @@
 #              kills qemu at a random moment, THIND_POWER_CUTS times (20); every boot first
 #              checks that all durable writes of the earlier ones survived; thin_check and
 #              thind meta check after every cut                    (VM boots 4 .. 4+cuts)
+#   5. csi     `thind csi` (controller and node) in the guest against thind on the host, the
+#              kernel's NBD client: csi-sanity with the Node Service specs, a volume lifecycle
+#              (ext4, xfs); nothing left attached, mounted or created        (VM boot 5+)
 #
 # Logs, kept after the run in $THIND_VM_LOGS (default $TMPDIR/thind-vm-logs): the consoles
 # thind-{nbd,kernel,reread}.log, the daemons' thind-server-{A,B}.log, the guest's requests to
@@ -230,3 +233,25 @@ part4() {
 	measured+=("power cuts survived: $survived of $cuts, $(wc -l <"$d/floors") slots checked against their last durable write")
 }
 part powercut part4
+
+# ---------------------------------------------------------------------------- 5. csi
+part5() {
+	local d=$w/csi log=$VM_LOGS/thind-csi.log vols
+	mkdir -p "$d"
+	hstep build-csi-test bash -c "cd '$root' && CGO_ENABLED=0 go test -c -o '$d/csi.test' ./csi"
+	hstep build-sockfwd bash -c "cd '$root' && CGO_ENABLED=0 go build -o '$d/sockfwd' ./test/vm/thind/sockfwd"
+	thind_new C "$w/c" --data-size 8G --default-size 64M
+	fwd() { exec "$d/sockfwd" "tcp:127.0.0.1:$1" "unix:$w/c/control.sock"; }
+	vm_serve sockfwd fwd
+	vm_boot -t 600 -m nbd -e "NBD_PORT=$(srv_get C port)" -e "CTL_PORT=$VM_PORT" \
+		-f "$THIND" -f "$d/csi.test" -f "$d/sockfwd" -f "$(command -v resize2fs)" -f "$(command -v xfs_growfs)" \
+		-l "$log" "$here/thind/csi.guest.sh"
+	collect "$log"
+	vm_stop "$VM_SERVER_PID"
+	vols=$(thind_cli C volume list --json)
+	hstep C-only-default-left [ "$(jq -r '[.[] | .name] | join(",")' <<<"$vols")" = default ]
+	hstep stop-C thind_stop C
+	hstep thin_check-C thin_check "$w/c/metadata"
+	hstep thind-meta-check-C "$THIND" meta check "$w/c/metadata"
+}
+part csi part5
