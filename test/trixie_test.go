@@ -2,10 +2,12 @@ package test
 
 import (
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	thind "github.com/thind-storage/thind/daemon"
 	"github.com/thind-storage/thind/internal/randtest"
 	"github.com/thind-storage/thind/internal/tooltest"
 )
@@ -45,8 +47,9 @@ func needTrixieExtended(t *testing.T, tx *tooltest.Chroot, uri string, contexts 
 // TestTrixieDirtyBitmapsWithExtendedHeaders runs a random workload with
 // snapshots, then reads qemu:dirty-bitmap:BASE and base:allocation with
 // Debian 13's nbdinfo (libnbd 1.22, extended headers negotiated) and
-// checks them against the model, thind volume diff and Debian 12's
-// nbdinfo (libnbd 1.14, structured replies only).
+// checks them against the model, thind volume diff, Debian 12's nbdinfo
+// (libnbd 1.14, structured replies only) and, with the daemon stopped,
+// thin_delta.
 func TestTrixieDirtyBitmapsWithExtendedHeaders(t *testing.T) {
 	tx := tooltest.Trixie(t)
 	randtest.Each(t, 2, func(t *testing.T, seed uint64) {
@@ -68,7 +71,9 @@ func TestTrixieDirtyBitmapsWithExtendedHeaders(t *testing.T) {
 		if info := tx.Run(t, "nbdinfo", d.tcpURI("vm")); !strings.Contains(info, "using extended packets") {
 			t.Fatalf("trixie nbdinfo does not report extended headers:\n%s", info)
 		}
-		for _, p := range [][2]string{{"s1", "vm"}, {"s2", "vm"}, {"s1", "s2"}, {"s2", "s1"}, {"vm", "s1"}} {
+		pairs := [][2]string{{"s1", "vm"}, {"s2", "vm"}, {"s1", "s2"}, {"s2", "s1"}, {"vm", "s1"}}
+		bitmaps := map[[2]string][]thind.DiffRange{}
+		for _, p := range pairs {
 			want := m.dirty(p[0], p[1], size)
 			if diff, _ := volumeDiff(t, d, p[0], p[1], 0); !slices.Equal(diff, want) {
 				t.Fatalf("volume diff %s %s:\n got %v\nwant %v", p[0], p[1], diff, want)
@@ -80,6 +85,7 @@ func TestTrixieDirtyBitmapsWithExtendedHeaders(t *testing.T) {
 			if old := dirtyMap(t, d, p[0], p[1]); !slices.Equal(old, got) {
 				t.Fatalf("nbdinfo 1.14 and 1.22 differ on qemu:dirty-bitmap:%s of %s:\n1.14 %v\n1.22 %v", p[0], p[1], old, got)
 			}
+			bitmaps[p] = got
 		}
 		for _, vol := range []string{"vm", "s1", "s2"} {
 			mapped := provisioned{}
@@ -93,6 +99,18 @@ func TestTrixieDirtyBitmapsWithExtendedHeaders(t *testing.T) {
 			}
 			if old := nbdinfoMap(t, d.unixURI(vol)); fmt.Sprint(old) != fmt.Sprint(got) {
 				t.Fatalf("nbdinfo 1.14 and 1.22 --map differ on %s:\n1.14 %v\n1.22 %v", vol, old, got)
+			}
+		}
+		// And dirty exactly where thin_delta reports a difference.
+		ids := map[string]uint64{}
+		for _, v := range d.volumes() {
+			ids[v.Name] = v.DevID
+		}
+		d.stop()
+		meta := filepath.Join(d.dir, "metadata")
+		for _, p := range pairs {
+			if td := thinDeltaDirty(t, meta, ids[p[0]], ids[p[1]]); !slices.Equal(td, bitmaps[p]) {
+				t.Fatalf("thin_delta %s %s:\n got %v\nwant nbdinfo 1.22's %v", p[0], p[1], td, bitmaps[p])
 			}
 		}
 	})

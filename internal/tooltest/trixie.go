@@ -117,6 +117,7 @@ func buildTrixie(t testing.TB, cache, root string) error {
 	cmd := exec.CommandContext(ctx, debootstrap, "--variant=minbase", "--include="+TrixiePackages, "trixie", tmp, mirror)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
+		os.RemoveAll(tmp)
 		return fmt.Errorf("debootstrap trixie from %s (network needed): %v\n%s", mirror, err, tail(out, 20))
 	}
 	t.Logf("debootstrap of trixie with %s took %v", TrixiePackages, time.Since(start).Round(time.Second))
