@@ -25,8 +25,9 @@ const (
 	// trixieBuildTimeout bounds debootstrap: a cold build downloads
 	// about 60 MB.
 	trixieBuildTimeout = 10 * time.Minute
-	// trixieStamp marks a finished root; a build that died half way
-	// leaves none and is redone.
+	// trixieStamp marks a finished root and holds TrixiePackages: a
+	// build that died half way leaves none, and a root made for another
+	// package list does not match, so either is built again.
 	trixieStamp = ".thind-trixie-complete"
 )
 
@@ -72,7 +73,7 @@ func Trixie(t testing.TB) *Chroot {
 	}
 	cache := TrixieCache()
 	root := filepath.Join(cache, "root")
-	if _, err := os.Stat(filepath.Join(root, trixieStamp)); err != nil {
+	if !trixieBuilt(root) {
 		if err := buildTrixie(t, cache, root); err != nil {
 			t.Fatalf("the Debian 13 (trixie) root for current libnbd and qemu: %v", err)
 		}
@@ -99,7 +100,7 @@ func buildTrixie(t testing.TB, cache, root string) error {
 		return fmt.Errorf("locking %s: %w", cache, err)
 	}
 	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
-	if _, err := os.Stat(filepath.Join(root, trixieStamp)); err == nil {
+	if trixieBuilt(root) {
 		return nil // another test binary built it while we waited
 	}
 	debootstrap := Need(t, "debootstrap", "debootstrap")
@@ -127,7 +128,13 @@ func buildTrixie(t testing.TB, cache, root string) error {
 	if err := os.Rename(tmp, root); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(root, trixieStamp), nil, 0o644)
+	return os.WriteFile(filepath.Join(root, trixieStamp), []byte(TrixiePackages), 0o644)
+}
+
+// trixieBuilt reports whether root is a finished build of TrixiePackages.
+func trixieBuilt(root string) bool {
+	stamp, err := os.ReadFile(filepath.Join(root, trixieStamp))
+	return err == nil && string(stamp) == TrixiePackages
 }
 
 // tail is the last n lines of out.
