@@ -164,7 +164,13 @@ func clipFrom(ranges []control.DiffRange, off uint64) []control.DiffRange {
 // returns its dirty ranges.
 func dirtyMap(t *testing.T, d *daemon, base, vol string) []control.DiffRange {
 	t.Helper()
-	out := tooltest.Run(t, "nbdinfo", pkgLibnbd, "--map=qemu:dirty-bitmap:"+base, "--json", d.unixURI(vol))
+	return parseDirtyMap(t, tooltest.Run(t, "nbdinfo", pkgLibnbd, "--map=qemu:dirty-bitmap:"+base, "--json", d.unixURI(vol)))
+}
+
+// parseDirtyMap reads the dirty ranges from the output of nbdinfo
+// --map=qemu:dirty-bitmap:BASE --json.
+func parseDirtyMap(t *testing.T, out string) []thind.DiffRange {
+	t.Helper()
 	var m []struct{ Offset, Length, Type uint64 }
 	if err := json.Unmarshal([]byte(out), &m); err != nil {
 		t.Fatalf("nbdinfo --map: %v\n%s", err, out)

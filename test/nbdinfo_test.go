@@ -93,7 +93,12 @@ type extent struct{ Off, Len, Type int64 }
 
 func nbdinfoMap(t *testing.T, uri string) []extent {
 	t.Helper()
-	out := tooltest.Run(t, "nbdinfo", pkgLibnbd, "--map", "--json", uri)
+	return parseNbdinfoMap(t, tooltest.Run(t, "nbdinfo", pkgLibnbd, "--map", "--json", uri))
+}
+
+// parseNbdinfoMap reads the output of nbdinfo --map --json, merged.
+func parseNbdinfoMap(t *testing.T, out string) []extent {
+	t.Helper()
 	var m []struct {
 		Offset, Length, Type int64
 	}

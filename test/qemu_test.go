@@ -62,7 +62,13 @@ func writeRandomImage(t *testing.T, path string, size int64, seed uint64) provis
 // (type 0 data, 3 hole and zero).
 func qemuImgMap(t *testing.T, uri string) []extent {
 	t.Helper()
-	out := tooltest.Run(t, "qemu-img", pkgQemu, "map", "--output=json", "-f", "raw", uri)
+	return parseQemuImgMap(t, tooltest.Run(t, "qemu-img", pkgQemu, "map", "--output=json", "-f", "raw", uri))
+}
+
+// parseQemuImgMap reads the output of qemu-img map --output=json in
+// nbdinfo's form.
+func parseQemuImgMap(t *testing.T, out string) []extent {
+	t.Helper()
 	var qm []struct {
 		Start, Length int64
 		Data, Zero    bool
