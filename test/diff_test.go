@@ -169,7 +169,7 @@ func dirtyMap(t *testing.T, d *daemon, base, vol string) []control.DiffRange {
 
 // parseDirtyMap reads the dirty ranges from the output of nbdinfo
 // --map=qemu:dirty-bitmap:BASE --json.
-func parseDirtyMap(t *testing.T, out string) []thind.DiffRange {
+func parseDirtyMap(t *testing.T, out string) []control.DiffRange {
 	t.Helper()
 	var m []struct{ Offset, Length, Type uint64 }
 	if err := json.Unmarshal([]byte(out), &m); err != nil {

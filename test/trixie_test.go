@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	thind "github.com/thind-storage/thind/daemon"
+	"github.com/thind-storage/thind/control"
 	"github.com/thind-storage/thind/internal/randtest"
 	"github.com/thind-storage/thind/internal/tooltest"
 )
@@ -72,7 +72,7 @@ func TestTrixieDirtyBitmapsWithExtendedHeaders(t *testing.T) {
 			t.Fatalf("trixie nbdinfo does not report extended headers:\n%s", info)
 		}
 		pairs := [][2]string{{"s1", "vm"}, {"s2", "vm"}, {"s1", "s2"}, {"s2", "s1"}, {"vm", "s1"}}
-		bitmaps := map[[2]string][]thind.DiffRange{}
+		bitmaps := map[[2]string][]control.DiffRange{}
 		for _, p := range pairs {
 			want := m.dirty(p[0], p[1], size)
 			if diff, _ := volumeDiff(t, d, p[0], p[1], 0); !slices.Equal(diff, want) {
