@@ -30,6 +30,9 @@ type deltaCursor struct {
 	root             uint64
 	rootLo, rootLast uint64
 	done             bool
+	// leaves, if not nil, reads the leaves past the cache (see
+	// leafReader).
+	leaves *leafReader
 }
 
 // deltaFrame is a node being walked: its entries from index i on are
@@ -55,7 +58,7 @@ type deltaItem struct {
 func (it deltaItem) isEntry() bool { return !it.end && it.height < 0 }
 
 func newDeltaCursor(t *tm.Manager, root uint64, reads *uint64) (*deltaCursor, error) {
-	c := &deltaCursor{t: t, root: root, rootLast: ^uint64(0), reads: reads}
+	c := &deltaCursor{t: t, root: root, rootLast: ^uint64(0), reads: reads, leaves: newLeafReader(t.BM())}
 	// The height comes from the leftmost path; every other path is
 	// checked against it as it is read.
 	b := root
@@ -137,7 +140,7 @@ func (c *deltaCursor) popDone() {
 		if f.i < f.n.NrEntries() {
 			return
 		}
-		c.t.Unlock(f.blk)
+		c.unlock(f)
 		c.stack = c.stack[:len(c.stack)-1]
 	}
 	c.done = true
@@ -149,14 +152,13 @@ func (c *deltaCursor) descend() error {
 	if len(c.stack) > 0 {
 		c.stack[len(c.stack)-1].i++ // the parent moves past it now
 	}
-	blk, err := c.t.ReadLock(it.block, btree.NodeValidator)
-	if err != nil {
+	f := deltaFrame{lo: it.lo, last: it.last, height: it.height}
+	if err := c.read(&f, it.block); err != nil {
 		return fmt.Errorf("mapping tree node %d: %w", it.block, err)
 	}
 	*c.reads++
-	f := deltaFrame{blk: blk, n: btree.ViewNode(blk.Data()), lo: it.lo, last: it.last, height: it.height}
 	if err := f.check(it.block); err != nil {
-		c.t.Unlock(blk)
+		c.unlock(&f)
 		return err
 	}
 	c.stack = append(c.stack, f)
@@ -167,6 +169,44 @@ func (c *deltaCursor) descend() error {
 		c.popDone() // an empty root leaf
 	}
 	return nil
+}
+
+// read reads node b into f: a leaf through c.leaves if it has one, any
+// other node through the cache.
+func (c *deltaCursor) read(f *deltaFrame, b uint64) error {
+	if f.height != 0 || c.leaves == nil {
+		blk, err := c.t.ReadLock(b, btree.NodeValidator)
+		if err != nil {
+			return err
+		}
+		f.blk, f.n = blk, btree.ViewNode(blk.Data())
+		return nil
+	}
+	if n := c.t.BM().NrBlocks(); b >= n {
+		return fmt.Errorf("block %d of %d: %w", b, n, bm.ErrOutOfRange)
+	}
+	var parent *deltaFrame
+	if len(c.stack) > 0 {
+		parent = c.top()
+	}
+	data, err := c.leaves.read(b, c.t.BM().NrBlocks(), func(i int) (uint64, bool) {
+		if parent == nil || parent.i+i >= parent.n.NrEntries() {
+			return 0, false
+		}
+		return parent.n.Value64(parent.i + i), true
+	})
+	if err != nil {
+		return err
+	}
+	f.n = btree.ViewNode(data)
+	return nil
+}
+
+// unlock releases f's block, if it came from the cache.
+func (c *deltaCursor) unlock(f *deltaFrame) {
+	if f.blk.Valid() {
+		c.t.Unlock(f.blk)
+	}
 }
 
 // check applies the rules of a node at its place in the tree.
@@ -206,8 +246,8 @@ func (f *deltaFrame) check(b uint64) error {
 
 // close releases every node still held.
 func (c *deltaCursor) close() {
-	for _, f := range c.stack {
-		c.t.Unlock(f.blk)
+	for i := range c.stack {
+		c.unlock(&c.stack[i])
 	}
 	c.stack = nil
 	c.done = true

@@ -15,6 +15,9 @@ type delta struct {
 	opts DeltaOptions
 	out  runBuilder
 	st   *DeltaStats
+	// sharedLeaves reads the leaves of shared subtrees (see leafReader),
+	// one subtree at a time.
+	sharedLeaves *leafReader
 }
 
 // past reports whether keys from lo on are beyond the range asked for.
@@ -187,7 +190,10 @@ func (d *delta) shared(it deltaItem) error {
 	if d.opts.SkipSame {
 		return nil
 	}
-	c := &deltaCursor{t: d.t, root: it.block, height: it.height, rootLo: it.lo, rootLast: it.last, reads: &d.st.NodesRead}
+	if d.sharedLeaves == nil {
+		d.sharedLeaves = newLeafReader(d.t.BM())
+	}
+	c := &deltaCursor{t: d.t, root: it.block, height: it.height, rootLo: it.lo, rootLast: it.last, reads: &d.st.NodesRead, leaves: d.sharedLeaves}
 	defer c.close()
 	for {
 		e := d.clip(c)
