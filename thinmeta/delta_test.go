@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/thind-storage/thind/bm"
+	"github.com/thind-storage/thind/btree"
 	"github.com/thind-storage/thind/internal/pooltest"
 	"github.com/thind-storage/thind/internal/randtest"
 	"github.com/thind-storage/thind/thinmeta"
@@ -263,5 +264,79 @@ func TestDeltaRefusesCorruptTrees(t *testing.T) {
 			t.Fatalf("delta of trees at block %d succeeded", root)
 		}
 		t.Logf("root %d: %v", root, err)
+	}
+}
+
+// TestDeltaReadOnlyReadsLeavesPastTheCache compares a pool opened
+// read-only, whose leaves are read straight from the device (a window of
+// blocks at a time), with the same pool open for writing, with and
+// without same runs; then a flipped byte in one mapping leaf must stop
+// the read-only comparison with a checksum error, not pass unseen.
+func TestDeltaReadOnlyReadsLeavesPastTheCache(t *testing.T) {
+	const nrMeta, n = 2048, 20000
+	dev := bm.NewMemDevice(nrMeta * bm.BlockSize)
+	p := pooltest.CreateMetadata(t, dev, nrMeta, 128, 2*n, thinmeta.Options{})
+	if err := p.CreateThin(0); err != nil {
+		t.Fatal(err)
+	}
+	for vb := uint64(0); vb < n; vb++ {
+		insert(t, p, 0, vb)
+	}
+	if err := p.CreateSnap(1, 0); err != nil {
+		t.Fatal(err)
+	}
+	for vb := uint64(0); vb < n; vb += 97 {
+		insert(t, p, 0, vb)
+	}
+	if err := p.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	ro, err := thinmeta.Open(dev, nrMeta, thinmeta.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	for _, skip := range []bool{false, true} {
+		opts := thinmeta.DeltaOptions{SkipSame: skip}
+		want, _ := poolDelta(t, p, 1, 0, opts)
+		got, _ := poolDelta(t, ro, 1, 0, opts)
+		if !slices.Equal(got, want) || len(got) == 0 {
+			t.Fatalf("skip same %v: read-only delta has %d runs, the pool's %d", skip, len(got), len(want))
+		}
+	}
+
+	// The first mapping leaf: a full-sized leaf of 8-byte values.
+	buf := make([]byte, bm.BlockSize)
+	leaf := uint64(0)
+	for b := uint64(1); b < nrMeta && leaf == 0; b++ {
+		if _, err := dev.ReadAt(buf, int64(b)*bm.BlockSize); err != nil {
+			t.Fatal(err)
+		}
+		if btree.NodeValidator.Check(buf, b) == nil {
+			if nd := btree.ViewNode(buf); nd.IsLeaf() && nd.ValueSize() == 8 && nd.NrEntries() > 100 {
+				leaf = b
+			}
+		}
+	}
+	if leaf == 0 {
+		t.Fatal("no mapping leaf found")
+	}
+	off := int64(leaf)*bm.BlockSize + bm.BlockSize - 1
+	orig := []byte{buf[bm.BlockSize-1]}
+	if _, err := dev.WriteAt([]byte{orig[0] ^ 0xff}, off); err != nil {
+		t.Fatal(err)
+	}
+	ro2, err := thinmeta.Open(dev, nrMeta, thinmeta.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro2.Close()
+	_, err = ro2.Delta(1, 0, thinmeta.DeltaOptions{}, func(thinmeta.DeltaRun) error { return nil })
+	var ce *bm.ChecksumError
+	if !errors.As(err, &ce) || ce.Block != leaf {
+		t.Fatalf("delta over a corrupt leaf %d: %v, want a checksum error naming it", leaf, err)
+	}
+	if _, err := dev.WriteAt(orig, off); err != nil { // the pool's checker runs at the end
+		t.Fatal(err)
 	}
 }
