@@ -305,16 +305,18 @@ func TestDeltaReadOnlyReadsLeavesPastTheCache(t *testing.T) {
 		}
 	}
 
-	// The first mapping leaf: a full-sized leaf of 8-byte values.
+	// The last mapping leaf on the device (a full-sized leaf of 8-byte
+	// values), not the first: the leftmost path is read through the
+	// cache.
 	buf := make([]byte, bm.BlockSize)
-	leaf := uint64(0)
-	for b := uint64(1); b < nrMeta && leaf == 0; b++ {
+	leaf, last := uint64(0), byte(0)
+	for b := uint64(1); b < nrMeta; b++ {
 		if _, err := dev.ReadAt(buf, int64(b)*bm.BlockSize); err != nil {
 			t.Fatal(err)
 		}
 		if btree.NodeValidator.Check(buf, b) == nil {
 			if nd := btree.ViewNode(buf); nd.IsLeaf() && nd.ValueSize() == 8 && nd.NrEntries() > 100 {
-				leaf = b
+				leaf, last = b, buf[bm.BlockSize-1]
 			}
 		}
 	}
@@ -322,7 +324,7 @@ func TestDeltaReadOnlyReadsLeavesPastTheCache(t *testing.T) {
 		t.Fatal("no mapping leaf found")
 	}
 	off := int64(leaf)*bm.BlockSize + bm.BlockSize - 1
-	orig := []byte{buf[bm.BlockSize-1]}
+	orig := []byte{last}
 	if _, err := dev.WriteAt([]byte{orig[0] ^ 0xff}, off); err != nil {
 		t.Fatal(err)
 	}
