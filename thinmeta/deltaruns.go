@@ -10,17 +10,24 @@ type runBuilder struct {
 }
 
 func (rb *runBuilder) add(kind DeltaKind, vblock, leftData, rightData uint64) error {
+	return rb.addRun(kind, vblock, 1, leftData, rightData)
+}
+
+// addRun adds n blocks from vblock on whose data blocks are contiguous on
+// each side from leftData and rightData: a run already made, as add
+// would make it one block at a time.
+func (rb *runBuilder) addRun(kind DeltaKind, vblock, n, leftData, rightData uint64) error {
 	c := &rb.cur
 	if rb.has && c.Kind == kind && c.Begin+c.Len == vblock &&
 		(kind == DeltaRightOnly || c.LeftData+c.Len == leftData) &&
 		(kind == DeltaLeftOnly || c.RightData+c.Len == rightData) {
-		c.Len++
+		c.Len += n
 		return nil
 	}
 	if err := rb.flush(); err != nil {
 		return err
 	}
-	rb.cur = DeltaRun{Kind: kind, Begin: vblock, Len: 1, LeftData: leftData, RightData: rightData}
+	rb.cur = DeltaRun{Kind: kind, Begin: vblock, Len: n, LeftData: leftData, RightData: rightData}
 	rb.has = true
 	return nil
 }

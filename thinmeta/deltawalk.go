@@ -157,15 +157,27 @@ func (d *delta) drainLeaf(c *deltaCursor, kind DeltaKind) (bool, error) {
 	f := c.top()
 	keys, vals := f.n.Keys(), f.n.Values()
 	le := binary.LittleEndian
-	for ; 8*f.i < len(keys); f.i++ {
+	for 8*f.i < len(keys) {
 		k := le.Uint64(keys[8*f.i:])
 		if k < d.opts.Begin {
+			f.i++
 			continue
 		}
 		if d.past(k) {
 			return false, nil
 		}
+		// The entries that follow k and its data block one for one, up
+		// to the range's end, make one run: most of a leaf in a device
+		// written in order.
 		b, _ := UnpackBlockTime(le.Uint64(vals[8*f.i:]))
+		n := uint64(1)
+		for j := f.i + 1; 8*j < len(keys); j++ {
+			nb, _ := UnpackBlockTime(le.Uint64(vals[8*j:]))
+			if le.Uint64(keys[8*j:]) != k+n || nb != b+n || d.past(k+n) {
+				break
+			}
+			n++
+		}
 		var lb, rb uint64
 		switch kind {
 		case DeltaLeftOnly:
@@ -175,9 +187,10 @@ func (d *delta) drainLeaf(c *deltaCursor, kind DeltaKind) (bool, error) {
 		default:
 			lb, rb = b, b
 		}
-		if err := d.out.add(kind, k, lb, rb); err != nil {
+		if err := d.out.addRun(kind, k, n, lb, rb); err != nil {
 			return false, err
 		}
+		f.i += int(n)
 	}
 	c.popDone()
 	return true, nil
