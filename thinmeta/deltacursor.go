@@ -228,16 +228,25 @@ func (f *deltaFrame) check(b uint64) error {
 		return bad("internal node with no entries")
 	}
 	keys, leaf := n.Keys(), n.IsLeaf()
-	var prev uint64
-	for i := 0; 8*i < len(keys); i++ {
-		k := binary.LittleEndian.Uint64(keys[8*i:])
-		if i > 0 && k <= prev {
+	le := binary.LittleEndian
+	nr := len(keys) / 8
+	for i := 1; i < nr; i++ {
+		if k, prev := le.Uint64(keys[8*i:]), le.Uint64(keys[8*i-8:]); k <= prev {
 			return bad("keys are out of order: %d <= %d at entry %d", k, prev, i)
 		}
-		prev = k
-		// An internal node's first key may be below its real keys, never
-		// its parent's: only the leaves' keys are held to the range.
-		if (leaf || i > 0) && (k < f.lo || k > f.last) {
+	}
+	// The keys ascend, so the first and last held to the range hold all.
+	// An internal node's first key may be below its real keys, never its
+	// parent's: only the leaves' keys are held to the range.
+	first := 1
+	if leaf {
+		first = 0
+	}
+	for _, i := range [2]int{first, nr - 1} {
+		if i < first || i >= nr {
+			continue
+		}
+		if k := le.Uint64(keys[8*i:]); k < f.lo || k > f.last {
 			return bad("key %d outside the parent's range [%d, %d]", k, f.lo, f.last)
 		}
 	}

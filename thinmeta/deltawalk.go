@@ -170,13 +170,15 @@ func (d *delta) drainLeaf(c *deltaCursor, kind DeltaKind) (bool, error) {
 		// to the range's end, make one run: most of a leaf in a device
 		// written in order.
 		b, _ := UnpackBlockTime(le.Uint64(vals[8*f.i:]))
-		n := uint64(1)
-		for j := f.i + 1; 8*j < len(keys); j++ {
-			nb, _ := UnpackBlockTime(le.Uint64(vals[8*j:]))
-			if le.Uint64(keys[8*j:]) != k+n || nb != b+n || d.past(k+n) {
+		n, limit := uint64(1), len(keys)/8-f.i
+		if d.opts.End != 0 {
+			limit = int(min(uint64(limit), d.opts.End-k))
+		}
+		for ; n < uint64(limit); n++ {
+			j := 8 * (f.i + int(n))
+			if le.Uint64(keys[j:]) != k+n || le.Uint64(vals[j:])>>timeBits != b+n {
 				break
 			}
-			n++
 		}
 		var lb, rb uint64
 		switch kind {
