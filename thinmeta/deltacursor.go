@@ -33,6 +33,10 @@ type deltaCursor struct {
 	// leaves, if not nil, reads the leaves past the cache (see
 	// leafReader).
 	leaves *leafReader
+	// outer, if not nil, is the cursor whose current item is this
+	// cursor's root: its next items are the root's siblings, read ahead
+	// with a root that is a leaf.
+	outer *deltaCursor
 }
 
 // deltaFrame is a node being walked: its entries from index i on are
@@ -185,21 +189,31 @@ func (c *deltaCursor) read(f *deltaFrame, b uint64) error {
 	if n := c.t.BM().NrBlocks(); b >= n {
 		return fmt.Errorf("block %d of %d: %w", b, n, bm.ErrOutOfRange)
 	}
-	var parent *deltaFrame
-	if len(c.stack) > 0 {
-		parent = c.top()
+	siblings := c.siblings(0)
+	if len(c.stack) == 0 && c.outer != nil {
+		siblings = c.outer.siblings(1)
 	}
-	data, err := c.leaves.read(b, c.t.BM().NrBlocks(), func(i int) (uint64, bool) {
-		if parent == nil || parent.i+i >= parent.n.NrEntries() {
-			return 0, false
-		}
-		return parent.n.Value64(parent.i + i), true
-	})
+	data, err := c.leaves.read(b, c.t.BM().NrBlocks(), siblings)
 	if err != nil {
 		return err
 	}
 	f.n = btree.ViewNode(data)
 	return nil
+}
+
+// siblings returns the blocks of the children of c's current node from
+// skip past its position on, i from 0, and false past the last.
+func (c *deltaCursor) siblings(skip int) func(i int) (uint64, bool) {
+	if len(c.stack) == 0 {
+		return func(int) (uint64, bool) { return 0, false }
+	}
+	f := c.top()
+	return func(i int) (uint64, bool) {
+		if j := f.i + skip + i; j < f.n.NrEntries() {
+			return f.n.Value64(j), true
+		}
+		return 0, false
+	}
 }
 
 // unlock releases f's block, if it came from the cache.

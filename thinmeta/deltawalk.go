@@ -52,7 +52,7 @@ func (d *delta) run(left, right uint64) error {
 				return err
 			}
 		case !a.isEntry() && !b.isEntry() && a.block == b.block && a.height == b.height:
-			if err := d.shared(a); err != nil {
+			if err := d.shared(a, l); err != nil {
 				return err
 			}
 			l.next()
@@ -198,9 +198,9 @@ func (d *delta) drainLeaf(c *deltaCursor, kind DeltaKind) (bool, error) {
 	return true, nil
 }
 
-// shared handles a subtree both trees hold: skipped, or read once for its
-// same runs.
-func (d *delta) shared(it deltaItem) error {
+// shared handles a subtree both trees hold, item it of cursor from:
+// skipped, or read once for its same runs.
+func (d *delta) shared(it deltaItem, from *deltaCursor) error {
 	d.st.SharedSkipped++
 	if d.opts.SkipSame {
 		return nil
@@ -208,7 +208,7 @@ func (d *delta) shared(it deltaItem) error {
 	if d.sharedLeaves == nil {
 		d.sharedLeaves = newLeafReader(d.t.BM())
 	}
-	c := &deltaCursor{t: d.t, root: it.block, height: it.height, rootLo: it.lo, rootLast: it.last, reads: &d.st.NodesRead, leaves: d.sharedLeaves}
+	c := &deltaCursor{t: d.t, root: it.block, height: it.height, rootLo: it.lo, rootLast: it.last, reads: &d.st.NodesRead, leaves: d.sharedLeaves, outer: from}
 	defer c.close()
 	for {
 		e := d.clip(c)
