@@ -174,10 +174,18 @@ func (d *delta) drainLeaf(c *deltaCursor, kind DeltaKind) (bool, error) {
 		if d.opts.End != 0 {
 			limit = int(min(uint64(limit), d.opts.End-k))
 		}
-		for ; n < uint64(limit); n++ {
-			j := 8 * (f.i + int(n))
-			if le.Uint64(keys[j:]) != k+n || le.Uint64(vals[j:])>>timeBits != b+n {
-				break
+		// The node's keys ascend (deltaFrame.check), so if the last one
+		// in reach is k+limit-1 those between follow k one by one and
+		// only the data blocks need comparing.
+		if le.Uint64(keys[8*(f.i+limit-1):]) == k+uint64(limit-1) {
+			for ; n < uint64(limit) && le.Uint64(vals[8*(f.i+int(n)):])>>timeBits == b+n; n++ {
+			}
+		} else {
+			for ; n < uint64(limit); n++ {
+				j := 8 * (f.i + int(n))
+				if le.Uint64(keys[j:]) != k+n || le.Uint64(vals[j:])>>timeBits != b+n {
+					break
+				}
 			}
 		}
 		var lb, rb uint64
