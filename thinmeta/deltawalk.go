@@ -103,13 +103,28 @@ func (d *delta) mergeLeaves(l, r *deltaCursor) error {
 		default:
 			lb, _ := UnpackBlockTime(le.Uint64(lvals[8*lf.i:]))
 			rb, _ := UnpackBlockTime(le.Uint64(rvals[8*rf.i:]))
-			lf.i++
-			rf.i++
-			switch {
-			case lb != rb:
+			if lb != rb {
+				lf.i++
+				rf.i++
 				err = d.out.add(DeltaDifferent, lk, lb, rb)
-			case !d.opts.SkipSame:
-				err = d.out.add(DeltaSame, lk, lb, rb)
+				break
+			}
+			// Both sides go on mapping the keys that follow to the data
+			// blocks that follow: one same run, however long (the
+			// unchanged part of a leaf both sides copied).
+			n := uint64(1)
+			for 8*(lf.i+int(n)) < len(lkeys) && 8*(rf.i+int(n)) < len(rkeys) && !d.past(lk+n) {
+				j, k := 8*(lf.i+int(n)), 8*(rf.i+int(n))
+				if le.Uint64(lkeys[j:]) != lk+n || le.Uint64(rkeys[k:]) != lk+n ||
+					le.Uint64(lvals[j:])>>timeBits != lb+n || le.Uint64(rvals[k:])>>timeBits != lb+n {
+					break
+				}
+				n++
+			}
+			lf.i += int(n)
+			rf.i += int(n)
+			if !d.opts.SkipSame {
+				err = d.out.addRun(DeltaSame, lk, n, lb, rb)
 			}
 		}
 		if err != nil {
