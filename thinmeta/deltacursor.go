@@ -201,19 +201,14 @@ func (c *deltaCursor) read(f *deltaFrame, b uint64) error {
 	return nil
 }
 
-// siblings returns the blocks of the children of c's current node from
-// skip past its position on, i from 0, and false past the last.
-func (c *deltaCursor) siblings(skip int) func(i int) (uint64, bool) {
+// siblings returns the children of c's current node from skip past its
+// position on.
+func (c *deltaCursor) siblings(skip int) leafSiblings {
 	if len(c.stack) == 0 {
-		return func(int) (uint64, bool) { return 0, false }
+		return leafSiblings{}
 	}
 	f := c.top()
-	return func(i int) (uint64, bool) {
-		if j := f.i + skip + i; j < f.n.NrEntries() {
-			return f.n.Value64(j), true
-		}
-		return 0, false
-	}
+	return leafSiblings{f: f, from: f.i + skip}
 }
 
 // unlock releases f's block, if it came from the cache.
@@ -272,6 +267,6 @@ func (c *deltaCursor) close() {
 	for i := range c.stack {
 		c.unlock(&c.stack[i])
 	}
-	c.stack = nil
+	c.stack = c.stack[:0]
 	c.done = true
 }

@@ -39,16 +39,21 @@ func newLeafReader(b *bm.Manager) *leafReader {
 	return &leafReader{dev: b.Device()}
 }
 
-// read returns leaf block b, checked with NodeValidator. siblings are the
-// blocks of the leaves that follow it in key order (the rest of its
-// parent's children): those within the window starting at b are read
-// with it.
-func (r *leafReader) read(b uint64, nrBlocks uint64, siblings func(i int) (uint64, bool)) ([]byte, error) {
+// leafSiblings are the leaves that follow one in key order: the
+// children of node f from index from on (none if f is nil).
+type leafSiblings struct {
+	f    *deltaFrame
+	from int
+}
+
+// read returns leaf block b, checked with NodeValidator. Those of its
+// siblings within the window starting at b are read with it.
+func (r *leafReader) read(b uint64, nrBlocks uint64, siblings leafSiblings) ([]byte, error) {
 	if b < r.first || b >= r.first+r.n {
 		n := uint64(1)
-		for i := 0; ; i++ {
-			s, ok := siblings(i)
-			if !ok || s < b || s >= b+leafReadAhead {
+		for i := siblings.from; siblings.f != nil && i < siblings.f.n.NrEntries(); i++ {
+			s := siblings.f.n.Value64(i)
+			if s < b || s >= b+leafReadAhead {
 				break
 			}
 			n = max(n, s-b+1)

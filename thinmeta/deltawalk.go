@@ -16,8 +16,10 @@ type delta struct {
 	out  runBuilder
 	st   *DeltaStats
 	// sharedLeaves reads the leaves of shared subtrees (see leafReader),
-	// one subtree at a time.
+	// one subtree at a time, walked by sharedCursor (reused: a delta may
+	// meet thousands of shared leaves).
 	sharedLeaves *leafReader
+	sharedCursor deltaCursor
 }
 
 // past reports whether keys from lo on are beyond the range asked for.
@@ -231,7 +233,8 @@ func (d *delta) shared(it deltaItem, from *deltaCursor) error {
 	if d.sharedLeaves == nil {
 		d.sharedLeaves = newLeafReader(d.t.BM())
 	}
-	c := &deltaCursor{t: d.t, root: it.block, height: it.height, rootLo: it.lo, rootLast: it.last, reads: &d.st.NodesRead, leaves: d.sharedLeaves, outer: from}
+	c := &d.sharedCursor
+	*c = deltaCursor{t: d.t, stack: c.stack[:0], root: it.block, height: it.height, rootLo: it.lo, rootLast: it.last, reads: &d.st.NodesRead, leaves: d.sharedLeaves, outer: from}
 	defer c.close()
 	for {
 		e := d.clip(c)
