@@ -239,9 +239,15 @@ func (f *deltaFrame) check(b uint64) error {
 	keys, leaf := n.Keys(), n.IsLeaf()
 	le := binary.LittleEndian
 	nr := len(keys) / 8
-	for i := 1; i < nr; i++ {
-		if k, prev := le.Uint64(keys[8*i:]), le.Uint64(keys[8*i-8:]); k <= prev {
-			return bad("keys are out of order: %d <= %d at entry %d", k, prev, i)
+	if nr > 0 {
+		// Each key is loaded once, the previous kept.
+		prev := le.Uint64(keys)
+		for i := 8; i+8 <= len(keys); i += 8 {
+			k := le.Uint64(keys[i:])
+			if k <= prev {
+				return bad("keys are out of order: %d <= %d at entry %d", k, prev, i/8)
+			}
+			prev = k
 		}
 	}
 	// The keys ascend, so the first and last held to the range hold all.
