@@ -303,6 +303,14 @@ func TestDeltaReadOnlyReadsLeavesPastTheCache(t *testing.T) {
 		if !slices.Equal(got, want) || len(got) == 0 {
 			t.Fatalf("skip same %v: read-only delta has %d runs, the pool's %d", skip, len(got), len(want))
 		}
+		// AnyData runs are the same runs merged by kind alone.
+		opts.AnyData = true
+		for _, pool := range []*thinmeta.Pool{p, ro} {
+			anyData, _ := poolDelta(t, pool, 1, 0, opts)
+			if w, g := byKind(want), byKind(anyData); !slices.Equal(g, w) || len(g) != len(anyData) {
+				t.Fatalf("skip same %v: AnyData runs %v, want %v", skip, g, w)
+			}
+		}
 	}
 
 	// The last mapping leaf on the device (a full-sized leaf of 8-byte
@@ -341,4 +349,19 @@ func TestDeltaReadOnlyReadsLeavesPastTheCache(t *testing.T) {
 	if _, err := dev.WriteAt(orig, off); err != nil { // the pool's checker runs at the end
 		t.Fatal(err)
 	}
+}
+
+// byKind merges runs of a kind that follow each other whatever their
+// data blocks, as thin_delta's plain output does, keeping the data blocks
+// of each merged run's first.
+func byKind(runs []thinmeta.DeltaRun) []thinmeta.DeltaRun {
+	var out []thinmeta.DeltaRun
+	for _, r := range runs {
+		if n := len(out); n > 0 && out[n-1].Kind == r.Kind && out[n-1].Begin+out[n-1].Len == r.Begin {
+			out[n-1].Len += r.Len
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
 }

@@ -4,9 +4,10 @@ package thinmeta
 // current run if it has the same kind, follows it, and its data blocks
 // follow the run's on each side that maps it.
 type runBuilder struct {
-	fn  func(DeltaRun) error
-	cur DeltaRun
-	has bool
+	fn      func(DeltaRun) error
+	cur     DeltaRun
+	has     bool
+	anyData bool // DeltaOptions.AnyData: data blocks need not follow
 }
 
 func (rb *runBuilder) add(kind DeltaKind, vblock, leftData, rightData uint64) error {
@@ -18,9 +19,9 @@ func (rb *runBuilder) add(kind DeltaKind, vblock, leftData, rightData uint64) er
 // would make it one block at a time.
 func (rb *runBuilder) addRun(kind DeltaKind, vblock, n, leftData, rightData uint64) error {
 	c := &rb.cur
-	if rb.has && c.Kind == kind && c.Begin+c.Len == vblock &&
+	if rb.has && c.Kind == kind && c.Begin+c.Len == vblock && (rb.anyData ||
 		(kind == DeltaRightOnly || c.LeftData+c.Len == leftData) &&
-		(kind == DeltaLeftOnly || c.RightData+c.Len == rightData) {
+			(kind == DeltaLeftOnly || c.RightData+c.Len == rightData)) {
 		c.Len += n
 		return nil
 	}

@@ -193,11 +193,15 @@ func (d *delta) drainLeaf(c *deltaCursor, kind DeltaKind) (bool, error) {
 		}
 		// The node's keys ascend (deltaFrame.check), so if the last one
 		// in reach is k+limit-1 those between follow k one by one and
-		// only the data blocks need comparing.
-		if le.Uint64(keys[8*(f.i+limit-1):]) == k+uint64(limit-1) {
+		// only the data blocks need comparing, or nothing with AnyData.
+		follow := le.Uint64(keys[8*(f.i+limit-1):]) == k+uint64(limit-1)
+		switch {
+		case follow && d.opts.AnyData:
+			n = uint64(limit)
+		case follow:
 			for ; n < uint64(limit) && le.Uint64(vals[8*(f.i+int(n)):])>>timeBits == b+n; n++ {
 			}
-		} else {
+		default:
 			for ; n < uint64(limit); n++ {
 				j := 8 * (f.i + int(n))
 				if le.Uint64(keys[j:]) != k+n || le.Uint64(vals[j:])>>timeBits != b+n {
