@@ -86,7 +86,10 @@ func Delta(img *Image, w io.Writer, opts DeltaOptions) error {
 	if err := e.begin(h); err != nil {
 		return err
 	}
-	_, err = thinmeta.DeltaTrees(img.TM, roots[opts.Left], roots[opts.Right], thinmeta.DeltaOptions{}, e.run)
+	// The plain form prints no data blocks, and merges runs whatever
+	// theirs (deltaSimple).
+	plain := !opts.JSON && !opts.Verbose
+	_, err = thinmeta.DeltaTrees(img.TM, roots[opts.Left], roots[opts.Right], thinmeta.DeltaOptions{AnyData: plain}, e.run)
 	if err != nil {
 		return fmt.Errorf("comparing devices %d and %d: %w", opts.Left, opts.Right, err)
 	}

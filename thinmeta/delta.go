@@ -55,6 +55,12 @@ type DeltaOptions struct {
 	// Begin and End limit the comparison to virtual blocks [Begin, End);
 	// End 0 means no limit.
 	Begin, End uint64
+	// AnyData lets a run's data blocks be anything: runs end only where
+	// the kind changes or a block is not mapped, and LeftData and
+	// RightData are the first block's. It is for callers that print no
+	// data blocks (thin_delta's plain output), and saves reading the
+	// values of the leaves two trees share.
+	AnyData bool
 }
 
 // DeltaStats counts the work of a Delta.
@@ -78,7 +84,7 @@ type DeltaStats struct {
 // nothing and cost a full walk of both.
 func DeltaTrees(t *tm.Manager, left, right uint64, opts DeltaOptions, fn func(DeltaRun) error) (DeltaStats, error) {
 	var st DeltaStats
-	d := &delta{t: t, opts: opts, out: runBuilder{fn: fn}, st: &st}
+	d := &delta{t: t, opts: opts, out: runBuilder{fn: fn, anyData: opts.AnyData}, st: &st}
 	err := d.run(left, right)
 	if err == nil {
 		err = d.out.flush()

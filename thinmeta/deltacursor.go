@@ -30,6 +30,13 @@ type deltaCursor struct {
 	root             uint64
 	rootLo, rootLast uint64
 	done             bool
+	// leaves, if not nil, reads the leaves past the cache (see
+	// leafReader).
+	leaves *leafReader
+	// outer, if not nil, is the cursor whose current item is this
+	// cursor's root: its next items are the root's siblings, read ahead
+	// with a root that is a leaf.
+	outer *deltaCursor
 }
 
 // deltaFrame is a node being walked: its entries from index i on are
@@ -55,7 +62,7 @@ type deltaItem struct {
 func (it deltaItem) isEntry() bool { return !it.end && it.height < 0 }
 
 func newDeltaCursor(t *tm.Manager, root uint64, reads *uint64) (*deltaCursor, error) {
-	c := &deltaCursor{t: t, root: root, rootLast: ^uint64(0), reads: reads}
+	c := &deltaCursor{t: t, root: root, rootLast: ^uint64(0), reads: reads, leaves: newLeafReader(t.BM())}
 	// The height comes from the leftmost path; every other path is
 	// checked against it as it is read.
 	b := root
@@ -137,7 +144,7 @@ func (c *deltaCursor) popDone() {
 		if f.i < f.n.NrEntries() {
 			return
 		}
-		c.t.Unlock(f.blk)
+		c.unlock(f)
 		c.stack = c.stack[:len(c.stack)-1]
 	}
 	c.done = true
@@ -149,14 +156,13 @@ func (c *deltaCursor) descend() error {
 	if len(c.stack) > 0 {
 		c.stack[len(c.stack)-1].i++ // the parent moves past it now
 	}
-	blk, err := c.t.ReadLock(it.block, btree.NodeValidator)
-	if err != nil {
+	f := deltaFrame{lo: it.lo, last: it.last, height: it.height}
+	if err := c.read(&f, it.block); err != nil {
 		return fmt.Errorf("mapping tree node %d: %w", it.block, err)
 	}
 	*c.reads++
-	f := deltaFrame{blk: blk, n: btree.ViewNode(blk.Data()), lo: it.lo, last: it.last, height: it.height}
 	if err := f.check(it.block); err != nil {
-		c.t.Unlock(blk)
+		c.unlock(&f)
 		return err
 	}
 	c.stack = append(c.stack, f)
@@ -167,6 +173,49 @@ func (c *deltaCursor) descend() error {
 		c.popDone() // an empty root leaf
 	}
 	return nil
+}
+
+// read reads node b into f: a leaf through c.leaves if it has one, any
+// other node through the cache.
+func (c *deltaCursor) read(f *deltaFrame, b uint64) error {
+	if f.height != 0 || c.leaves == nil {
+		blk, err := c.t.ReadLock(b, btree.NodeValidator)
+		if err != nil {
+			return err
+		}
+		f.blk, f.n = blk, btree.ViewNode(blk.Data())
+		return nil
+	}
+	if n := c.t.BM().NrBlocks(); b >= n {
+		return fmt.Errorf("block %d of %d: %w", b, n, bm.ErrOutOfRange)
+	}
+	siblings := c.siblings(0)
+	if len(c.stack) == 0 && c.outer != nil {
+		siblings = c.outer.siblings(1)
+	}
+	data, err := c.leaves.read(b, c.t.BM().NrBlocks(), siblings)
+	if err != nil {
+		return err
+	}
+	f.n = btree.ViewNode(data)
+	return nil
+}
+
+// siblings returns the children of c's current node from skip past its
+// position on.
+func (c *deltaCursor) siblings(skip int) leafSiblings {
+	if len(c.stack) == 0 {
+		return leafSiblings{}
+	}
+	f := c.top()
+	return leafSiblings{f: f, from: f.i + skip}
+}
+
+// unlock releases f's block, if it came from the cache.
+func (c *deltaCursor) unlock(f *deltaFrame) {
+	if f.blk.Valid() {
+		c.t.Unlock(f.blk)
+	}
 }
 
 // check applies the rules of a node at its place in the tree.
@@ -188,16 +237,31 @@ func (f *deltaFrame) check(b uint64) error {
 		return bad("internal node with no entries")
 	}
 	keys, leaf := n.Keys(), n.IsLeaf()
-	var prev uint64
-	for i := 0; 8*i < len(keys); i++ {
-		k := binary.LittleEndian.Uint64(keys[8*i:])
-		if i > 0 && k <= prev {
-			return bad("keys are out of order: %d <= %d at entry %d", k, prev, i)
+	le := binary.LittleEndian
+	nr := len(keys) / 8
+	if nr > 0 {
+		// Each key is loaded once, the previous kept.
+		prev := le.Uint64(keys)
+		for i := 8; i+8 <= len(keys); i += 8 {
+			k := le.Uint64(keys[i:])
+			if k <= prev {
+				return bad("keys are out of order: %d <= %d at entry %d", k, prev, i/8)
+			}
+			prev = k
 		}
-		prev = k
-		// An internal node's first key may be below its real keys, never
-		// its parent's: only the leaves' keys are held to the range.
-		if (leaf || i > 0) && (k < f.lo || k > f.last) {
+	}
+	// The keys ascend, so the first and last held to the range hold all.
+	// An internal node's first key may be below its real keys, never its
+	// parent's: only the leaves' keys are held to the range.
+	first := 1
+	if leaf {
+		first = 0
+	}
+	for _, i := range [2]int{first, nr - 1} {
+		if i < first || i >= nr {
+			continue
+		}
+		if k := le.Uint64(keys[8*i:]); k < f.lo || k > f.last {
 			return bad("key %d outside the parent's range [%d, %d]", k, f.lo, f.last)
 		}
 	}
@@ -206,9 +270,9 @@ func (f *deltaFrame) check(b uint64) error {
 
 // close releases every node still held.
 func (c *deltaCursor) close() {
-	for _, f := range c.stack {
-		c.t.Unlock(f.blk)
+	for i := range c.stack {
+		c.unlock(&c.stack[i])
 	}
-	c.stack = nil
+	c.stack = c.stack[:0]
 	c.done = true
 }

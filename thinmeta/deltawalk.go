@@ -15,6 +15,11 @@ type delta struct {
 	opts DeltaOptions
 	out  runBuilder
 	st   *DeltaStats
+	// sharedLeaves reads the leaves of shared subtrees (see leafReader),
+	// one subtree at a time, walked by sharedCursor (reused: a delta may
+	// meet thousands of shared leaves).
+	sharedLeaves *leafReader
+	sharedCursor deltaCursor
 }
 
 // past reports whether keys from lo on are beyond the range asked for.
@@ -49,7 +54,7 @@ func (d *delta) run(left, right uint64) error {
 				return err
 			}
 		case !a.isEntry() && !b.isEntry() && a.block == b.block && a.height == b.height:
-			if err := d.shared(a); err != nil {
+			if err := d.shared(a, l); err != nil {
 				return err
 			}
 			l.next()
@@ -100,13 +105,28 @@ func (d *delta) mergeLeaves(l, r *deltaCursor) error {
 		default:
 			lb, _ := UnpackBlockTime(le.Uint64(lvals[8*lf.i:]))
 			rb, _ := UnpackBlockTime(le.Uint64(rvals[8*rf.i:]))
-			lf.i++
-			rf.i++
-			switch {
-			case lb != rb:
+			if lb != rb {
+				lf.i++
+				rf.i++
 				err = d.out.add(DeltaDifferent, lk, lb, rb)
-			case !d.opts.SkipSame:
-				err = d.out.add(DeltaSame, lk, lb, rb)
+				break
+			}
+			// Both sides go on mapping the keys that follow to the data
+			// blocks that follow: one same run, however long (the
+			// unchanged part of a leaf both sides copied).
+			n := uint64(1)
+			for 8*(lf.i+int(n)) < len(lkeys) && 8*(rf.i+int(n)) < len(rkeys) && !d.past(lk+n) {
+				j, k := 8*(lf.i+int(n)), 8*(rf.i+int(n))
+				if le.Uint64(lkeys[j:]) != lk+n || le.Uint64(rkeys[k:]) != lk+n ||
+					le.Uint64(lvals[j:])>>timeBits != lb+n || le.Uint64(rvals[k:])>>timeBits != lb+n {
+					break
+				}
+				n++
+			}
+			lf.i += int(n)
+			rf.i += int(n)
+			if !d.opts.SkipSame {
+				err = d.out.addRun(DeltaSame, lk, n, lb, rb)
 			}
 		}
 		if err != nil {
@@ -154,15 +174,41 @@ func (d *delta) drainLeaf(c *deltaCursor, kind DeltaKind) (bool, error) {
 	f := c.top()
 	keys, vals := f.n.Keys(), f.n.Values()
 	le := binary.LittleEndian
-	for ; 8*f.i < len(keys); f.i++ {
+	for 8*f.i < len(keys) {
 		k := le.Uint64(keys[8*f.i:])
 		if k < d.opts.Begin {
+			f.i++
 			continue
 		}
 		if d.past(k) {
 			return false, nil
 		}
+		// The entries that follow k and its data block one for one, up
+		// to the range's end, make one run: most of a leaf in a device
+		// written in order.
 		b, _ := UnpackBlockTime(le.Uint64(vals[8*f.i:]))
+		n, limit := uint64(1), len(keys)/8-f.i
+		if d.opts.End != 0 {
+			limit = int(min(uint64(limit), d.opts.End-k))
+		}
+		// The node's keys ascend (deltaFrame.check), so if the last one
+		// in reach is k+limit-1 those between follow k one by one and
+		// only the data blocks need comparing, or nothing with AnyData.
+		follow := le.Uint64(keys[8*(f.i+limit-1):]) == k+uint64(limit-1)
+		switch {
+		case follow && d.opts.AnyData:
+			n = uint64(limit)
+		case follow:
+			for ; n < uint64(limit) && le.Uint64(vals[8*(f.i+int(n)):])>>timeBits == b+n; n++ {
+			}
+		default:
+			for ; n < uint64(limit); n++ {
+				j := 8 * (f.i + int(n))
+				if le.Uint64(keys[j:]) != k+n || le.Uint64(vals[j:])>>timeBits != b+n {
+					break
+				}
+			}
+		}
 		var lb, rb uint64
 		switch kind {
 		case DeltaLeftOnly:
@@ -172,22 +218,27 @@ func (d *delta) drainLeaf(c *deltaCursor, kind DeltaKind) (bool, error) {
 		default:
 			lb, rb = b, b
 		}
-		if err := d.out.add(kind, k, lb, rb); err != nil {
+		if err := d.out.addRun(kind, k, n, lb, rb); err != nil {
 			return false, err
 		}
+		f.i += int(n)
 	}
 	c.popDone()
 	return true, nil
 }
 
-// shared handles a subtree both trees hold: skipped, or read once for its
-// same runs.
-func (d *delta) shared(it deltaItem) error {
+// shared handles a subtree both trees hold, item it of cursor from:
+// skipped, or read once for its same runs.
+func (d *delta) shared(it deltaItem, from *deltaCursor) error {
 	d.st.SharedSkipped++
 	if d.opts.SkipSame {
 		return nil
 	}
-	c := &deltaCursor{t: d.t, root: it.block, height: it.height, rootLo: it.lo, rootLast: it.last, reads: &d.st.NodesRead}
+	if d.sharedLeaves == nil {
+		d.sharedLeaves = newLeafReader(d.t.BM())
+	}
+	c := &d.sharedCursor
+	*c = deltaCursor{t: d.t, stack: c.stack[:0], root: it.block, height: it.height, rootLo: it.lo, rootLast: it.last, reads: &d.st.NodesRead, leaves: d.sharedLeaves, outer: from}
 	defer c.close()
 	for {
 		e := d.clip(c)
