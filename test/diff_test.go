@@ -229,6 +229,23 @@ func thinDeltaDirty(t *testing.T, meta string, left, right uint64) []control.Dif
 	return ranges
 }
 
+// snapshotChain makes volume vm of size bytes and runs random writes and
+// discards on it before, between and after snapshots s1 and s2, keeping
+// them in a model.
+func snapshotChain(t *testing.T, d *daemon, rng *rand.Rand, size int64) *blockModel {
+	t.Helper()
+	d.mustCLI("volume", "create", "vm", "--size", fmt.Sprint(size))
+	m := &blockModel{vols: map[string]map[int64]int{"vm": {}}}
+	m.workload(t, d, rng, "vm", size, 60)
+	d.mustCLI("volume", "snapshot", "vm", "s1")
+	m.snapshot("vm", "s1")
+	m.workload(t, d, rng, "vm", size, 40)
+	d.mustCLI("volume", "snapshot", "vm", "s2")
+	m.snapshot("vm", "s2")
+	m.workload(t, d, rng, "vm", size, 40)
+	return m
+}
+
 // TestVolumeDiffAndDirtyBitmaps takes snapshots between random writes and
 // discards, then checks, for snapshot against volume and snapshot against
 // snapshot: thind volume diff against the model (changed and unmapped
@@ -240,15 +257,7 @@ func TestVolumeDiffAndDirtyBitmaps(t *testing.T) {
 		rng := randtest.FromSeed(seed)
 		d := startDaemon(t, "--data-size", "256M", "--metadata-size", "16M")
 		const size = 32 << 20
-		d.mustCLI("volume", "create", "vm", "--size", "32M")
-		m := &blockModel{vols: map[string]map[int64]int{"vm": {}}}
-		m.workload(t, d, rng, "vm", size, 60)
-		d.mustCLI("volume", "snapshot", "vm", "s1")
-		m.snapshot("vm", "s1")
-		m.workload(t, d, rng, "vm", size, 40)
-		d.mustCLI("volume", "snapshot", "vm", "s2")
-		m.snapshot("vm", "s2")
-		m.workload(t, d, rng, "vm", size, 40)
+		m := snapshotChain(t, d, rng, size)
 		d.mustCLI("volume", "snapshot", "s1", "s1b") // a snapshot of a snapshot, then written
 		m.snapshot("s1", "s1b")
 		m.workload(t, d, rng, "s1b", size, 20)

@@ -56,15 +56,7 @@ func TestTrixieDirtyBitmapsWithExtendedHeaders(t *testing.T) {
 		rng := randtest.FromSeed(seed)
 		d := startDaemon(t, "--data-size", "256M", "--metadata-size", "16M")
 		const size = 32 << 20
-		d.mustCLI("volume", "create", "vm", "--size", "32M")
-		m := &blockModel{vols: map[string]map[int64]int{"vm": {}}}
-		m.workload(t, d, rng, "vm", size, 60)
-		d.mustCLI("volume", "snapshot", "vm", "s1")
-		m.snapshot("vm", "s1")
-		m.workload(t, d, rng, "vm", size, 40)
-		d.mustCLI("volume", "snapshot", "vm", "s2")
-		m.snapshot("vm", "s2")
-		m.workload(t, d, rng, "vm", size, 40)
+		m := snapshotChain(t, d, rng, size)
 
 		needTrixieExtended(t, tx, d.tcpURI("vm"), "base:allocation", "qemu:dirty-bitmap:s1")
 		// nbdinfo says so too: its summary names the extended headers.
