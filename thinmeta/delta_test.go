@@ -291,7 +291,7 @@ func TestDeltaReadOnlyReadsLeavesPastTheCache(t *testing.T) {
 	if err := p.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	ro, err := thinmeta.Open(dev, nrMeta, thinmeta.Options{ReadOnly: true})
+	ro, err := thinmeta.Open(dev, nrMeta, thinmeta.Options{ReadOnly: true}) //pooltest:a read-only view of the pool made above through pooltest, which checks it
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,7 +336,7 @@ func TestDeltaReadOnlyReadsLeavesPastTheCache(t *testing.T) {
 	if _, err := dev.WriteAt([]byte{orig[0] ^ 0xff}, off); err != nil {
 		t.Fatal(err)
 	}
-	ro2, err := thinmeta.Open(dev, nrMeta, thinmeta.Options{ReadOnly: true})
+	ro2, err := thinmeta.Open(dev, nrMeta, thinmeta.Options{ReadOnly: true}) //pooltest:reopened after a byte was flipped on purpose, to see the read fail
 	if err != nil {
 		t.Fatal(err)
 	}
