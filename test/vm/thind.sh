@@ -203,6 +203,7 @@ part4() {
 	local disks=(-d meta="$d/meta" -d data="$d/data" -d state="$d/state" -f "$THIND" -f "$d/cutwriter")
 	for i in $(seq 1 "$cuts"); do
 		log=$VM_LOGS/thind-cut-$i.log
+		rm -f "$log" # an older run's console would pass the wait below at once
 		"$here/run.sh" -t 300 "${disks[@]}" -f "$d/floors=/vmtest/floors" -e MODE=cut -e "EPOCH=$i" \
 			-e "SEED=$RANDOM" -l "$log" "$here/thind/powercut.guest.sh" >"$d/run-$i.out" 2>&1 &
 		runpid=$!
