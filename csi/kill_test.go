@@ -13,10 +13,10 @@ import (
 	"time"
 
 	csipb "github.com/container-storage-interface/spec/lib/go/csi"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+
+	"github.com/thind-storage/thind/internal/tooltest"
 )
 
 // The kill test starts `thind csi --mode node` processes itself: it
@@ -33,21 +33,7 @@ func nodeProc(t *testing.T, e *env, sock string) (csipb.NodeClient, func()) {
 	cmd := exec.Command(*killBinary, "csi", "--mode", "node", "--endpoint", "unix://"+sock, "--node-id", "vm",
 		"--control-socket", e.controlSock, "--addr", *killNBDAddr, "--state-dir", filepath.Join(e.dir, "csi"))
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	kill := func() {
-		cmd.Process.Kill()
-		<-exited
-	}
-	t.Cleanup(kill)
-	cc, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cc.Close() })
+	cc, kill := tooltest.StartGRPC(t, cmd, sock)
 	return csipb.NewNodeClient(cc), kill
 }
 

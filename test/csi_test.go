@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/thind-storage/thind/csi"
+	"github.com/thind-storage/thind/internal/tooltest"
 )
 
 // TestThindCSIServesAndStops runs `thind csi --mode controller` as a
@@ -124,21 +125,7 @@ func startCSIConn(t *testing.T, d *daemon, sock string) (*grpc.ClientConn, func(
 	t.Helper()
 	cmd := exec.Command(thindBin, "csi", "--mode", "controller", "--endpoint", "unix://"+sock, "--node-id", "n1", "--data-dir", d.dir)
 	cmd.Env = daemonEnv()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	kill := func() {
-		cmd.Process.Kill()
-		<-exited
-	}
-	t.Cleanup(kill)
-	cc, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cc.Close() })
+	cc, kill := tooltest.StartGRPC(t, cmd, sock)
 	return cc, kill
 }
 
