@@ -118,6 +118,18 @@ func (c *Client) ResizePool(ctx context.Context, req ResizePoolRequest) (PoolSta
 	return s, err
 }
 
+// MetadataSnap reserves the pool's metadata snapshot (hold true) or
+// releases it.
+func (c *Client) MetadataSnap(ctx context.Context, hold bool) (PoolStatus, error) {
+	method := "DELETE"
+	if hold {
+		method = "POST"
+	}
+	var s PoolStatus
+	err := c.Call(ctx, method, "/v1/pool/metadata-snap", nil, &s)
+	return s, err
+}
+
 // Stream GETs path and calls fn with each line of the answer (NDJSON),
 // with no time limit: a stream lasts as long as it has lines to send.
 func (c *Client) Stream(ctx context.Context, path string, fn func(line []byte) error) error {

@@ -11,6 +11,8 @@
 //	GET    /v1/pool                       pool status
 //	POST   /v1/pool/mode                  set-mode {mode: "write", check}
 //	POST   /v1/pool/resize                grow {data_size, metadata_size}
+//	POST   /v1/pool/metadata-snap         reserve the metadata snapshot (tools' -m)
+//	DELETE /v1/pool/metadata-snap         release it
 //	GET    /v1/volumes[?label=k=v...]     list volumes
 //	POST   /v1/volumes                    create {name, size, labels, ...}
 //	GET    /v1/volumes/{name}             one volume

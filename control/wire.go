@@ -58,6 +58,7 @@ type PoolStatus struct {
 	MetadataBlocksUsed   uint64    `json:"metadata_blocks_used"`
 	MetadataReserve      uint64    `json:"metadata_reserve_blocks"`
 	MetadataSnapshotHeld bool      `json:"metadata_snapshot_held"`
+	MetadataSnapshot     uint64    `json:"metadata_snapshot,omitempty"` // its superblock copy's block
 	NeedsCheck           bool      `json:"needs_check"`
 	Volumes              int       `json:"volumes"`
 	Devices              int       `json:"thin_devices"`

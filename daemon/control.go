@@ -117,6 +117,20 @@ func (d *Daemon) controlHandler() http.Handler {
 		}
 		reply(w, http.StatusOK, d.Status())
 	})
+	mux.HandleFunc("POST /v1/pool/metadata-snap", func(w http.ResponseWriter, r *http.Request) {
+		if err := d.st.engine.ReserveMetadataSnap(r.Context()); err != nil {
+			fail(w, err)
+			return
+		}
+		reply(w, http.StatusOK, d.Status())
+	})
+	mux.HandleFunc("DELETE /v1/pool/metadata-snap", func(w http.ResponseWriter, r *http.Request) {
+		if err := d.st.engine.ReleaseMetadataSnap(r.Context()); err != nil {
+			fail(w, err)
+			return
+		}
+		reply(w, http.StatusOK, d.Status())
+	})
 	mux.HandleFunc("GET /v1/volumes", func(w http.ResponseWriter, r *http.Request) {
 		f := catalog.Filter{Labels: map[string]string{}}
 		for _, l := range r.URL.Query()["label"] {
@@ -292,7 +306,7 @@ func fail(w http.ResponseWriter, err error) {
 		code = http.StatusForbidden
 	case errors.Is(err, catalog.ErrNotFound):
 		code = http.StatusNotFound
-	case errors.Is(err, catalog.ErrExists), errors.Is(err, ErrBusy), errors.Is(err, thinpool.ErrBusy), errors.Is(err, ErrShrink),
+	case errors.Is(err, catalog.ErrExists), errors.Is(err, ErrBusy), errors.Is(err, thinmeta.ErrMetadataSnapExists), errors.Is(err, thinmeta.ErrNoMetadataSnap), errors.Is(err, thinpool.ErrBusy), errors.Is(err, ErrShrink),
 		errors.Is(err, ErrPoolShrink), errors.Is(err, ErrCheckFailed), errors.Is(err, thinpool.ErrNeedsCheck),
 		errorsIs(err, ErrWrongBase, ErrReplay, ErrGap):
 		code = http.StatusConflict

@@ -22,6 +22,7 @@ func (d *Daemon) Status() control.PoolStatus {
 		MetadataBlocks:       m.MetadataBlocks,
 		MetadataReserve:      m.MetadataReserve,
 		MetadataSnapshotHeld: m.MetadataSnapHeld,
+		MetadataSnapshot:     m.MetadataSnap,
 		NeedsCheck:           m.NeedsCheck,
 		Devices:              m.Devices,
 		Commits:              st.Commits,

@@ -299,30 +299,12 @@ func TestKill9DuringWritesKeepsWhatWasFlushed(t *testing.T) {
 	fc := d.dial(t, "crash")
 	sw := startStampWriters(t, conns, seed)
 
-	// The flusher: lastFlush is the send time of the last flush answered.
-	flushed := make(chan time.Time, 1<<16)
-	flusherDone := make(chan struct{})
-	go func() {
-		defer close(flusherDone)
-		for {
-			sent := time.Now()
-			if err := fc.flush(); err != nil {
-				return
-			}
-			flushed <- sent
-		}
-	}()
+	fl := startFlusher(fc)
 	sw.waitWrites(t, int64(2000+rng.IntN(3000)), true)
 	time.Sleep(time.Duration(rng.IntN(20)) * time.Millisecond) // the kill moment, not a wait for a condition
 	d.kill()
 	sw.stopAll()
-	<-flusherDone
-	var lastFlush time.Time
-	nflush := 0
-	for len(flushed) > 0 {
-		lastFlush = <-flushed
-		nflush++
-	}
+	lastFlush, nflush := fl.last()
 	if nflush == 0 {
 		t.Fatal("no flush was answered before the kill")
 	}
@@ -370,4 +352,40 @@ func TestKill9DuringWritesKeepsWhatWasFlushed(t *testing.T) {
 			t.Errorf("slot %d holds write %d; the last flushed was %d (later ones allowed: %v)", slot, seq, last, allowed)
 		}
 	}
+}
+
+// flusher flushes one connection in a loop until the connection fails
+// (the daemon's kill), keeping the send time of each flush answered.
+type flusher struct {
+	flushed chan time.Time
+	done    chan struct{}
+}
+
+func startFlusher(c *nbdClient) *flusher {
+	f := &flusher{flushed: make(chan time.Time, 1<<16), done: make(chan struct{})}
+	go func() {
+		defer close(f.done)
+		for {
+			sent := time.Now()
+			if err := c.flush(); err != nil {
+				return
+			}
+			f.flushed <- sent
+		}
+	}()
+	return f
+}
+
+// last waits for the loop to end and returns the send time of the last
+// flush answered (zero if none was) and how many were: every write
+// acknowledged before that time was durable at the kill.
+func (f *flusher) last() (time.Time, int) {
+	<-f.done
+	var last time.Time
+	n := 0
+	for len(f.flushed) > 0 {
+		last = <-f.flushed
+		n++
+	}
+	return last, n
 }

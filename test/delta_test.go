@@ -343,3 +343,49 @@ func TestMetaDeltaJSONHoldsTheVerboseRanges(t *testing.T) {
 		t.Fatalf("--json differs from --verbose:\n%s", firstDiff(rebuilt, xml))
 	}
 }
+
+// TestMetaDeltaMOnARunningDaemon reserves a metadata snapshot of a
+// running daemon's pool (thind pool reserve-metadata-snap), then, while
+// the volume goes on being written, compares its snapshots with -m
+// against thin_delta -m on the live metadata device, plain and verbose;
+// what the held snapshot shows stays put as the pool changes, and after
+// release-metadata-snap -m finds nothing to read.
+func TestMetaDeltaMOnARunningDaemon(t *testing.T) {
+	randtest.Each(t, 2, func(t *testing.T, seed uint64) {
+		rng := randtest.FromSeed(seed)
+		d := startDaemon(t, "--data-size", "256M", "--metadata-size", "16M")
+		const size = 32 << 20
+		m := snapshotChain(t, d, rng, size)
+		out := d.mustCLI("pool", "reserve-metadata-snap")
+		if !strings.HasPrefix(out, "metadata snapshot held at block ") {
+			t.Fatalf("reserve-metadata-snap: %q", out)
+		}
+		if _, _, code := d.cli("pool", "reserve-metadata-snap"); code == 0 {
+			t.Fatal("a second reserve-metadata-snap succeeded while one is held")
+		}
+		if st := d.mustCLI("pool", "status"); !strings.Contains(st, "metadata snap:  held at block") {
+			t.Fatalf("pool status does not show the held snapshot:\n%s", st)
+		}
+		meta := d.metadataPath()
+		ids := []string{strconv.FormatUint(d.volume("s1").DevID, 10), strconv.FormatUint(d.volume("s2").DevID, 10), strconv.FormatUint(d.volume("vm").DevID, 10)}
+		held := tooltest.Run(t, "thin_dump", pkgThinTools, "-m", meta)
+		m.workload(t, d, rng, "vm", size, 40) // the pool moves on meanwhile
+		n := compareAllPairs(t, meta, ids, "-m")
+		if again := tooltest.Run(t, "thin_dump", pkgThinTools, "-m", meta); again != held {
+			t.Fatal("the held metadata snapshot changed while the pool was written")
+		}
+		if _, errOut, code := runThind(t, nil, "meta", "delta", "--snap1", ids[0], "--snap2", ids[2], meta); code == 0 || !strings.Contains(errOut, "in use") {
+			t.Fatalf("meta delta of the running pool without -m: exit %d: %s", code, errOut)
+		}
+		if out := d.mustCLI("pool", "release-metadata-snap"); out != "no metadata snapshot held\n" {
+			t.Fatalf("release-metadata-snap: %q", out)
+		}
+		if _, errOut, code := runThind(t, nil, "meta", "delta", "-m", "--snap1", ids[0], "--snap2", ids[2], meta); code == 0 {
+			t.Fatalf("meta delta -m after the release succeeded: %s", errOut)
+		}
+		if _, _, code := d.cli("pool", "release-metadata-snap"); code == 0 {
+			t.Fatal("release-metadata-snap with none held succeeded")
+		}
+		t.Logf("%d comparisons byte for byte with thin_delta -m on the running pool", n)
+	})
+}

@@ -54,29 +54,14 @@ func TestKill9LoopKeepsEveryFlushAndFUA(t *testing.T) {
 		}
 		fc := d.dial(t, "crash")
 		sw := startStampWritersEpoch(t, conns, seed+epoch, epoch)
-		flushed := make(chan time.Time, 1<<16)
-		flusherDone := make(chan struct{})
-		go func() {
-			defer close(flusherDone)
-			for {
-				sent := time.Now()
-				if err := fc.flush(); err != nil {
-					return
-				}
-				flushed <- sent
-			}
-		}()
+		fl := startFlusher(fc)
 		sw.waitWrites(t, int64(200+rng.IntN(1500)), true)
 		time.Sleep(time.Duration(rng.IntN(10)) * time.Millisecond) // the kill moment, not a wait for a condition
 		d.kill()
 		sw.stopAll()
-		<-flusherDone
+		lastFlush, _ := fl.last() // zero: no flush answered, only FUA counts
 		for _, c := range append(conns, fc) {
 			c.close()
-		}
-		var lastFlush time.Time // zero: no flush answered, only FUA counts
-		for len(flushed) > 0 {
-			lastFlush = <-flushed
 		}
 		checkStoppedPool(t, d)
 		d.start()

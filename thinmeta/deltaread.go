@@ -7,11 +7,20 @@ import (
 	"github.com/thind-storage/thind/btree"
 )
 
-// leafReadAhead is the number of blocks a cursor reads at once for the
-// leaves under one node: a tree written in key order has runs of them in
+// leafReadAhead is the most blocks a cursor reads at once for the leaves
+// under one node: a tree written in key order has runs of them in
 // consecutive blocks, and one large read costs far less than as many
 // single ones through the cache.
 const leafReadAhead = 64
+
+// leafReadAheadFirst is the window of a read that does not continue the
+// last one. The window doubles, up to leafReadAhead, while reads keep
+// continuing each other, as the kernel's readahead ramps up on a
+// sequential stream: a comparison that only dips into a few changed
+// leaves among shared ones (whose blocks lie between them) then reads
+// little it does not use, and one that walks every leaf soon reads in
+// large windows.
+const leafReadAheadFirst = 8
 
 // leafReader reads a cursor's leaves straight from a read-only device, a
 // window of blocks at a time, into one buffer it reuses. A leaf read
@@ -24,10 +33,11 @@ const leafReadAhead = 64
 // A cursor holds one leaf at a time (it leaves a leaf before it descends
 // again), so the window is only refilled once the leaf it held is done.
 type leafReader struct {
-	dev   bm.Device
-	buf   []byte
-	first uint64 // block at buf[0]
-	n     uint64 // blocks in buf
+	dev    bm.Device
+	buf    []byte
+	first  uint64 // block at buf[0]
+	n      uint64 // blocks in buf
+	window uint64 // blocks the next read may take
 }
 
 // newLeafReader returns a reader for the leaves of trees in t's blocks,
@@ -50,10 +60,15 @@ type leafSiblings struct {
 // siblings within the window starting at b are read with it.
 func (r *leafReader) read(b uint64, nrBlocks uint64, siblings leafSiblings) ([]byte, error) {
 	if b < r.first || b >= r.first+r.n {
+		if r.n > 0 && b == r.first+r.n {
+			r.window = min(2*r.window, leafReadAhead)
+		} else {
+			r.window = leafReadAheadFirst
+		}
 		n := uint64(1)
 		for i := siblings.from; siblings.f != nil && i < siblings.f.n.NrEntries(); i++ {
 			s := siblings.f.n.Value64(i)
-			if s < b || s >= b+leafReadAhead {
+			if s < b || s >= b+r.window {
 				break
 			}
 			n = max(n, s-b+1)

@@ -457,6 +457,7 @@ type Stats struct {
 	MetadataBlocksFree uint64 // after the reserve
 	MetadataReserve    uint64
 	MetadataSnapHeld   bool
+	MetadataSnap       uint64 // the held snapshot's superblock block, 0 if none
 	NeedsCheck         bool
 	ReadOnly, Failed   bool
 	Devices            int
@@ -487,7 +488,7 @@ func (p *Pool) Stats() Stats {
 		st.MetadataBlocksFree = free - p.metadataReserve
 	}
 	held, _ := p.heldRoot()
-	st.MetadataSnapHeld = held != 0
+	st.MetadataSnapHeld, st.MetadataSnap = held != 0, held
 	return st
 }
 

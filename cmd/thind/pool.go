@@ -131,3 +131,40 @@ it with ` + "`thind meta repair`" + `. A pool in use is refused.`,
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print nothing; only the exit status tells")
 	return cmd
 }
+
+// newPoolMetadataSnapCommand is reserve-metadata-snap (hold) or
+// release-metadata-snap, dm-thin's pool messages of those names.
+func newPoolMetadataSnapCommand(hold bool) *cobra.Command {
+	use, short, long := "release-metadata-snap", "Release the running pool's metadata snapshot",
+		`Drop the metadata snapshot that reserve-metadata-snap took, and the metadata
+blocks only it kept.`
+	if hold {
+		use, short, long = "reserve-metadata-snap", "Take a metadata snapshot of the running pool, for tools' -m",
+			`Take a metadata snapshot of the running pool, as dmsetup message POOL 0
+reserve_metadata_snap does: everything done so far is committed, and a copy
+of the superblock with its trees is held until release-metadata-snap. Tools
+read it from the live metadata device with -m (thind meta dump/delta -m,
+thin_dump -m, thin_delta -m) while the pool goes on serving. One snapshot is
+held at a time; it keeps metadata blocks in use, so release it when done.`
+	}
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Long:  long,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := newControl(cmd).MetadataSnap(cmd.Context(), hold)
+			if err != nil {
+				return withHint(err)
+			}
+			if s.MetadataSnapshotHeld {
+				fmt.Fprintf(cmd.OutOrStdout(), "metadata snapshot held at block %d\n", s.MetadataSnapshot)
+			} else {
+				fmt.Fprintln(cmd.OutOrStdout(), "no metadata snapshot held")
+			}
+			return nil
+		},
+	}
+	addControlFlags(cmd)
+	return cmd
+}

@@ -338,6 +338,9 @@ func newPoolCommand() *cobra.Command {
 			fmt.Fprintf(w, "metadata:       %d/%d blocks used (%.1f%%, reserve of %d included)\n", s.MetadataBlocksUsed, s.MetadataBlocks,
 				pct(s.MetadataBlocksUsed, s.MetadataBlocks), s.MetadataReserve)
 			fmt.Fprintf(w, "volumes:        %d\n", s.Volumes)
+			if s.MetadataSnapshotHeld {
+				fmt.Fprintf(w, "metadata snap:  held at block %d (`thind pool release-metadata-snap` drops it)\n", s.MetadataSnapshot)
+			}
 			if s.NeedsCheck {
 				fmt.Fprintln(w, "needs check:    yes (`thind pool set-mode write --check`, or stop thind and run `thind meta check`)")
 			}
@@ -346,6 +349,7 @@ func newPoolCommand() *cobra.Command {
 	}
 	addControlFlags(status)
 	status.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	pool.AddCommand(status, newPoolSetModeCommand(), newPoolResizeCommand(), newPoolClearNeedsCheckCommand())
+	pool.AddCommand(status, newPoolSetModeCommand(), newPoolResizeCommand(), newPoolClearNeedsCheckCommand(),
+		newPoolMetadataSnapCommand(true), newPoolMetadataSnapCommand(false))
 	return pool
 }
