@@ -30,6 +30,9 @@ func (d *Daemon) sendID(v catalog.Volume) string {
 // not empty; resumed at a token's offset, if token is not empty) and
 // returns the stream's header; errors here come before any byte.
 func (d *Daemon) SendHeader(ctx context.Context, snapshot, base, token string) (sendstream.Header, error) {
+	if err := d.refuseStaging(ctx, snapshot, base); err != nil {
+		return sendstream.Header{}, err
+	}
 	s, err := d.cat.Get(ctx, snapshot)
 	if err != nil {
 		return sendstream.Header{}, err
