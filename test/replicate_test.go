@@ -269,7 +269,7 @@ func TestReplicateBetweenNamespaces(t *testing.T) {
 			if !existed && hasVolume(b, name) {
 				t.Fatalf("%s stream: %s appeared on b", what, name)
 			}
-			b.cli("volume", "delete", name+".receiving")
+			b.cli("volume", "receive", name, "--abort")
 			if n := len(b.volumes()); n != before {
 				t.Fatalf("%s stream: b had %d volumes, now %d", what, before, n)
 			}
