@@ -156,7 +156,9 @@ func receiveOver(cmd *cobra.Command, c *control.Client, path, listen string, tls
 	}
 	defer conn.Close()
 	var res bytes.Buffer
-	err = c.Pipe(cmd.Context(), "POST", path, conn, &res)
+	// Not conn itself, which the HTTP client would close after the
+	// body: the verdict goes back on it.
+	err = c.Pipe(cmd.Context(), "POST", path, struct{ io.Reader }{conn}, &res)
 	answer(conn, res.Bytes(), err)
 	if err != nil {
 		return err

@@ -14,18 +14,29 @@ import (
 )
 
 // A send stream between daemons goes over one TCP connection (TLS with
-// the --tls-* flags): the sender writes the stream and closes its half;
-// the receiver answers one verdict line, JSON, once its daemon applied
-// the stream or refused it. The sender exits 0 only on an "ok" verdict,
-// so both sides know whether the snapshot landed.
+// the --tls-* flags). The sender opens with senderHello, so that a
+// receiver tells a thind sender (and one without TLS) at once; the
+// receiver that takes the connection (its TLS handshake verified)
+// greets with a line {"ready":true}, or refuses with {"error":...}.
+// Only then does the sender write the stream, so a refused sender has
+// nothing in flight and reads why (that line, or a TLS alert) instead of
+// a reset. The sender closes its
+// half at the end; the receiver answers one verdict line once its daemon
+// applied the stream or refused it. The sender exits 0 only on an "ok"
+// verdict, so both sides know whether the snapshot landed. Lines are
+// JSON.
 type verdict struct {
-	OK    bool            `json:"ok"`
+	Ready bool            `json:"ready,omitempty"`
+	OK    bool            `json:"ok,omitempty"`
 	Error string          `json:"error,omitempty"`
 	Res   json.RawMessage `json:"result,omitempty"`
 }
 
-// maxVerdict bounds the line a sender reads from a receiver.
-const maxVerdict = 64 << 10
+// senderHello opens a sender's side of the connection.
+const senderHello = "THIND-SEND 1\n"
+
+// maxLine bounds a line a sender reads from a receiver.
+const maxLine = 64 << 10
 
 // Timing of the stream connection.
 const (
@@ -41,7 +52,7 @@ type streamConn interface {
 }
 
 // ErrNoVerdict: the receiver closed the connection without answering.
-var ErrNoVerdict = errors.New("the receiver closed the connection without a verdict (a receiver that is gone, or one listening with TLS while this sender has none)")
+var ErrNoVerdict = errors.New("the receiver closed the connection without a word (a receiver that is gone, or one listening with TLS while this sender has none)")
 
 // dialReceiver connects to a receiver's --listen address, retrying
 // refusals for a few seconds: the receiver may be starting. With cfg it
@@ -71,20 +82,43 @@ func dialReceiver(ctx context.Context, addr string, cfg *tls.Config) (streamConn
 	}
 }
 
-// sendOver writes the stream that pipe produces to conn and returns the
-// receiver's verdict. A verdict that comes early (the receiver refused
-// the stream) stops the pipe.
+// sendOver waits for the receiver's greeting, writes the stream that
+// pipe produces to conn and returns the receiver's verdict. A verdict
+// that comes early (the receiver refused the stream) stops the pipe.
 func sendOver(ctx context.Context, conn streamConn, pipe func(context.Context, io.Writer) error) error {
+	br := bufio.NewReaderSize(conn, maxLine)
+	conn.SetDeadline(time.Now().Add(handshakeTimeout))
+	if _, err := io.WriteString(conn, senderHello); err != nil {
+		return fmt.Errorf("the receiver: %w", err)
+	}
+	hello, err := readLine(br)
+	switch {
+	case err != nil && !errors.Is(err, ErrNoVerdict):
+		// With TLS, the receiver's alert: its CA or --tls-allow.
+		return fmt.Errorf("the receiver did not take this sender: %w", err)
+	case err != nil:
+		return err
+	case hello.Error != "":
+		return fmt.Errorf("the receiver refused the connection: %s", hello.Error)
+	case !hello.Ready:
+		return fmt.Errorf("the receiver did not greet: %+v", hello)
+	}
+	conn.SetDeadline(time.Time{})
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	got := make(chan error, 1)
 	go func() {
-		err := readVerdict(conn)
+		v, err := readLine(br)
+		if err == nil && !v.OK {
+			err = fmt.Errorf("the receiver refused the stream: %s", v.Error)
+		}
 		cancel(err)
 		got <- err
 	}()
 	if err := pipe(ctx, conn); err != nil {
-		// The receiver's word, if it said why, explains a broken pipe.
+		// The receiver's word, if it said why, explains a broken pipe;
+		// a cut stream (the daemon failed) it refuses at once.
+		conn.CloseWrite()
 		select {
 		case v := <-got:
 			if v != nil {
@@ -100,23 +134,30 @@ func sendOver(ctx context.Context, conn streamConn, pipe func(context.Context, i
 	return <-got
 }
 
-// readVerdict reads the receiver's verdict line: nil for "ok".
-func readVerdict(conn net.Conn) error {
-	line, err := bufio.NewReader(io.LimitReader(conn, maxVerdict)).ReadBytes('\n')
-	if len(line) == 0 || err != nil && !errors.Is(err, io.EOF) {
-		if err == nil || errors.Is(err, io.EOF) {
-			return ErrNoVerdict
-		}
-		return fmt.Errorf("the receiver: %w", err)
-	}
+// readLine reads one line of the receiver's.
+func readLine(br *bufio.Reader) (verdict, error) {
 	var v verdict
+	line, err := br.ReadSlice('\n')
+	switch {
+	case errors.Is(err, bufio.ErrBufferFull):
+		return v, fmt.Errorf("the receiver's line is longer than %d bytes", br.Size())
+	case len(line) == 0 && (err == nil || errors.Is(err, io.EOF)):
+		return v, ErrNoVerdict
+	case err != nil && !errors.Is(err, io.EOF):
+		return v, fmt.Errorf("the receiver: %w", err)
+	}
 	if err := json.Unmarshal(line, &v); err != nil {
-		return fmt.Errorf("the receiver's verdict %.80q: %w", line, err)
+		return v, fmt.Errorf("the receiver's line %.80q: %w", line, err)
 	}
-	if !v.OK {
-		return fmt.Errorf("the receiver refused the stream: %s", v.Error)
-	}
-	return nil
+	return v, nil
+}
+
+// greet tells the sender that the stream may come.
+func greet(conn net.Conn) error {
+	conn.SetWriteDeadline(time.Now().Add(handshakeTimeout))
+	defer conn.SetWriteDeadline(time.Time{})
+	_, err := conn.Write([]byte("{\"ready\":true}\n"))
+	return err
 }
 
 // answer writes the receiver's verdict on a receive that ended with
@@ -137,8 +178,8 @@ func answer(conn net.Conn, res []byte, err error) {
 	io.Copy(io.Discard, conn)
 }
 
-// acceptSender takes the first connection on addr that completes the
-// TLS handshake (with cfg; any first connection without), then closes
+// acceptSender takes the first connection on addr from a thind sender
+// (with cfg, one that completes the TLS handshake), greets it and closes
 // the listener. A refused connection is reported on log and the wait
 // goes on: a stranger cannot end a receive.
 func acceptSender(ctx context.Context, addr string, cfg *tls.Config, log io.Writer) (net.Conn, error) {
@@ -155,17 +196,57 @@ func acceptSender(ctx context.Context, addr string, cfg *tls.Config, log io.Writ
 		if err != nil {
 			return nil, fmt.Errorf("receive --listen: %w", err)
 		}
-		if cfg == nil {
-			return c, nil
-		}
-		tc := tls.Server(c, cfg)
-		hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
-		err = tc.HandshakeContext(hctx)
-		cancel()
+		conn, err := admitSender(ctx, c, cfg)
 		if err == nil {
-			return tc, nil
+			return conn, nil
 		}
 		fmt.Fprintf(log, "thind: refused a sender from %s: %v\n", c.RemoteAddr(), err)
 		c.Close()
+	}
+}
+
+// errNeedTLS refuses a sender without TLS at a TLS receiver.
+var errNeedTLS = errors.New("this receiver takes the stream over TLS only (give the sender --tls-cert, --tls-key and --tls-ca)")
+
+// admitSender runs the TLS handshake (with cfg), reads the sender's hello
+// and greets it, all within handshakeTimeout.
+func admitSender(ctx context.Context, c net.Conn, cfg *tls.Config) (net.Conn, error) {
+	c.SetDeadline(time.Now().Add(handshakeTimeout))
+	conn := c
+	if cfg != nil {
+		tc := tls.Server(c, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			var rh tls.RecordHeaderError
+			if errors.As(err, &rh) && rh.Conn != nil {
+				// Not TLS at all: tell the sender in plain text.
+				refusePlain(rh.Conn, errNeedTLS)
+				return nil, fmt.Errorf("%w: %v", errNeedTLS, err)
+			}
+			return nil, err
+		}
+		conn = tc
+	}
+	hello := make([]byte, len(senderHello))
+	if _, err := io.ReadFull(conn, hello); err != nil || string(hello) != senderHello {
+		err := fmt.Errorf("not a thind sender: it did not open with %q", senderHello)
+		if cfg == nil {
+			refusePlain(conn, err) // perhaps a sender with TLS: its handshake then says so
+		}
+		return nil, err
+	}
+	if err := greet(conn); err != nil {
+		return nil, err
+	}
+	conn.SetDeadline(time.Time{})
+	return conn, nil
+}
+
+// refusePlain writes a refusal line and reads a little of what the
+// sender sent meanwhile, so that the line is not lost to a reset.
+func refusePlain(c net.Conn, why error) {
+	b, _ := json.Marshal(verdict{Error: why.Error()})
+	c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write(append(b, '\n')); err == nil {
+		io.Copy(io.Discard, io.LimitReader(c, maxLine))
 	}
 }
