@@ -73,9 +73,12 @@ func (d *Daemon) SendHeader(ctx context.Context, snapshot, base, token string) (
 // differs from the base (changed as data, unmapped as zero records).
 func (d *Daemon) Send(ctx context.Context, h sendstream.Header, w io.Writer) (err error) {
 	began := time.Now()
+	d.repl.sends.Add(1)
+	d.repl.sending.Add(1)
 	defer func() {
+		d.repl.sending.Add(-1)
 		d.repl.sendNanos.Add(int64(time.Since(began)))
-		if d.repl.sends.Add(1); err != nil {
+		if err != nil {
 			d.repl.sendsFailed.Add(1)
 		}
 	}()
