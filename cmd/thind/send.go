@@ -27,7 +27,11 @@ or FILE: its mapped data, or with --from BASE only where it differs from
 snapshot BASE (which the receiver must hold, received before). The daemon
 reads the snapshot; this command only pipes. --resume TOKEN resumes an
 interrupted stream from where the receiver says it landed (the token of
-` + "`thind volume receive NAME --resume-token`" + ` on the receiving side).`,
+` + "`thind volume receive NAME --resume-token`" + ` on the receiving side).
+--to HOST:PORT sends over TCP to a receive --listen and exits 0 only once
+the receiver said the snapshot landed; with --tls-cert, --tls-key and
+--tls-ca it is mutual TLS 1.3 (the receiver's certificate must be signed
+by the CA and name HOST). Plain TCP off loopback is warned about.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			q := url.Values{}
@@ -77,7 +81,7 @@ interrupted stream from where the receiver says it landed (the token of
 	cmd.Flags().StringVar(&from, "from", "", "send only what differs from this snapshot")
 	cmd.Flags().StringVar(&resume, "resume", "", "resume an interrupted stream with the receiver's token")
 	cmd.Flags().StringVarP(&output, "output", "o", "", "write the stream to FILE (default stdout)")
-	cmd.Flags().StringVar(&to, "to", "", "send the stream over TCP to HOST:PORT, where `thind volume receive --listen` waits")
+	cmd.Flags().StringVar(&to, "to", "", "send the stream over TCP to `HOST:PORT`, where thind volume receive --listen waits")
 	addStreamTLSFlags(cmd, &tlsFlags, "receiver")
 	return cmd
 }
@@ -87,14 +91,19 @@ func newVolumeReceive() *cobra.Command {
 	var token, abort bool
 	var tlsFlags streamTLS
 	cmd := &cobra.Command{
-		Use:   "receive NAME [-i FILE] [--resume-token]",
+		Use:   "receive NAME [-i FILE | --listen HOST:PORT [--tls-*]] [--resume-token] [--abort]",
 		Short: "Apply a send stream as snapshot NAME",
 		Long: `Apply a send stream from stdin or FILE as a new snapshot NAME. The daemon
 writes it into a staging volume NAME.receiving and creates NAME only once
 the stream's end record has verified. An incremental stream applies only
 onto the snapshot this pool received as its base. An interrupted receive
 keeps what landed: --resume-token prints the token to pass to
-` + "`thind volume send --resume`" + `, which sends only the rest.`,
+` + "`thind volume send --resume`" + `, which sends only the rest; --abort gives
+it up and deletes NAME.receiving. --listen HOST:PORT takes the stream
+from one sender over TCP; with --tls-cert, --tls-key and --tls-ca only
+over mutual TLS 1.3 from a sender whose certificate the CA signed (and,
+with --tls-allow, a grant names). Strangers are refused, reported on
+stderr, and the receive goes on waiting.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c := newControl(cmd)
@@ -131,7 +140,7 @@ keeps what landed: --resume-token prints the token to pass to
 	addControlFlags(cmd)
 	cmd.Flags().StringVarP(&input, "input", "i", "", "read the stream from FILE (default stdin)")
 	cmd.Flags().BoolVar(&token, "resume-token", false, "print the token that resumes an interrupted receive")
-	cmd.Flags().StringVar(&listen, "listen", "", "take the stream from one TCP connection on HOST:PORT (from `thind volume send --to`)")
+	cmd.Flags().StringVar(&listen, "listen", "", "take the stream from one sender's TCP connection on `HOST:PORT` (thind volume send --to)")
 	cmd.Flags().BoolVar(&abort, "abort", false, "give up an interrupted receive: delete its staging volume NAME.receiving")
 	addStreamTLSFlags(cmd, &tlsFlags, "sender")
 	cmd.Flags().StringArrayVar(&tlsFlags.allow, "tls-allow", nil, "with --tls-*, take the stream only from a sender whose certificate a grant names: cn=, dns= or uri= (as volume --allow), repeatable")
