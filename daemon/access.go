@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"crypto/x509"
 	"strconv"
 	"strings"
 
@@ -88,4 +89,17 @@ func peerAttrs(p *nbd.Peer) []any {
 		a = append(a, "cert", p.Cert.Subject.String())
 	}
 	return a
+}
+
+// CertGranted reports whether a grant of list names the certificate's
+// subject CN, a SAN DNS name or URI: receive --listen's --tls-allow is an
+// access list for the sender.
+func CertGranted(list []catalog.Grant, cert *x509.Certificate) bool {
+	p := &nbd.Peer{Cert: cert}
+	for _, g := range list {
+		if matches(g, p) {
+			return true
+		}
+	}
+	return false
 }

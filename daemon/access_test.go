@@ -119,8 +119,8 @@ func TestTCPIsServedOnlyWhenAskedFor(t *testing.T) {
 		t.Errorf("default socket mode %#o, want 0660", c.SocketMode)
 	}
 	for addr, want := range map[string]bool{"127.0.0.1:10809": true, "[::1]:1": true, "localhost:1": true, ":10809": false, "0.0.0.0:1": false, "192.0.2.1:1": false} {
-		if loopback(addr) != want {
-			t.Errorf("loopback(%q) = %v, want %v", addr, !want, want)
+		if Loopback(addr) != want {
+			t.Errorf("Loopback(%q) = %v, want %v", addr, !want, want)
 		}
 	}
 }

@@ -141,7 +141,7 @@ func (d *Daemon) controlHandler() http.Handler {
 			}
 			f.Labels[k] = v
 		}
-		vols, err := d.Volumes(r.Context(), f)
+		vols, err := d.Volumes(r.Context(), f, r.URL.Query().Get("all") == "true")
 		if err != nil {
 			fail(w, err)
 			return
@@ -172,6 +172,10 @@ func (d *Daemon) controlHandler() http.Handler {
 		d.replyVolume(w, r, r.PathValue("name"), http.StatusOK)
 	})
 	mux.HandleFunc("DELETE /v1/volumes/{name}", func(w http.ResponseWriter, r *http.Request) {
+		if err := d.refuseStaging(r.Context(), r.PathValue("name")); err != nil {
+			fail(w, err)
+			return
+		}
 		if err := d.DeleteVolume(r.Context(), r.PathValue("name")); err != nil {
 			fail(w, err)
 			return
@@ -188,6 +192,10 @@ func (d *Daemon) controlHandler() http.Handler {
 			fail(w, err)
 			return
 		}
+		if err := d.refuseStaging(r.Context(), r.PathValue("name")); err != nil {
+			fail(w, err)
+			return
+		}
 		if _, err := d.SnapshotVolume(r.Context(), r.PathValue("name"), sp, req.Access != nil); err != nil {
 			fail(w, err)
 			return
@@ -197,6 +205,10 @@ func (d *Daemon) controlHandler() http.Handler {
 	mux.HandleFunc("POST /v1/volumes/{name}/resize", func(w http.ResponseWriter, r *http.Request) {
 		var req control.VolumeRequest
 		if !decode(w, r, &req) {
+			return
+		}
+		if err := d.refuseStaging(r.Context(), r.PathValue("name")); err != nil {
+			fail(w, err)
 			return
 		}
 		resize := d.ResizeVolume
@@ -212,6 +224,10 @@ func (d *Daemon) controlHandler() http.Handler {
 	mux.HandleFunc("PATCH /v1/volumes/{name}", func(w http.ResponseWriter, r *http.Request) {
 		var req control.VolumeRequest
 		if !decode(w, r, &req) {
+			return
+		}
+		if err := d.refuseStaging(r.Context(), r.PathValue("name")); err != nil {
+			fail(w, err)
 			return
 		}
 		u := catalog.Update{Labels: req.Labels, Description: req.Description}
@@ -246,6 +262,7 @@ func (d *Daemon) controlHandler() http.Handler {
 	mux.HandleFunc("GET /v1/volumes/{name}/send", d.serveSend)
 	mux.HandleFunc("POST /v1/volumes/{name}/receive", d.serveReceive)
 	mux.HandleFunc("GET /v1/volumes/{name}/receive", d.serveResumeToken)
+	mux.HandleFunc("DELETE /v1/volumes/{name}/receive", d.serveAbortReceive)
 	return mux
 }
 

@@ -260,7 +260,7 @@ func (d *Daemon) listen(addr string) (net.Listener, error) {
 			l.Close()
 			return nil, err
 		}
-	} else if !d.cfg.TLSRequired && !loopback(where) {
+	} else if !d.cfg.TLSRequired && !Loopback(where) {
 		d.log.Warn("serving NBD on a non-loopback address without --tls-required: anyone who can reach it can open every volume without an access list, in plain text",
 			"addr", l.Addr().String())
 	}
@@ -317,9 +317,10 @@ func (d *Daemon) close() error {
 	return errors.Join(errs...)
 }
 
-// loopback reports whether a TCP listen address is on a loopback
-// interface only. An empty host (all interfaces) is not.
-func loopback(hostPort string) bool {
+// Loopback reports whether a TCP address (HOST:PORT) is on a loopback
+// interface only; an empty host (all interfaces) is not. Listeners and
+// dialers off loopback without TLS are warned about.
+func Loopback(hostPort string) bool {
 	host, _, err := net.SplitHostPort(hostPort)
 	if err != nil {
 		return false

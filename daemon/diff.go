@@ -15,6 +15,9 @@ import (
 // unrelated volumes. An empty base is nothing: the diff is then what
 // target maps.
 func (d *Daemon) PrepareDiff(ctx context.Context, base, target string, offset uint64) (control.DiffHeader, error) {
+	if err := d.refuseStaging(ctx, base, target); err != nil {
+		return control.DiffHeader{}, err
+	}
 	if base != "" {
 		b, err := d.cat.Get(ctx, base)
 		if err != nil {

@@ -93,7 +93,7 @@ func (d *Daemon) lineage(ctx context.Context, dev uint64) ([]string, error) {
 	root := find(dev)
 	var names []string
 	for _, v := range vols { // sorted by name
-		if v.DevID != dev && find(v.DevID) == root {
+		if v.DevID != dev && find(v.DevID) == root && !isStaging(v) {
 			names = append(names, v.Name)
 		}
 	}

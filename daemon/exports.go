@@ -56,8 +56,8 @@ func (e exports) ListExports(ctx context.Context) ([]nbd.ExportSummary, error) {
 	peer := nbd.PeerFromContext(ctx)
 	out := make([]nbd.ExportSummary, 0, len(vols))
 	for _, v := range vols {
-		if v.Size == 0 {
-			continue // adopted, not sized yet: nothing to serve
+		if v.Size == 0 || isStaging(v) {
+			continue // adopted, not sized yet, or a receive's: nothing to serve
 		}
 		if ok, _ := admit(v.Export, peer); !ok {
 			continue // a client does not learn of volumes it may not open
@@ -85,6 +85,9 @@ func (e exports) LookupExport(ctx context.Context, name string) (*nbd.Export, er
 	v, err := d.cat.Get(ctx, name)
 	if errors.Is(err, catalog.ErrNotFound) || (err == nil && v.Size == 0) {
 		return nil, fmt.Errorf("%q: %w", name, nbd.ErrUnknownExport)
+	}
+	if err == nil && isStaging(v) {
+		return nil, fmt.Errorf("%q %w: %w", name, ErrStaging, nbd.ErrUnknownExport)
 	}
 	if err != nil {
 		return nil, err

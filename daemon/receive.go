@@ -91,9 +91,12 @@ func (d *Daemon) ResumeToken(ctx context.Context, name string) (ReceiveToken, er
 // the same stream resumed from there (ResumeToken) completes it.
 func (d *Daemon) Receive(ctx context.Context, name string, r io.Reader) (res ReceiveResult, err error) {
 	began := time.Now()
+	d.repl.receives.Add(1)
+	d.repl.receiving.Add(1)
 	defer func() {
+		d.repl.receiving.Add(-1)
 		d.repl.receiveNanos.Add(int64(time.Since(began)))
-		if d.repl.receives.Add(1); err != nil {
+		if err != nil {
 			d.repl.receivesFailed.Add(1)
 		}
 	}()

@@ -16,6 +16,7 @@ type replStats struct {
 	deltaBytes, sentBytes, receivedBytes         atomic.Uint64
 	deltaNanos, sendNanos, receiveNanos          atomic.Int64
 	sends, receives, receivesFailed, sendsFailed atomic.Uint64
+	sending, receiving                           atomic.Int64
 }
 
 func (s *replStats) snapshot() metrics.Replication {
@@ -23,6 +24,7 @@ func (s *replStats) snapshot() metrics.Replication {
 		DeltaBytes: s.deltaBytes.Load(), SentBytes: s.sentBytes.Load(), ReceivedBytes: s.receivedBytes.Load(),
 		DeltaSeconds: seconds(s.deltaNanos.Load()), SendSeconds: seconds(s.sendNanos.Load()), ReceiveSeconds: seconds(s.receiveNanos.Load()),
 		Sends: s.sends.Load(), SendsFailed: s.sendsFailed.Load(), Receives: s.receives.Load(), ReceivesFailed: s.receivesFailed.Load(),
+		SendsRunning: s.sending.Load(), ReceivesRunning: s.receiving.Load(),
 	}
 }
 

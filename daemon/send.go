@@ -30,6 +30,9 @@ func (d *Daemon) sendID(v catalog.Volume) string {
 // not empty; resumed at a token's offset, if token is not empty) and
 // returns the stream's header; errors here come before any byte.
 func (d *Daemon) SendHeader(ctx context.Context, snapshot, base, token string) (sendstream.Header, error) {
+	if err := d.refuseStaging(ctx, snapshot, base); err != nil {
+		return sendstream.Header{}, err
+	}
 	s, err := d.cat.Get(ctx, snapshot)
 	if err != nil {
 		return sendstream.Header{}, err
@@ -70,9 +73,12 @@ func (d *Daemon) SendHeader(ctx context.Context, snapshot, base, token string) (
 // differs from the base (changed as data, unmapped as zero records).
 func (d *Daemon) Send(ctx context.Context, h sendstream.Header, w io.Writer) (err error) {
 	began := time.Now()
+	d.repl.sends.Add(1)
+	d.repl.sending.Add(1)
 	defer func() {
+		d.repl.sending.Add(-1)
 		d.repl.sendNanos.Add(int64(time.Since(began)))
-		if d.repl.sends.Add(1); err != nil {
+		if err != nil {
 			d.repl.sendsFailed.Add(1)
 		}
 	}()

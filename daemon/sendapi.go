@@ -47,6 +47,16 @@ func (d *Daemon) serveResumeToken(w http.ResponseWriter, r *http.Request) {
 	reply(w, http.StatusOK, t)
 }
 
+// serveAbortReceive gives up DELETE /v1/volumes/{name}/receive: an
+// interrupted receive into name, deleting its staging volume.
+func (d *Daemon) serveAbortReceive(w http.ResponseWriter, r *http.Request) {
+	if err := d.AbortReceive(r.Context(), r.PathValue("name")); err != nil {
+		fail(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
 // isStreamError reports a stream refused for its content.
 func isStreamError(err error) bool {
 	return errorsIs(err, sendstream.ErrCorrupt, sendstream.ErrTruncated, sendstream.ErrVersion, ErrBadToken)

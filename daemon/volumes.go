@@ -135,11 +135,15 @@ type Volume struct {
 	Connections  int
 }
 
-// Volumes lists the volumes with their usage.
-func (d *Daemon) Volumes(ctx context.Context, f catalog.Filter) ([]Volume, error) {
+// Volumes lists the volumes with their usage; receives' staging volumes
+// only if all.
+func (d *Daemon) Volumes(ctx context.Context, f catalog.Filter, all bool) ([]Volume, error) {
 	vols, err := d.cat.List(ctx, f)
 	if err != nil {
 		return nil, err
+	}
+	if !all {
+		vols = withoutStaging(vols)
 	}
 	out := make([]Volume, 0, len(vols))
 	for _, v := range vols {

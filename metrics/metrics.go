@@ -93,6 +93,8 @@ var (
 	replRecvSeconds   = desc("receive_duration_seconds_total", "Time spent receiving.")
 	replReceives      = desc("receives_total", "Receives begun.")
 	replRecvFailed    = desc("receives_failed_total", "Receives refused or interrupted (nothing visible; a resume continues).")
+	replSendsRunning  = desc("sends_in_progress", "Send streams being written now.")
+	replRecvRunning   = desc("receives_in_progress", "Receives applying a stream now.")
 )
 
 var all = []*prometheus.Desc{poolMode, poolDataBlocks, poolDataUsed, poolDataBytes, poolDataUsedBytes, poolBlockSize,
@@ -102,7 +104,7 @@ var all = []*prometheus.Desc{poolMode, poolDataBlocks, poolDataUsed, poolDataByt
 	volRequests, volRequestErrors, volBytes, volLatency, volErrors, volConnections, nbdConnections, nbdConnectionsTot,
 	nbdHandshakeFails, nbdAccessDenied, nbdLimitHits, nbdBuffered, dispDepth, dispInFlight, dispBacklog, dispMerges, dispDispatched, dispTagSleeps, dispRequests,
 	dispBytes, dispErrors, dispLatency, replDeltaBytes, replDeltaSeconds, replSentBytes, replSendSeconds, replSends, replSendsFailed,
-	replRecvBytes, replRecvSeconds, replReceives, replRecvFailed}
+	replRecvBytes, replRecvSeconds, replReceives, replRecvFailed, replSendsRunning, replRecvRunning}
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
@@ -142,6 +144,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			{replRecvFailed, float64(r.ReceivesFailed)}} {
 			counter(x.d, x.v)
 		}
+		gauge(replSendsRunning, float64(r.SendsRunning))
+		gauge(replRecvRunning, float64(r.ReceivesRunning))
 	}
 }
 

@@ -18,11 +18,13 @@ type Source struct {
 // Replication counts send and receive (thind volume send/receive): the
 // delta bytes the sender computed (changed and unmapped ranges, or the
 // mapped bytes of a full stream), the stream bytes sent and received,
-// and the time each took.
+// and the time each took; and how many are running now (a receive that
+// runs while no bytes come is stalled).
 type Replication struct {
 	DeltaBytes, SentBytes, ReceivedBytes         uint64
 	DeltaSeconds, SendSeconds, ReceiveSeconds    float64
 	Sends, SendsFailed, Receives, ReceivesFailed uint64
+	SendsRunning, ReceivesRunning                int64
 }
 
 // Volume names a thin device for the per-volume series.

@@ -178,3 +178,17 @@ func TestRSAClientCertificatesFromCerttoolWithLibnbdAndQemu(t *testing.T) {
 	}
 	t.Logf("alice (RSA, certtool) served over TLS to nbdinfo, qemu-io and qemu-img; mallory refused")
 }
+
+// peer makes a certificate for cn with ip as its address, valid for TLS
+// server and client authentication (a send stream's receiver and sender
+// each present one), signed by the CA; it returns the certificate and
+// key files.
+func (p *certtoolPKI) peer(t *testing.T, cn, ip string) (cert, key string) {
+	t.Helper()
+	cert, key = filepath.Join(p.dir, "peer-"+cn+"-cert.pem"), filepath.Join(p.dir, "peer-"+cn+"-key.pem")
+	p.key(key)
+	p.run(cn+"-peer.info", fmt.Sprintf("organization = thind test\ncn = %s\nip_address = %s\ntls_www_server\ntls_www_client\nencryption_key\nsigning_key\nexpiration_days = 2\n", cn, ip),
+		"--generate-certificate", "--load-ca-certificate", p.caCert, "--load-ca-privkey", p.caKey,
+		"--load-privkey", key, "--outfile", cert)
+	return cert, key
+}

@@ -207,6 +207,20 @@ func TestPrometheusScrapesThind(t *testing.T) {
 	p.waitValue(`thind_volume_size_bytes{volume="prom"}`, 16<<20)
 	t.Logf("Prometheus sees the %d bytes written and %d read", written, read)
 
+	// A send and a receive, for the replication panels.
+	d.mustCLI("volume", "snapshot", "prom", "prom-s0")
+	stream := filepath.Join(t.TempDir(), "s0.stream")
+	d.mustCLI("volume", "send", "prom-s0", "-o", stream)
+	st, err := os.Stat(stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.mustCLI("volume", "receive", "prom-r0", "-i", stream)
+	p.waitValue(`thind_send_bytes_total{job="thind"}`, float64(st.Size()))
+	p.waitValue(`thind_receive_bytes_total{job="thind"}`, float64(st.Size()))
+	p.waitValue(`thind_sends_total - thind_sends_failed_total + thind_receives_total - thind_receives_failed_total`, 2)
+	t.Logf("Prometheus sees a %d-byte stream sent and received", st.Size())
+
 	// The deploy rules load, evaluate without error on real data, and
 	// nothing alerts on a healthy pool.
 	type rule struct {
@@ -268,6 +282,7 @@ func TestPrometheusScrapesThind(t *testing.T) {
 	// pool and throughput panels show data.
 	// rate() needs two samples of the series.
 	p.waitValue(`count_over_time(thind_volume_bytes_total{volume="prom",op="write"}[1m]) >= bool 2`, 1)
+	p.waitValue(`count_over_time(thind_send_bytes_total[1m]) >= bool 2`, 1)
 	vars := strings.NewReplacer("$__rate_interval", "1m", "$instance", ".*", "$volume", ".*")
 	for _, e := range dashboardExprs(t, deployPath("grafana", "thind-dashboard.json")) {
 		r, err := p.query(vars.Replace(e))
@@ -275,7 +290,8 @@ func TestPrometheusScrapesThind(t *testing.T) {
 			t.Errorf("dashboard query %q: %v", e, err)
 			continue
 		}
-		if (strings.Contains(e, "thind_pool_data_blocks_used") || strings.Contains(e, "thind_volume_bytes_total")) && len(r) == 0 {
+		if (strings.Contains(e, "thind_pool_data_blocks_used") || strings.Contains(e, "thind_volume_bytes_total") ||
+			strings.Contains(e, "thind_send_") || strings.Contains(e, "thind_receive")) && len(r) == 0 {
 			t.Errorf("dashboard query %q: no data", e)
 		}
 	}

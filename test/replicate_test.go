@@ -14,6 +14,7 @@ import (
 
 	"github.com/thind-storage/thind/internal/pooltest"
 	"github.com/thind-storage/thind/internal/randtest"
+	"github.com/thind-storage/thind/internal/tooltest"
 	"github.com/thind-storage/thind/sendstream"
 )
 
@@ -269,7 +270,7 @@ func TestReplicateBetweenNamespaces(t *testing.T) {
 			if !existed && hasVolume(b, name) {
 				t.Fatalf("%s stream: %s appeared on b", what, name)
 			}
-			b.cli("volume", "delete", name+".receiving")
+			b.cli("volume", "receive", name, "--abort")
 			if n := len(b.volumes()); n != before {
 				t.Fatalf("%s stream: b had %d volumes, now %d", what, before, n)
 			}
@@ -322,6 +323,163 @@ func TestReplicateBetweenNamespaces(t *testing.T) {
 			out, errOut, code := a.cli("volume", "send", "s1", "--from", "s0", "--resume", tok)
 			if code == 0 || out != "" || !strings.Contains(errOut, "resume token") {
 				t.Fatalf("send --resume %.40q: exit %d, %d bytes out, %q; want a refusal", tok, code, len(out), errOut)
+			}
+		}
+	})
+}
+
+// TestReplicateOverTLSBetweenNamespaces sends a full stream and
+// incrementals between daemons in two network namespaces over mutual
+// TLS, the receiver allowing the sender's certificate by CN; then keeps
+// one receive listening while strangers try it (plain TCP, no
+// certificate, a certificate of another CA, one the allow list does not
+// name, a sender that does not trust the receiver's CA): each is
+// refused with a clear error, nothing is applied, and the receive still
+// takes the real sender's stream. Plain TCP off loopback is warned
+// about on both sides.
+func TestReplicateOverTLSBetweenNamespaces(t *testing.T) {
+	randtest.Each(t, 1, func(t *testing.T, seed uint64) {
+		rng := randtest.FromSeed(seed)
+		nsA, nsB, addrA, addrB := netnsPair(t)
+		pki, other := newCerttoolPKI(t), newCerttoolPKI(t)
+		sendCert, sendKey := pki.peer(t, "sender-a", addrA)
+		recvCert, recvKey := pki.peer(t, "receiver-b", addrB)
+		malCert, malKey := pki.peer(t, "mallory", addrA)
+		strCert, strKey := other.peer(t, "sender-a", addrA) // the right CN, another CA
+		pool := []string{"--data-size", "256M", "--metadata-size", "16M"}
+		a := startDaemonIn(t, nsA, addrA, pool...)
+		b := startDaemonIn(t, nsB, addrB, pool...)
+		const size = 32 << 20
+		a.mustCLI("volume", "create", "vm", "--size", "32M")
+		m := &blockModel{vols: map[string]map[int64]int{"vm": {}}}
+
+		listen := addrB + ":10901"
+		tlsArgs := func(cert, key, ca string) []string {
+			return []string{"--tls-cert", cert, "--tls-key", key, "--tls-ca", ca}
+		}
+		good := tlsArgs(sendCert, sendKey, pki.caCert)
+		recvArgs := append(tlsArgs(recvCert, recvKey, pki.caCert), "--tls-allow", "cn=sender-a")
+		// startReceive starts `thind volume receive NAME --listen` on b.
+		startReceive := func(name string, extra ...string) (*exec.Cmd, *bytes.Buffer) {
+			recv := b.thindIn(append([]string{"volume", "receive", name, "--listen", listen}, extra...)...)
+			var errOut bytes.Buffer
+			recv.Stderr = &errOut
+			if err := recv.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { recv.Process.Kill() })
+			return recv, &errOut
+		}
+		send := func(args ...string) (string, int) {
+			cmd := a.thindIn(append([]string{"volume", "send"}, append(args, "--to", listen)...)...)
+			out, err := cmd.CombinedOutput()
+			return string(out), tooltest.ExitStatus(t, err)
+		}
+		snaps := []string{"s0", "s1", "s2", "s3"}
+		for i, snap := range snaps {
+			m.workload(t, a, rng, "vm", size, 100)
+			a.mustCLI("volume", "snapshot", "vm", snap)
+			args := []string{snap}
+			if i > 0 {
+				args = append(args, "--from", snaps[i-1])
+			}
+			if i == len(snaps)-1 {
+				break // for the strangers below
+			}
+			recv, recvErr := startReceive(snap, recvArgs...)
+			out, code := send(append(args, good...)...)
+			if err := recv.Wait(); err != nil || code != 0 {
+				t.Fatalf("send %v over TLS: exit %d, receive %v:\n%s%s", args, code, err, out, recvErr)
+			}
+			if strings.Contains(out+recvErr.String(), "warning") {
+				t.Errorf("a TLS transfer warned:\n%s%s", out, recvErr)
+			}
+			if got, want := nbdSum(t, a, b, snap), nbdSum(t, a, a, snap); got != want {
+				t.Fatalf("%s on b: sha256 %x, a's %x", snap, got, want)
+			}
+		}
+		t.Logf("s0 full and s1, s2 incremental over mutual TLS: sha256 equal after each")
+
+		// Strangers at one receive of s3.
+		recv, recvErr := startReceive("s3", recvArgs...)
+		inc := []string{"s3", "--from", "s2"}
+		for _, tc := range []struct {
+			what     string
+			args     []string
+			sendSays string // in the stranger's error
+			recvSays string // in the receiver's report of the refusal
+		}{
+			{"plain TCP", nil, "this receiver takes the stream over TLS only", "first record does not look like a TLS handshake"},
+			{"a certificate of another CA", tlsArgs(strCert, strKey, pki.caCert), "remote error: tls", "certificate signed by unknown authority"},
+			{"a certificate --tls-allow does not name", tlsArgs(malCert, malKey, pki.caCert), "remote error: tls", "no --tls-allow grant names the sender's certificate"},
+			{"a sender that does not trust the receiver's CA", tlsArgs(strCert, strKey, other.caCert), "certificate signed by unknown authority", "remote error: tls"},
+		} {
+			out, code := send(append(inc, tc.args...)...)
+			if code == 0 || !strings.Contains(out, tc.sendSays) {
+				t.Errorf("%s: exit %d, want a refusal saying %q:\n%s", tc.what, code, tc.sendSays, out)
+			}
+			t.Logf("%s: the sender says %s", tc.what, strings.TrimSpace(out))
+			if tc.args == nil && !strings.Contains(out, "warning: sending to "+listen+" without TLS") {
+				t.Errorf("plain TCP to %s: no warning:\n%s", listen, out)
+			}
+			waitFor(t, "the receiver to report refusing "+tc.what, 30*time.Second, func() error {
+				if !strings.Contains(recvErr.String(), tc.recvSays) {
+					return fmt.Errorf("receiver's output %q lacks %q", recvErr.String(), tc.recvSays)
+				}
+				return nil
+			})
+		}
+		// No certificate at all (gnutls-cli, which offers none unless
+		// asked).
+		gc := exec.Command("ip", "netns", "exec", nsA, tooltest.Need(t, "gnutls-cli", pkgGnutls),
+			"--x509cafile", pki.caCert, "--port", "10901", addrB)
+		gc.Stdin = strings.NewReader("THINDSS\x01")
+		gcOut, _ := gc.CombinedOutput()
+		waitFor(t, "the receiver to report a sender without a certificate", 30*time.Second, func() error {
+			if !strings.Contains(recvErr.String(), "didn't provide a certificate") {
+				return fmt.Errorf("receiver's output %q (gnutls-cli: %s)", recvErr.String(), gcOut)
+			}
+			return nil
+		})
+		if n := strings.Count(recvErr.String(), "thind: refused a sender from "+addrA); n != 5 {
+			t.Errorf("the receiver reported %d refusals, want 5:\n%s", n, recvErr)
+		}
+		if out := b.mustCLI("volume", "list", "--all"); strings.Contains(out, "s3") {
+			t.Fatalf("a stranger's stream was applied:\n%s", out)
+		}
+		out, code := send(append(inc, good...)...)
+		if err := recv.Wait(); err != nil || code != 0 {
+			t.Fatalf("the real sender after the strangers: exit %d, receive %v:\n%s%s", code, err, out, recvErr)
+		}
+		if got, want := nbdSum(t, a, b, "s3"), nbdSum(t, a, a, "s3"); got != want {
+			t.Fatalf("s3 on b: sha256 %x, a's %x", got, want)
+		}
+		t.Logf("5 strangers refused, nothing applied; the receive then took s3 from the real sender; the receiver said:\n%s", recvErr)
+
+		// Plain TCP off loopback works, with a warning on each side.
+		a.mustCLI("volume", "snapshot", "vm", "s4")
+		recv, recvErr = startReceive("s4")
+		out, code = send("s4", "--from", "s3")
+		if err := recv.Wait(); err != nil || code != 0 {
+			t.Fatalf("plain send: exit %d, receive %v:\n%s%s", code, err, out, recvErr)
+		}
+		if !strings.Contains(out, "without TLS") || !strings.Contains(recvErr.String(), "warning: listening on "+listen+" without TLS") {
+			t.Errorf("plain TCP off loopback: no warning on both sides:\n%s%s", out, recvErr)
+		}
+
+		// Flags that do not make mutual TLS are refused before anything.
+		for _, tc := range []struct {
+			args []string
+			says string
+		}{
+			{[]string{"volume", "send", "s4", "--to", listen, "--tls-cert", sendCert}, "give --tls-cert, --tls-key and --tls-ca together"},
+			{[]string{"volume", "send", "s4", "-o", "/dev/null", "--tls-cert", sendCert, "--tls-key", sendKey, "--tls-ca", pki.caCert}, "are for --to"},
+			{append([]string{"volume", "receive", "x", "--listen", listen}, append(tlsArgs(recvCert, recvKey, pki.caCert), "--tls-allow", "uid=0")...), "a sender is known by its certificate"},
+			{append([]string{"volume", "receive", "x", "--listen", listen}, append(tlsArgs(recvCert, recvKey, pki.caCert), "--tls-allow", "cn=sender-a:ro")...), "a sender only writes"},
+			{[]string{"volume", "receive", "x", "--listen", listen, "--tls-allow", "cn=sender-a"}, "--tls-allow needs --tls-cert"},
+		} {
+			if _, errOut, code := b.cli(tc.args...); code == 0 || !strings.Contains(errOut, tc.says) {
+				t.Errorf("thind %s: exit %d, %q; want %q", strings.Join(tc.args, " "), code, errOut, tc.says)
 			}
 		}
 	})

@@ -1,22 +1,24 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
+	"io"
 	"net/url"
 	"os"
-	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/thind-storage/thind/control"
 	"github.com/thind-storage/thind/daemon"
 )
 
 func newVolumeSend() *cobra.Command {
 	var from, resume, output, to string
+	var tlsFlags streamTLS
 	cmd := &cobra.Command{
 		Use:   "send SNAPSHOT [--from BASE] [--resume TOKEN] [-o FILE]",
 		Short: "Write a snapshot as a send stream, whole or incremental",
@@ -25,7 +27,11 @@ or FILE: its mapped data, or with --from BASE only where it differs from
 snapshot BASE (which the receiver must hold, received before). The daemon
 reads the snapshot; this command only pipes. --resume TOKEN resumes an
 interrupted stream from where the receiver says it landed (the token of
-` + "`thind volume receive NAME --resume-token`" + ` on the receiving side).`,
+` + "`thind volume receive NAME --resume-token`" + ` on the receiving side).
+--to HOST:PORT sends over TCP to a receive --listen and exits 0 only once
+the receiver said the snapshot landed; with --tls-cert, --tls-key and
+--tls-ca it is mutual TLS 1.3 (the receiver's certificate must be signed
+by the CA and name HOST). Plain TCP off loopback is warned about.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			q := url.Values{}
@@ -35,16 +41,32 @@ interrupted stream from where the receiver says it landed (the token of
 			if resume != "" {
 				q.Set("resume", resume)
 			}
-			out := cmd.OutOrStdout()
+			path := "/v1/volumes/" + url.PathEscape(args[0]) + "/send?" + q.Encode()
+			pipe := func(ctx context.Context, out io.Writer) error {
+				return newControl(cmd).Pipe(ctx, "GET", path, nil, out)
+			}
 			if to != "" {
-				conn, err := dialReceiver(cmd.Context(), to)
+				var cfg *tls.Config
+				if tlsFlags.enabled() {
+					var err error
+					if cfg, err = tlsFlags.senderTLS(to); err != nil {
+						return err
+					}
+				} else if !daemon.Loopback(to) {
+					warnPlain(cmd, "sending to "+to)
+				}
+				conn, err := dialReceiver(cmd.Context(), to, cfg)
 				if err != nil {
 					return err
 				}
 				defer conn.Close()
-				out = conn
-				defer conn.CloseWrite() // the receiver's end of stream
-			} else if output != "" && output != "-" {
+				return sendOver(cmd.Context(), conn, pipe)
+			}
+			if tlsFlags.enabled() {
+				return errors.New("--tls-cert, --tls-key and --tls-ca are for --to")
+			}
+			out := cmd.OutOrStdout()
+			if output != "" && output != "-" {
 				f, err := os.Create(output)
 				if err != nil {
 					return err
@@ -52,30 +74,36 @@ interrupted stream from where the receiver says it landed (the token of
 				defer f.Close()
 				out = f
 			}
-			path := "/v1/volumes/" + url.PathEscape(args[0]) + "/send?" + q.Encode()
-			return newControl(cmd).Pipe(cmd.Context(), "GET", path, nil, out)
+			return pipe(cmd.Context(), out)
 		},
 	}
 	addControlFlags(cmd)
 	cmd.Flags().StringVar(&from, "from", "", "send only what differs from this snapshot")
 	cmd.Flags().StringVar(&resume, "resume", "", "resume an interrupted stream with the receiver's token")
 	cmd.Flags().StringVarP(&output, "output", "o", "", "write the stream to FILE (default stdout)")
-	cmd.Flags().StringVar(&to, "to", "", "send the stream over TCP to HOST:PORT, where `thind volume receive --listen` waits")
+	cmd.Flags().StringVar(&to, "to", "", "send the stream over TCP to `HOST:PORT`, where thind volume receive --listen waits")
+	addStreamTLSFlags(cmd, &tlsFlags, "receiver")
 	return cmd
 }
 
 func newVolumeReceive() *cobra.Command {
 	var input, listen string
-	var token bool
+	var token, abort bool
+	var tlsFlags streamTLS
 	cmd := &cobra.Command{
-		Use:   "receive NAME [-i FILE] [--resume-token]",
+		Use:   "receive NAME [-i FILE | --listen HOST:PORT [--tls-*]] [--resume-token] [--abort]",
 		Short: "Apply a send stream as snapshot NAME",
 		Long: `Apply a send stream from stdin or FILE as a new snapshot NAME. The daemon
 writes it into a staging volume NAME.receiving and creates NAME only once
 the stream's end record has verified. An incremental stream applies only
 onto the snapshot this pool received as its base. An interrupted receive
 keeps what landed: --resume-token prints the token to pass to
-` + "`thind volume send --resume`" + `, which sends only the rest.`,
+` + "`thind volume send --resume`" + `, which sends only the rest; --abort gives
+it up and deletes NAME.receiving. --listen HOST:PORT takes the stream
+from one sender over TCP; with --tls-cert, --tls-key and --tls-ca only
+over mutual TLS 1.3 from a sender whose certificate the CA signed (and,
+with --tls-allow, a grant names). Strangers are refused, reported on
+stderr, and the receive goes on waiting.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c := newControl(cmd)
@@ -88,15 +116,17 @@ keeps what landed: --resume-token prints the token to pass to
 				_, err := fmt.Fprintln(cmd.OutOrStdout(), t.Token)
 				return err
 			}
-			in := cmd.InOrStdin()
+			if abort {
+				return c.Call(cmd.Context(), "DELETE", path, nil, nil)
+			}
 			if listen != "" {
-				conn, err := acceptSender(listen)
-				if err != nil {
-					return err
-				}
-				defer conn.Close()
-				in = conn
-			} else if input != "" && input != "-" {
+				return receiveOver(cmd, c, path, listen, &tlsFlags)
+			}
+			if tlsFlags.enabled() || len(tlsFlags.allow) > 0 {
+				return errors.New("--tls-cert, --tls-key, --tls-ca and --tls-allow are for --listen")
+			}
+			in := cmd.InOrStdin()
+			if input != "" && input != "-" {
 				f, err := os.Open(input)
 				if err != nil {
 					return err
@@ -110,36 +140,44 @@ keeps what landed: --resume-token prints the token to pass to
 	addControlFlags(cmd)
 	cmd.Flags().StringVarP(&input, "input", "i", "", "read the stream from FILE (default stdin)")
 	cmd.Flags().BoolVar(&token, "resume-token", false, "print the token that resumes an interrupted receive")
-	cmd.Flags().StringVar(&listen, "listen", "", "take the stream from one TCP connection on HOST:PORT (from `thind volume send --to`)")
+	cmd.Flags().StringVar(&listen, "listen", "", "take the stream from one sender's TCP connection on `HOST:PORT` (thind volume send --to)")
+	cmd.Flags().BoolVar(&abort, "abort", false, "give up an interrupted receive: delete its staging volume NAME.receiving")
+	addStreamTLSFlags(cmd, &tlsFlags, "sender")
+	cmd.Flags().StringArrayVar(&tlsFlags.allow, "tls-allow", nil, "with --tls-*, take the stream only from a sender whose certificate a grant names: cn=, dns= or uri= (as volume --allow), repeatable")
 	return cmd
 }
 
-// dialReceiver connects to a receiver's --listen address, retrying
-// refusals for a few seconds: the receiver may be starting.
-func dialReceiver(ctx context.Context, addr string) (*net.TCPConn, error) {
-	deadline := time.Now().Add(receiverWait)
-	for {
-		var d net.Dialer
-		c, err := d.DialContext(ctx, "tcp", addr)
-		if err == nil {
-			return c.(*net.TCPConn), nil
+// receiveOver takes one sender's stream on listen and answers it the
+// daemon's verdict.
+func receiveOver(cmd *cobra.Command, c *control.Client, path, listen string, tlsFlags *streamTLS) error {
+	var cfg *tls.Config
+	if tlsFlags.enabled() || len(tlsFlags.allow) > 0 {
+		var err error
+		if cfg, err = tlsFlags.receiverTLS(); err != nil {
+			return err
 		}
-		if !errors.Is(err, syscall.ECONNREFUSED) || time.Now().After(deadline) {
-			return nil, fmt.Errorf("connecting to the receiver: %w", err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	} else if !daemon.Loopback(listen) {
+		warnPlain(cmd, "listening on "+listen)
 	}
+	conn, err := acceptSender(cmd.Context(), listen, cfg, cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	var res bytes.Buffer
+	// Not conn itself, which the HTTP client would close after the
+	// body: the verdict goes back on it.
+	err = c.Pipe(cmd.Context(), "POST", path, struct{ io.Reader }{conn}, &res)
+	answer(conn, res.Bytes(), err)
+	if err != nil {
+		return err
+	}
+	_, err = cmd.OutOrStdout().Write(res.Bytes())
+	return err
 }
 
-// receiverWait is how long a sender waits for a receiver to listen.
-const receiverWait = 10 * time.Second
-
-// acceptSender takes one connection on addr; the listener closes then.
-func acceptSender(addr string) (net.Conn, error) {
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("receive --listen: %w", err)
-	}
-	defer l.Close()
-	return l.Accept()
+// warnPlain warns of a stream in plain TCP off loopback, as serve does
+// of an NBD listener.
+func warnPlain(cmd *cobra.Command, what string) {
+	fmt.Fprintf(cmd.ErrOrStderr(), "thind: warning: %s without TLS (--tls-cert, --tls-key, --tls-ca): anyone on the path can read or alter the stream\n", what)
 }

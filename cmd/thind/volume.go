@@ -245,13 +245,16 @@ func newVolumeResize() *cobra.Command {
 }
 
 func newVolumeList() *cobra.Command {
-	var asJSON bool
+	var asJSON, all bool
 	cmd := &cobra.Command{
-		Use:   "list",
+		Use:   "list [--all]",
 		Short: "List volumes",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			q := url.Values{}
+			if all {
+				q.Set("all", "true")
+			}
 			for _, l := range *labelsOf(cmd) {
 				q.Add("label", l)
 			}
@@ -280,6 +283,7 @@ func newVolumeList() *cobra.Command {
 	addControlFlags(cmd)
 	labelsFlag(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().BoolVar(&all, "all", false, "list receives' staging volumes (NAME.receiving) too")
 	return cmd
 }
 
