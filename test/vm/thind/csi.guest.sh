@@ -4,8 +4,9 @@
 # by the host's sockfwd at 10.0.2.2:$CTL_PORT). The controller and the node driver run here as
 # `thind csi` processes; the node attaches with the kernel's NBD client over TCP. csi.test
 # (the csi package's tests, built with go test -c) runs csi-sanity with its Node Service specs
-# and the whole volume lifecycle, ext4 and xfs, against them; then kill -9 of a node driver in
-# the middle of each node RPC, each retried on a new process.
+# and the whole volume lifecycle, ext4 and xfs, against them, expanding volumes online (mount
+# and block: staged, published, grown with no unstage); then kill -9 of a node driver in the
+# middle of each node RPC, NodeExpandVolume included, each retried on a new process.
 # shellcheck source=../guest/lib.sh
 . /vmtest/lib.sh
 run=/run/thind
@@ -45,11 +46,18 @@ echo "MEASURED csi-sanity in the guest (kernel NBD client): $passed (passed fail
 grep -a -o -E 'csi-sanity: .*|[0-9]+ (passed|skipped): .*' "$run/sanity.out"
 node_specs=$(grep -a -c 'passed: .*Node Service' "$run/sanity.out" || true)
 check_ge node-service-spec-groups-passed 1 "$node_specs"
-step lifecycle csitest lifecycle '^TestNodeLifecycle$'
-grep -a -E -- '--- (PASS|FAIL|SKIP)|not checked' "$run/lifecycle.out"
+step lifecycle csitest lifecycle '^(TestNodeLifecycle|TestNodeBlockVolumeGrowsOnline)$'
+grep -a -E -- '--- (PASS|FAIL|SKIP)|not checked|grown online' "$run/lifecycle.out"
+# Online expansion: both filesystems grew while staged and published.
+online=$(grep -a -c 'grown online, staged and published' "$run/lifecycle.out" || true)
+check_eq filesystems-grown-online 2 "$online"
 # kill -9 of a node driver in the middle of each node RPC; the retry on a new one converges.
 step kill-mid-rpc csitest kill '^TestNodeKilledMidRPCConverges$' -csi.thind="$(command -v thind)" -csi.nbd-addr="10.0.2.2:$NBD_PORT"
 grep -a 'killed after' "$run/kill.out" || true
+expand_killed=$(grep -a -c 'expand: killed after .* the retry succeeded' "$run/kill.out" || true)
+check_eq expand-killed-and-retried 1 "$expand_killed"
+step no-resize-left bash -c '! grep -qsx -e resize2fs -e xfs_growfs /proc/[0-9]*/comm'
+
 
 # Nothing left behind: no NBD connection, no mount of an NBD device, no state.
 no_nbd() { ! ls /sys/block/nbd*/pid >/dev/null 2>&1; }
