@@ -108,8 +108,21 @@ func TestNodeKilledMidRPCConverges(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 		go s.rpc(n) // the try the kill interrupts; its result does not matter
-		ms := rnd.IntN(1500)
-		time.Sleep(time.Duration(ms) * time.Millisecond)
+		start := time.Now()
+		moment := ""
+		if s.name == "expand" {
+			// In the middle of the filesystem's grow: the driver dies
+			// with its resize2fs still running, which the retry must
+			// not race (growFS).
+			for time.Since(start) < 3*time.Second && len(running(t, "resize2fs")) == 0 {
+				time.Sleep(5 * time.Millisecond)
+			}
+			moment = fmt.Sprintf(" (resize2fs running: %v)", len(running(t, "resize2fs")) > 0)
+			time.Sleep(time.Duration(rnd.IntN(50)) * time.Millisecond)
+		} else {
+			time.Sleep(time.Duration(rnd.IntN(1500)) * time.Millisecond)
+		}
+		ms := time.Since(start).Milliseconds()
 		kill()
 		n, kill = nodeProc(t, e, sock+"2")
 		var err error
@@ -122,7 +135,7 @@ func TestNodeKilledMidRPCConverges(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s, killed after %d ms: the retry failed: %v", s.name, ms, err)
 		}
-		t.Logf("%s: killed after %d ms, the retry succeeded", s.name, ms)
+		t.Logf("%s: killed after %d ms%s, the retry succeeded", s.name, ms, moment)
 		if s.name == "expand" {
 			// The filesystem ends at the new size, its file intact, and
 			// no resize is left running.

@@ -56,6 +56,7 @@ step kill-mid-rpc csitest kill '^TestNodeKilledMidRPCConverges$' -csi.thind="$(c
 grep -a 'killed after' "$run/kill.out" || true
 expand_killed=$(grep -a -c 'expand: killed after .* the retry succeeded' "$run/kill.out" || true)
 check_eq expand-killed-and-retried 1 "$expand_killed"
+echo "MEASURED NodeExpandVolume killed with its resize2fs running: $(grep -a -c 'resize2fs running: true' "$run/kill.out" || true) of 1"
 step no-resize-left bash -c '! grep -qsx -e resize2fs -e xfs_growfs /proc/[0-9]*/comm'
 
 
