@@ -27,10 +27,11 @@ wait_for drivers-listen 30 test -S "$run/controller.sock" -a -S "$run/node.sock"
 csitest() { # csitest NAME REGEXP [FLAGS] : the csi package's tests against the running drivers
 	local name=$1 re=$2 rc
 	shift 2
-		{
+	{
+		rc=0 # errexit would end the group at a failure, before the exit line
 		csi.test -test.run "$re" -test.v -test.timeout 10m -csi.controller="$ctl_ep" -csi.node="$node_ep" \
-			-csi.control="$run/control.sock" "$@" 2>&1
-		echo "csi.test exit $?"
+			-csi.control="$run/control.sock" "$@" 2>&1 || rc=$?
+		echo "csi.test exit $rc"
 	} | tee "$run/$name.out"
 	rc=$(sed -n 's/^csi.test exit //p' "$run/$name.out")
 	if [ "$rc" != 0 ]; then
