@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"time"
 
 	"github.com/thind-storage/thind/kernelnbd"
 )
@@ -82,9 +83,16 @@ func (a ExecAttacher) Attach(ctx context.Context, name, dev string) error {
 	return nil
 }
 
-// Detach disconnects dev; its attach process then ends by itself.
-func (a ExecAttacher) Detach(_ context.Context, dev string) error {
-	return kernelnbd.Disconnect(dev)
+// Detach disconnects dev and returns once its attach process has let go
+// of it (at most a minute), so that a stage right after cannot pick the
+// device while that process still tears its configuration down.
+func (a ExecAttacher) Detach(ctx context.Context, dev string) error {
+	if err := kernelnbd.Disconnect(dev); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	return kernelnbd.WaitFree(ctx, dev)
 }
 
 // Attached reports whether the kernel has a connection on dev.

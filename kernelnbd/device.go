@@ -1,12 +1,14 @@
 package kernelnbd
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/pojntfx/go-nbd/pkg/client"
 )
@@ -25,7 +27,7 @@ func FreeDevice(skip func(dev string) bool) (string, error) {
 			break
 		}
 		dev := fmt.Sprintf("/dev/nbd%d", i)
-		if !Connected(dev) && (skip == nil || !skip(dev)) {
+		if Free(dev) && (skip == nil || !skip(dev)) {
 			return dev, nil
 		}
 	}
@@ -37,6 +39,28 @@ func FreeDevice(skip func(dev string) bool) (string, error) {
 func Connected(dev string) bool {
 	_, err := os.Stat(filepath.Join("/sys/block", filepath.Base(dev), "pid"))
 	return err == nil
+}
+
+// Free reports whether dev is neither connected nor still being released:
+// after a disconnect the kernel keeps the device's size until the last
+// holder of its configuration (the attach process, which clears the
+// socket on its way out) is gone, and a new attach set up before then
+// would have its socket cleared and its size zeroed under it.
+func Free(dev string) bool {
+	size, err := Size(dev)
+	return err == nil && size == 0 && !Connected(dev)
+}
+
+// WaitFree waits until dev is Free, or ctx ends.
+func WaitFree(ctx context.Context, dev string) error {
+	for !Free(dev) {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: still held after its disconnect: %w", dev, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
 }
 
 // Connect attaches the export name of the server at network/addr to dev
