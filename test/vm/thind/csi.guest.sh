@@ -36,8 +36,8 @@ csitest() { # csitest NAME REGEXP [FLAGS] : the csi package's tests against the 
 	rc=$(sed -n 's/^csi.test exit //p' "$run/$name.out")
 	if [ "$rc" != 0 ]; then
 		# The step shows the last 40 lines: the failures last.
-		echo "--- node driver log"
-		tail -n 12 "$run/node.log"
+		echo "--- node driver warnings"
+		grep -a 'level=WARN' "$run/node.log" | tail -n 4 | cut -c1-600
 		echo "--- failures"
 		grep -a -A8 -E '\[FAIL\]|--- FAIL|_test.go:[0-9]+: ' "$run/$name.out" | grep -a -v '^ *thind csi with' | head -n 26
 		return 1
