@@ -87,12 +87,9 @@ func (a ExecAttacher) Attach(ctx context.Context, name, dev string) error {
 // of it (at most a minute), so that a stage right after cannot pick the
 // device while that process still tears its configuration down.
 func (a ExecAttacher) Detach(ctx context.Context, dev string) error {
-	if err := kernelnbd.Disconnect(dev); err != nil {
-		return err
-	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	return kernelnbd.WaitFree(ctx, dev)
+	return kernelnbd.DisconnectAndWait(ctx, dev)
 }
 
 // Attached reports whether the kernel has a connection on dev.

@@ -7,6 +7,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -41,22 +43,50 @@ func Connected(dev string) bool {
 	return err == nil
 }
 
-// Free reports whether dev is neither connected nor still being released:
-// after a disconnect the kernel keeps the device's size until the last
-// holder of its configuration (the attach process, which clears the
-// socket on its way out) is gone, and a new attach set up before then
-// would have its socket cleared and its size zeroed under it.
+// Free reports whether dev is neither connected nor still being released
+// (its size back to 0).
 func Free(dev string) bool {
 	size, err := Size(dev)
 	return err == nil && size == 0 && !Connected(dev)
 }
 
-// WaitFree waits until dev is Free, or ctx ends.
-func WaitFree(ctx context.Context, dev string) error {
-	for !Free(dev) {
+// holder is the task that runs dev's connection (NBD_DO_IT), from sysfs;
+// 0 if none.
+func holder(dev string) int {
+	b, err := os.ReadFile(filepath.Join("/sys/block", filepath.Base(dev), "pid"))
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
+}
+
+// gone reports whether task pid has exited (a zombie has closed its
+// files too).
+func gone(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	// pid (comm) state ...: the state follows the last ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	return i < 0 || i+2 >= len(b) || b[i+2] == 'Z' || b[i+2] == 'X'
+}
+
+// DisconnectAndWait detaches dev and waits, until ctx ends, for the
+// process that held its connection to exit and the device to be Free.
+// The kernel keeps a device's configuration until its last opener closes
+// it, and that process clears the socket on its way out: an attach set
+// up before then fails with EBUSY or has its new socket cleared.
+func DisconnectAndWait(ctx context.Context, dev string) error {
+	pid := holder(dev)
+	if err := Disconnect(dev); err != nil {
+		return err
+	}
+	for (pid != 0 && !gone(pid)) || !Free(dev) {
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%s: still held after its disconnect: %w", dev, ctx.Err())
+			return fmt.Errorf("%s: still held after its disconnect (attach task %d): %w", dev, pid, ctx.Err())
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
