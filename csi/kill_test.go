@@ -114,10 +114,13 @@ func TestNodeKilledMidRPCConverges(t *testing.T) {
 			// In the middle of the filesystem's grow: the driver dies
 			// with its resize2fs still running, which the retry must
 			// not race (growFS).
-			for time.Since(start) < 3*time.Second && len(running(t, "resize2fs")) == 0 {
-				time.Sleep(5 * time.Millisecond)
+			seen := false
+			for !seen && time.Since(start) < 3*time.Second {
+				if seen = len(running(t, "resize2fs")) > 0; !seen {
+					time.Sleep(5 * time.Millisecond)
+				}
 			}
-			moment = fmt.Sprintf(" (resize2fs running: %v)", len(running(t, "resize2fs")) > 0)
+			moment = fmt.Sprintf(" (resize2fs running: %v)", seen)
 			time.Sleep(time.Duration(rnd.IntN(50)) * time.Millisecond)
 		} else {
 			time.Sleep(time.Duration(rnd.IntN(1500)) * time.Millisecond)
