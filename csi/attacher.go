@@ -2,10 +2,12 @@ package csi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"strings"
+	"time"
 
 	"github.com/thind-storage/thind/kernelnbd"
 )
@@ -28,7 +30,15 @@ type Attacher interface {
 	Detach(ctx context.Context, dev string) error
 	// Attached reports whether dev has a connection.
 	Attached(dev string) bool
+	// Grow makes the attached dev size bytes long without detaching it,
+	// once the volume has grown (online expansion); an attacher that
+	// cannot returns ErrCannotGrow.
+	Grow(ctx context.Context, dev string, size uint64) error
 }
+
+// ErrCannotGrow is an attacher's answer when its devices keep the size
+// they were attached with.
+var ErrCannotGrow = errors.New("the attached device cannot grow; unstage and stage the volume again")
 
 // ExecAttacher attaches with `thind attach`, whose connection lives in a
 // process of its own session, so that it survives the driver.
@@ -73,10 +83,20 @@ func (a ExecAttacher) Attach(ctx context.Context, name, dev string) error {
 	return nil
 }
 
-// Detach disconnects dev; its attach process then ends by itself.
-func (a ExecAttacher) Detach(_ context.Context, dev string) error {
-	return kernelnbd.Disconnect(dev)
+// Detach disconnects dev and returns once its attach process has let go
+// of it (at most a minute), so that a stage right after cannot pick the
+// device while that process still tears its configuration down.
+func (a ExecAttacher) Detach(ctx context.Context, dev string) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	return kernelnbd.DisconnectAndWait(ctx, dev)
 }
 
 // Attached reports whether the kernel has a connection on dev.
 func (a ExecAttacher) Attached(dev string) bool { return kernelnbd.Connected(dev) }
+
+// Grow sets the kernel's size of dev (NBD_SET_SIZE): thind's NBD server
+// serves a volume's new size on the connection it already has.
+func (a ExecAttacher) Grow(_ context.Context, dev string, size uint64) error {
+	return kernelnbd.SetSize(dev, size)
+}

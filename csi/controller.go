@@ -223,7 +223,12 @@ func (d *Driver) csiOf(ctx context.Context, id, kind string) (control.Volume, er
 	return v, nil
 }
 
-// ControllerExpandVolume grows a volume; a size it has already is done.
+// ControllerExpandVolume grows a volume, also while a node has it
+// attached (ONLINE expansion, GetPluginCapabilities): the daemon serves
+// the new size on the open NBD connection, and NodeExpandVolume then
+// grows the node's device and, for a mount volume, its filesystem. A
+// volume at least as large as asked is done, as the spec wants: it never
+// shrinks.
 func (d *Driver) ControllerExpandVolume(ctx context.Context, req *csipb.ControllerExpandVolumeRequest) (*csipb.ControllerExpandVolumeResponse, error) {
 	id := req.GetVolumeId()
 	if id == "" {
@@ -248,18 +253,14 @@ func (d *Driver) ControllerExpandVolume(ctx context.Context, req *csipb.Controll
 		return nil, err
 	}
 	if size > v.Size {
-		if v.Connections > 0 {
-			// Offline expansion (GetPluginCapabilities): the attached
-			// node would keep the old size.
-			return nil, status.Errorf(codes.FailedPrecondition, "ControllerExpandVolume %s: in use (%d NBD connections); it grows once unstaged", id, v.Connections)
-		}
 		if v, err = d.c.Resize(ctx, id, size, false); err != nil {
 			return nil, grpcError("ControllerExpandVolume "+id, err)
 		}
 	}
-	// A block volume needs nothing more; a filesystem grows on the node.
-	nodeToo := req.GetVolumeCapability().GetBlock() == nil
-	return &csipb.ControllerExpandVolumeResponse{CapacityBytes: int64(v.Size), NodeExpansionRequired: nodeToo}, nil
+	// Block volumes too: an attached node's device keeps its size until
+	// NodeExpandVolume grows it (on a node that attaches later, it does
+	// nothing).
+	return &csipb.ControllerExpandVolumeResponse{CapacityBytes: int64(v.Size), NodeExpansionRequired: true}, nil
 }
 
 // GetCapacity offers the node's free data space, or with an

@@ -22,11 +22,11 @@ func (d *Driver) GetPluginCapabilities(context.Context, *csipb.GetPluginCapabili
 		svc(csipb.PluginCapability_Service_CONTROLLER_SERVICE),
 		svc(csipb.PluginCapability_Service_VOLUME_ACCESSIBILITY_CONSTRAINTS),
 		svc(csipb.PluginCapability_Service_SNAPSHOT_METADATA_SERVICE),
-		// OFFLINE: an NBD client learns an export's size only when it
-		// connects, so a volume grows while no node has it attached, and
-		// its filesystem grows when it is next staged.
+		// ONLINE: a volume grows while staged and published; the NBD
+		// server serves the new size on the node's open connection and
+		// the node grows its device with NBD_SET_SIZE (NodeExpandVolume).
 		{Type: &csipb.PluginCapability_VolumeExpansion_{VolumeExpansion: &csipb.PluginCapability_VolumeExpansion{
-			Type: csipb.PluginCapability_VolumeExpansion_OFFLINE,
+			Type: csipb.PluginCapability_VolumeExpansion_ONLINE,
 		}}},
 	}}, nil
 }

@@ -8,11 +8,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	csipb "github.com/container-storage-interface/spec/lib/go/csi"
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -39,10 +41,12 @@ func nodeProc(t *testing.T, e *env, sock string) (csipb.NodeClient, func()) {
 
 // TestNodeKilledMidRPCConverges kills the node driver with SIGKILL at a
 // random moment of each of NodeStageVolume, NodePublishVolume,
-// NodeUnpublishVolume and NodeUnstageVolume, then retries the RPC on a
-// new process: each retry succeeds, the volume ends staged and published
-// (a file written through it reads back) and then released, with no
-// mount and no NBD connection left. It needs the kernel's NBD client and
+// NodeExpandVolume (online, after the controller grew the published
+// volume), NodeUnpublishVolume and NodeUnstageVolume, then retries the
+// RPC on a new process: each retry succeeds, the volume ends staged and
+// published (a file written through it reads back), its filesystem grown
+// to the new size with no resize left running, and then released, with
+// no mount and no NBD connection left. It needs the kernel's NBD client and
 // runs in the kernel VM suite (test/vm/thind.sh, part csi).
 func TestNodeKilledMidRPCConverges(t *testing.T) {
 	if *killBinary == "" || *killNBDAddr == "" || *extController == "" {
@@ -55,6 +59,7 @@ func TestNodeKilledMidRPCConverges(t *testing.T) {
 	t.Logf("seed %d", seed)
 	rnd := rand.New(rand.NewPCG(uint64(seed), 0))
 	c := fsCap("ext4")
+	const grown = 256 << 20
 	vol, err := cl.CreateVolume(ctx, &csipb.CreateVolumeRequest{Name: "pvc-kill", VolumeCapabilities: []*csipb.VolumeCapability{c},
 		CapacityRange: &csipb.CapacityRange{RequiredBytes: 64 << 20}})
 	if err != nil {
@@ -75,6 +80,11 @@ func TestNodeKilledMidRPCConverges(t *testing.T) {
 			_, err := n.NodePublishVolume(ctx, &csipb.NodePublishVolumeRequest{VolumeId: id, StagingTargetPath: staging, TargetPath: target, VolumeCapability: c})
 			return err
 		}},
+		{"expand", func(n csipb.NodeClient) error {
+			_, err := n.NodeExpandVolume(ctx, &csipb.NodeExpandVolumeRequest{VolumeId: id, VolumePath: target, VolumeCapability: c,
+				CapacityRange: &csipb.CapacityRange{RequiredBytes: grown}})
+			return err
+		}},
 		{"unpublish", func(n csipb.NodeClient) error {
 			_, err := n.NodeUnpublishVolume(ctx, &csipb.NodeUnpublishVolumeRequest{VolumeId: id, TargetPath: target})
 			return err
@@ -85,14 +95,37 @@ func TestNodeKilledMidRPCConverges(t *testing.T) {
 		}},
 	}
 	for i, s := range steps {
+		if s.name == "expand" {
+			// Online: the volume grows while staged and published.
+			if _, err := cl.ControllerExpandVolume(ctx, &csipb.ControllerExpandVolumeRequest{VolumeId: id,
+				CapacityRange: &csipb.CapacityRange{RequiredBytes: grown}, VolumeCapability: c}); err != nil {
+				t.Fatal(err)
+			}
+		}
 		sock := filepath.Join(e.dir, fmt.Sprintf("k%d.sock", i))
 		n, kill := nodeProc(t, e, sock)
 		for try := 0; try < 300 && !exists(sock); try++ {
 			time.Sleep(10 * time.Millisecond)
 		}
 		go s.rpc(n) // the try the kill interrupts; its result does not matter
-		ms := rnd.IntN(1500)
-		time.Sleep(time.Duration(ms) * time.Millisecond)
+		start := time.Now()
+		moment := ""
+		if s.name == "expand" {
+			// In the middle of the filesystem's grow: the driver dies
+			// with its resize2fs still running, which the retry must
+			// not race (growFS).
+			seen := false
+			for !seen && time.Since(start) < 3*time.Second {
+				if seen = len(running(t, "resize2fs")) > 0; !seen {
+					time.Sleep(5 * time.Millisecond)
+				}
+			}
+			moment = fmt.Sprintf(" (resize2fs running: %v)", seen)
+			time.Sleep(time.Duration(rnd.IntN(50)) * time.Millisecond)
+		} else {
+			time.Sleep(time.Duration(rnd.IntN(1500)) * time.Millisecond)
+		}
+		ms := time.Since(start).Milliseconds()
 		kill()
 		n, kill = nodeProc(t, e, sock+"2")
 		var err error
@@ -105,7 +138,24 @@ func TestNodeKilledMidRPCConverges(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s, killed after %d ms: the retry failed: %v", s.name, ms, err)
 		}
-		t.Logf("%s: killed after %d ms, the retry succeeded", s.name, ms)
+		t.Logf("%s: killed after %d ms%s, the retry succeeded", s.name, ms, moment)
+		if s.name == "expand" {
+			// The filesystem ends at the new size, its file intact, and
+			// no resize is left running.
+			var st unix.Statfs_t
+			if err := unix.Statfs(target, &st); err != nil {
+				t.Fatal(err)
+			}
+			if total := int64(st.Blocks) * st.Bsize; total < grown*3/4 {
+				t.Fatalf("after the expand's retry the filesystem is %d bytes, want about %d", total, grown)
+			}
+			if got, err := os.ReadFile(filepath.Join(target, "f")); err != nil || string(got) != "kept" {
+				t.Fatalf("after the expand the volume reads %q %v", got, err)
+			}
+			if p := running(t, "resize2fs", "xfs_growfs"); len(p) != 0 {
+				t.Fatalf("still running after the expand's retry: %v", p)
+			}
+		}
 		if s.name == "publish" {
 			if err := os.WriteFile(filepath.Join(target, "f"), []byte("kept"), 0o644); err != nil {
 				t.Fatal(err)
@@ -134,3 +184,23 @@ func TestNodeKilledMidRPCConverges(t *testing.T) {
 }
 
 func exists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// running lists the processes whose command is one of names.
+func running(t *testing.T, names ...string) []string {
+	t.Helper()
+	comms, err := filepath.Glob("/proc/[0-9]*/comm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, c := range comms {
+		b, err := os.ReadFile(c)
+		if err != nil {
+			continue // gone meanwhile
+		}
+		if comm := strings.TrimSpace(string(b)); slices.Contains(names, comm) {
+			out = append(out, filepath.Base(filepath.Dir(c))+" "+comm)
+		}
+	}
+	return out
+}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thind-storage/thind/csi"
 	"github.com/thind-storage/thind/internal/tooltest"
 )
 
@@ -170,6 +171,12 @@ func (a *loopAttacher) Attached(dev string) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.byDev[dev] != nil
+}
+
+// Grow cannot: nbdfuse serves a file of the size the export had when it
+// connected, and a loop device is only as large as its file.
+func (a *loopAttacher) Grow(context.Context, string, uint64) error {
+	return fmt.Errorf("nbdfuse keeps its file at the export's first size: %w", csi.ErrCannotGrow)
 }
 
 // count is how many devices are attached.

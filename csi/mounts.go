@@ -3,11 +3,15 @@ package csi
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // isMountPoint reports whether path is a mount point, from
@@ -88,15 +92,58 @@ func mkfs(ctx context.Context, fs, dev string) error {
 }
 
 // growFS grows the filesystem on dev mounted at dir to the device's size.
+//
+// A driver killed during the grow leaves its resize2fs or xfs_growfs
+// running, and the kernel refuses a second online resize of one
+// filesystem meanwhile (ext4: EBUSY). So the tool runs holding an
+// exclusive flock on the device node that it inherits: the retry's
+// growFS waits for the orphan to finish, then finds the filesystem grown
+// (both tools then have nothing to do and succeed).
 func growFS(ctx context.Context, fs, dev, dir string) error {
-	var err error
+	var name string
+	var args []string
 	switch fs {
 	case "ext4", "ext3", "ext2":
-		_, err = run(ctx, "resize2fs", dev)
+		name, args = "resize2fs", []string{dev}
 	case "xfs":
-		_, err = run(ctx, "xfs_growfs", dir)
+		name, args = "xfs_growfs", []string{dir}
 	default:
-		err = fmt.Errorf("cannot grow filesystem %q", fs)
+		return fmt.Errorf("cannot grow filesystem %q", fs)
 	}
-	return err
+	lock, err := lockDevice(ctx, dev)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.ExtraFiles = []*os.File{lock}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// lockDevice takes an exclusive flock on dev's node, waiting (until ctx
+// ends) while another process holds it.
+func lockDevice(ctx context.Context, dev string) (*os.File, error) {
+	f, err := os.Open(dev)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return f, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", dev, err)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("lock %s: held by an earlier grow: %w", dev, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }

@@ -13,6 +13,8 @@ import (
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/thind-storage/thind/kernelnbd"
 )
 
 // nbdsMax is where the nbd module says how many devices it made.
@@ -348,9 +350,12 @@ func (d *Driver) NodeGetVolumeStats(ctx context.Context, req *csipb.NodeGetVolum
 	}}, nil
 }
 
-// NodeExpandVolume grows the filesystem to the volume's new size (the
-// kernel sees the new size on the device once the controller resized
-// the volume); a block volume needs nothing.
+// NodeExpandVolume grows a staged volume online to the size the
+// controller gave it: first the kernel's device (Attacher.Grow, while the
+// filesystem stays mounted and the pods keep writing), then for a mount
+// volume the filesystem (resize2fs, xfs_growfs). Each step is idempotent:
+// a retry after a crash finds the device grown already and the
+// filesystem grown or growing (see growFS).
 func (d *Driver) NodeExpandVolume(ctx context.Context, req *csipb.NodeExpandVolumeRequest) (*csipb.NodeExpandVolumeResponse, error) {
 	id, path := req.GetVolumeId(), req.GetVolumePath()
 	switch {
@@ -359,11 +364,19 @@ func (d *Driver) NodeExpandVolume(ctx context.Context, req *csipb.NodeExpandVolu
 	case path == "":
 		return nil, invalid("NodeExpandVolume %s: no volume path", id)
 	}
+	if c := req.GetVolumeCapability(); c != nil {
+		if err := checkCapability(c); err != nil {
+			return nil, invalid("NodeExpandVolume %s: %v", id, err)
+		}
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	v, err := d.csiOf(ctx, id, KindVolume)
 	if err != nil {
 		return nil, err
+	}
+	if lim := req.GetCapacityRange().GetLimitBytes(); lim > 0 && v.Size > uint64(lim) {
+		return nil, status.Errorf(codes.OutOfRange, "NodeExpandVolume %s: the volume is %d bytes, more than the limit %d", id, v.Size, lim)
 	}
 	fi, err := os.Stat(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -372,20 +385,24 @@ func (d *Driver) NodeExpandVolume(ctx context.Context, req *csipb.NodeExpandVolu
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "NodeExpandVolume %s: %v", id, err)
 	}
-	// A block volume (published as the device, or said so) has no
-	// filesystem to grow.
-	if req.GetVolumeCapability().GetBlock() != nil || !fi.IsDir() {
-		return &csipb.NodeExpandVolumeResponse{CapacityBytes: int64(v.Size)}, nil
-	}
 	s, ok, err := d.loadStaged(id)
 	if err != nil || !ok {
 		return nil, status.Errorf(codes.FailedPrecondition, "NodeExpandVolume %s: not staged on this node (%v)", id, err)
 	}
-	if have, err := deviceSize(s.Device); err != nil {
+	have, err := kernelnbd.Size(s.Device)
+	if err != nil {
 		return nil, status.Errorf(codes.Internal, "NodeExpandVolume %s: %v", id, err)
-	} else if have < v.Size {
-		return nil, status.Errorf(codes.FailedPrecondition, "NodeExpandVolume %s: %s shows %d bytes of the volume's %d: "+
-			"it was attached before the volume grew; unstage and stage it again", id, s.Device, have, v.Size)
+	}
+	if have < v.Size {
+		if err := d.cfg.Attacher.Grow(ctx, s.Device, v.Size); errors.Is(err, ErrCannotGrow) {
+			return nil, status.Errorf(codes.FailedPrecondition, "NodeExpandVolume %s: %s shows %d bytes of the volume's %d: %v", id, s.Device, have, v.Size, err)
+		} else if err != nil {
+			return nil, status.Errorf(codes.Internal, "NodeExpandVolume %s: %v", id, err)
+		}
+	}
+	// A block volume (published as the device, or said so) is grown.
+	if req.GetVolumeCapability().GetBlock() != nil || !fi.IsDir() {
+		return &csipb.NodeExpandVolumeResponse{CapacityBytes: int64(v.Size)}, nil
 	}
 	fs, err := fsType(ctx, s.Device)
 	if err == nil {
@@ -395,15 +412,4 @@ func (d *Driver) NodeExpandVolume(ctx context.Context, req *csipb.NodeExpandVolu
 		return nil, status.Errorf(codes.Internal, "NodeExpandVolume %s: %v", id, err)
 	}
 	return &csipb.NodeExpandVolumeResponse{CapacityBytes: int64(v.Size)}, nil
-}
-
-// deviceSize is a block device's size, from sysfs (in 512-byte sectors
-// whatever the device's block size).
-func deviceSize(dev string) (uint64, error) {
-	b, err := os.ReadFile(filepath.Join("/sys/class/block", filepath.Base(dev), "size"))
-	if err != nil {
-		return 0, err
-	}
-	n, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
-	return n * 512, err
 }

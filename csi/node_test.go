@@ -3,6 +3,7 @@ package csi_test
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -142,21 +143,26 @@ func TestNodeLifecycle(t *testing.T) {
 				}
 			}
 
-			// Expand, offline: not while staged (the node's connection
-			// would keep the old size); once unstaged the controller
-			// grows the volume, and NodeExpandVolume grows the
-			// filesystem when it is staged again.
+			// Expand online, while staged and published: the controller
+			// grows the volume, NodeExpandVolume the node's device and
+			// the mounted filesystem, with no unstage. The loop attacher
+			// (nbdfuse) cannot grow a live device: the node says so, and
+			// grows it once staged again.
 			grow := &csipb.ControllerExpandVolumeRequest{VolumeId: id,
 				CapacityRange: &csipb.CapacityRange{RequiredBytes: 640 << 20}, VolumeCapability: c}
-			_, err = cl.ControllerExpandVolume(ctx, grow)
-			wantCode(t, "expanding a staged volume", err, codes.FailedPrecondition)
-			cl.release(t, id)
 			exp, err := cl.ControllerExpandVolume(ctx, grow)
 			if err != nil || exp.GetCapacityBytes() != 640<<20 || !exp.GetNodeExpansionRequired() {
-				t.Fatalf("expand: %v %v", exp, err)
+				t.Fatalf("expand while published: %v %v", exp, err)
 			}
-			dir = cl.use(t, id, c)
-			_, err = cl.node.NodeExpandVolume(ctx, &csipb.NodeExpandVolumeRequest{VolumeId: id, VolumePath: dir, VolumeCapability: c})
+			nodeGrow := &csipb.NodeExpandVolumeRequest{VolumeId: id, VolumePath: dir, VolumeCapability: c,
+				CapacityRange: &csipb.CapacityRange{RequiredBytes: 640 << 20}}
+			_, err = cl.node.NodeExpandVolume(ctx, nodeGrow)
+			if e.loop != nil {
+				wantCode(t, "growing a loop attacher's live device", err, codes.FailedPrecondition)
+				cl.release(t, id)
+				dir = cl.use(t, id, c)
+				_, err = cl.node.NodeExpandVolume(ctx, nodeGrow)
+			}
 			switch {
 			case fs == "ext4" && !hasCapSysResource(t):
 				// ext4 grows online only with CAP_SYS_RESOURCE, which a
@@ -170,6 +176,13 @@ func TestNodeLifecycle(t *testing.T) {
 				if after := fsBytes(t, cl, id, dir); after < before+256<<20 {
 					t.Fatalf("the filesystem is %d bytes after growing the volume to 640 MiB, was %d", after, before)
 				}
+				if e.loop == nil {
+					t.Logf("%s grown online, staged and published: %d -> %d bytes", fs, before, fsBytes(t, cl, id, dir))
+				}
+			}
+			// Again: nothing left to do, the same answer.
+			if _, err := cl.node.NodeExpandVolume(ctx, nodeGrow); err != nil && hasCapSysResource(t) {
+				t.Fatalf("a second NodeExpandVolume: %v", err)
 			}
 			if got, err := os.ReadFile(filepath.Join(dir, "a.txt")); err != nil || !bytes.Equal(got, files["a.txt"]) {
 				t.Fatalf("after expansion: %q %v", got, err)
@@ -363,4 +376,97 @@ func TestNodeStageConverges(t *testing.T) {
 	if e.loop.count() != 0 || len(mountsUnder(t, e.dir)) != 0 {
 		t.Fatalf("left: %d devices, mounts %v", e.loop.count(), mountsUnder(t, e.dir))
 	}
+}
+
+// TestNodeBlockVolumeGrowsOnline expands a published block volume: the
+// controller grows the volume and NodeExpandVolume the node's device,
+// which then reads and writes at its new end with the old data kept.
+// Where the attacher cannot grow a live device (the loop attacher), the
+// node says so, and the device has the new size once staged again.
+func TestNodeBlockVolumeGrowsOnline(t *testing.T) {
+	e := startEnv(t, true)
+	cl := dial(t, e)
+	ctx := context.Background()
+	const size, grown = 16 << 20, 48 << 20
+	vol, err := cl.CreateVolume(ctx, &csipb.CreateVolumeRequest{Name: "raw-grow", VolumeCapabilities: []*csipb.VolumeCapability{blockCap()},
+		CapacityRange: &csipb.CapacityRange{RequiredBytes: size}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := vol.GetVolume().GetVolumeId()
+	dev := cl.use(t, id, blockCap())
+	old := bytes.Repeat([]byte("old-end!"), 8192)
+	writeSync(t, dev, old, size-int64(len(old)))
+	exp, err := cl.ControllerExpandVolume(ctx, &csipb.ControllerExpandVolumeRequest{VolumeId: id,
+		CapacityRange: &csipb.CapacityRange{RequiredBytes: grown}, VolumeCapability: blockCap()})
+	if err != nil || exp.GetCapacityBytes() != grown || !exp.GetNodeExpansionRequired() {
+		t.Fatalf("expand a published block volume: %v %v", exp, err)
+	}
+	grow := &csipb.NodeExpandVolumeRequest{VolumeId: id, VolumePath: dev, VolumeCapability: blockCap(),
+		CapacityRange: &csipb.CapacityRange{RequiredBytes: grown}}
+	_, err = cl.node.NodeExpandVolume(ctx, grow)
+	if e.loop != nil {
+		wantCode(t, "growing a loop attacher's live device", err, codes.FailedPrecondition)
+		cl.release(t, id)
+		dev = cl.use(t, id, blockCap())
+		_, err = cl.node.NodeExpandVolume(ctx, grow)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := deviceBytes(t, dev); got != grown {
+		t.Fatalf("the published device is %d bytes after growing the volume to %d", got, grown)
+	}
+	fresh := bytes.Repeat([]byte("new-end!"), 8192)
+	writeSync(t, dev, fresh, grown-int64(len(fresh)))
+	f, err := os.Open(dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, c := range []struct {
+		off  int64
+		want []byte
+	}{{size - int64(len(old)), old}, {size, make([]byte, 4096)}, {grown - int64(len(fresh)), fresh}} {
+		got := make([]byte, len(c.want))
+		if _, err := f.ReadAt(got, c.off); err != nil || !bytes.Equal(got, c.want) {
+			t.Fatalf("the grown device at %d: %v, %q...", c.off, err, got[:8])
+		}
+	}
+	f.Close()
+	cl.release(t, id)
+	if _, err := cl.DeleteVolume(ctx, &csipb.DeleteVolumeRequest{VolumeId: id}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writeSync writes p at off on a device and syncs it.
+func writeSync(t *testing.T, dev string, p []byte, off int64) {
+	t.Helper()
+	f, err := os.OpenFile(dev, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(p, off); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// deviceBytes is a block device's size as a reader sees it.
+func deviceBytes(t *testing.T, dev string) int64 {
+	t.Helper()
+	f, err := os.Open(dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	n, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -65,8 +65,10 @@ func (d *Daemon) DeleteVolume(ctx context.Context, name string) error {
 // ShrinkVolume (--allow-shrink), as lvreduce asks before it drops data.
 var ErrShrink = errors.New("shrinking drops the data past the new end")
 
-// ResizeVolume grows a volume (a served one's new size is seen by new
-// connections); a smaller size is refused with ErrShrink.
+// ResizeVolume grows a volume, also while it is served: new connections
+// are told the new size, and open ones may address it (package nbd checks
+// requests against the live size). A smaller size is refused with
+// ErrShrink.
 func (d *Daemon) ResizeVolume(ctx context.Context, name string, size uint64) (catalog.Volume, error) {
 	return d.resizeVolume(ctx, name, size, false)
 }

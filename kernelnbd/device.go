@@ -1,12 +1,16 @@
 package kernelnbd
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/pojntfx/go-nbd/pkg/client"
 )
@@ -25,7 +29,7 @@ func FreeDevice(skip func(dev string) bool) (string, error) {
 			break
 		}
 		dev := fmt.Sprintf("/dev/nbd%d", i)
-		if !Connected(dev) && (skip == nil || !skip(dev)) {
+		if Free(dev) && (skip == nil || !skip(dev)) {
 			return dev, nil
 		}
 	}
@@ -37,6 +41,56 @@ func FreeDevice(skip func(dev string) bool) (string, error) {
 func Connected(dev string) bool {
 	_, err := os.Stat(filepath.Join("/sys/block", filepath.Base(dev), "pid"))
 	return err == nil
+}
+
+// Free reports whether dev is neither connected nor still being released
+// (its size back to 0).
+func Free(dev string) bool {
+	size, err := Size(dev)
+	return err == nil && size == 0 && !Connected(dev)
+}
+
+// holder is the task that runs dev's connection (NBD_DO_IT), from sysfs;
+// 0 if none.
+func holder(dev string) int {
+	b, err := os.ReadFile(filepath.Join("/sys/block", filepath.Base(dev), "pid"))
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
+}
+
+// gone reports whether task pid has exited (a zombie has closed its
+// files too).
+func gone(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	// pid (comm) state ...: the state follows the last ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	return i < 0 || i+2 >= len(b) || b[i+2] == 'Z' || b[i+2] == 'X'
+}
+
+// DisconnectAndWait detaches dev and waits, until ctx ends, for the
+// process that held its connection to exit and the device to be Free.
+// The kernel keeps a device's configuration until its last opener closes
+// it, and that process clears the socket on its way out: an attach set
+// up before then fails with EBUSY or has its new socket cleared.
+func DisconnectAndWait(ctx context.Context, dev string) error {
+	pid := holder(dev)
+	if err := Disconnect(dev); err != nil {
+		return err
+	}
+	for (pid != 0 && !gone(pid)) || !Free(dev) {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: still held after its disconnect (attach task %d): %w", dev, pid, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
 }
 
 // Connect attaches the export name of the server at network/addr to dev

@@ -20,13 +20,16 @@ import "context"
 // syscall.Errno (EIO, ENOSPC, EPERM, ...), possibly wrapped, or one of the
 // sentinels such as ErrNoSpace. Anything else is reported as EIO.
 type Backend interface {
-	// Size is the export size in bytes. It is read once per connection,
-	// when the client selects the export; the daemon must keep it a
+	// Size is the export size in bytes; the daemon must keep it a
 	// multiple of 512 (better 4096) because kernel clients round down.
+	// The handshake reports it when the client selects the export, and
+	// the server checks every request against its value then: it may
+	// grow while connections are open (online expansion), and must not
+	// shrink, as the server never reads or writes past it.
 	Size() int64
 
 	// Capabilities reports what the backend can do. It is read once per
-	// connection, like Size; the server advertises transmission flags from
+	// connection, when the client selects the export; the server advertises transmission flags from
 	// it and rejects commands the backend did not declare.
 	Capabilities() Capabilities
 

@@ -227,7 +227,11 @@ func (t *transmission) contextStatus(ctx context.Context, c metaContext, off, n 
 func (t *transmission) clampExtents(ext []Extent, off, n int64, maxExt int, reqOne bool) []Extent {
 	out := ext[:0]
 	var sum int64
-	room := int64(t.size) - off
+	// Not past the end the client knows of (the handshake's size, or a
+	// request beyond it): a client that never heard of a growth must not
+	// see extents past its export's end.
+	end := min(max(t.told, uint64(off+n)), t.size())
+	room := int64(end) - off
 	for _, e := range ext {
 		if e.Length <= 0 || sum >= n || sum >= room || len(out) == maxExt {
 			break

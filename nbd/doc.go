@@ -59,6 +59,21 @@
 // cross-connection flush guarantee, write-side flags only on writable
 // exports.
 //
+// # Size changes
+//
+// A backend may grow while it is served (Backend.Size). The protocol has
+// no way to tell a connected client: the experimental RESIZE extension
+// (NBD_CMD_RESIZE, NBD_FLAG_SEND_RESIZE) is a client's request to resize,
+// not a notice from the server, and it is not offered. So a connection
+// keeps the size its handshake reported as far as clients are concerned,
+// while requests are checked against the live size: a client told out of
+// band, as the kernel's client is by the NBD_SET_SIZE ioctl, can address
+// the new space on the connection it has, and one that is not never sends
+// past the old end (the spec forbids it) and sees no BLOCK_STATUS extent
+// past it. New connections are told the new size. nbdkit, by contrast,
+// keeps each connection to the size it read at the handshake, and
+// qemu-nbd does not let its export's image be resized while exported.
+//
 // Request errors are answered with the protocol's error values, mapped
 // from backend errors in one place (errors.go); only protocol violations
 // that break framing (bad magic, a payload above 64 MiB, a truncated

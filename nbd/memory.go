@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 )
 
 // Memory page geometry: 4 KiB pages in leaves of 512 (2 MiB), so a hole
@@ -43,7 +44,7 @@ type MemoryOptions struct {
 // as holes by BlockStatus. It behaves like a thin volume with a 4 KiB chunk
 // and serves as the test oracle for the server.
 type Memory struct {
-	size int64
+	size atomic.Int64 // grows only (Grow), stored after the leaves it needs
 	opts MemoryOptions
 
 	mu        sync.RWMutex
@@ -53,12 +54,33 @@ type Memory struct {
 
 // NewMemory returns an empty (all-hole) backend of size bytes.
 func NewMemory(size int64, opts MemoryOptions) *Memory {
-	nLeaves := (size + memLeafPages*memPageSize - 1) >> (memPageShift + memLeafShift)
-	return &Memory{size: size, opts: opts, leaves: make([]*memLeaf, nLeaves)}
+	m := &Memory{opts: opts, leaves: make([]*memLeaf, memLeaves(size))}
+	m.size.Store(size)
+	return m
+}
+
+// memLeaves is how many leaves size bytes span.
+func memLeaves(size int64) int64 {
+	return (size + memLeafPages*memPageSize - 1) >> (memPageShift + memLeafShift)
 }
 
 // Size implements Backend.
-func (m *Memory) Size() int64 { return m.size }
+func (m *Memory) Size() int64 { return m.size.Load() }
+
+// Grow makes the backend size bytes long while it is served, as a thin
+// volume grows: the new space reads as zeros. It never shrinks.
+func (m *Memory) Grow(size int64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if old := m.size.Load(); size < old {
+		return fmt.Errorf("memory backend: grow to %d bytes: smaller than %d: %w", size, old, errInvalid)
+	}
+	if n := memLeaves(size); n > int64(len(m.leaves)) {
+		m.leaves = append(m.leaves, make([]*memLeaf, n-int64(len(m.leaves)))...)
+	}
+	m.size.Store(size)
+	return nil
+}
 
 // Capabilities implements Backend: everything, natively.
 func (m *Memory) Capabilities() Capabilities {
@@ -143,8 +165,9 @@ func (m *Memory) reserve(off, length int64) error {
 }
 
 func (m *Memory) check(off, length int64) error {
-	if off < 0 || length < 0 || off > m.size || length > m.size-off {
-		return fmt.Errorf("memory backend: range %d+%d outside size %d: %w", off, length, m.size, errInvalid)
+	size := m.size.Load()
+	if off < 0 || length < 0 || off > size || length > size-off {
+		return fmt.Errorf("memory backend: range %d+%d outside size %d: %w", off, length, size, errInvalid)
 	}
 	return nil
 }

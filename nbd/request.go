@@ -112,8 +112,9 @@ func (t *transmission) validate(r *request) {
 	if cmd == wire.CmdFlush {
 		return // offset and length are meaningless; qemu ignores them too
 	}
-	// Overflow-safe range check: never compute offset+length.
-	if r.Offset > t.size || r.Length > t.size-r.Offset {
+	// Overflow-safe range check against the live size: never compute
+	// offset+length.
+	if size := t.size(); r.Offset > size || r.Length > size-r.Offset {
 		if cmd == wire.CmdWrite || cmd == wire.CmdWriteZeroes {
 			r.setErr(wire.ENOSPC, "request beyond the end of the export")
 		} else {

@@ -34,7 +34,7 @@ type transmission struct {
 	exp   *Export
 	stats *exportStats
 
-	size       uint64
+	told       uint64 // the size the handshake reported; see size
 	flags      uint16
 	caps       Capabilities
 	readOnly   bool
@@ -64,7 +64,7 @@ func newTransmission(c *conn, s *session) *transmission {
 		be:         s.export.Backend,
 		exp:        s.export,
 		stats:      c.srv.stats.export(s.export.Name),
-		size:       uint64(s.size),
+		told:       uint64(s.size),
 		flags:      s.flags,
 		caps:       s.caps,
 		readOnly:   s.flags&wire.TransReadOnly != 0,
@@ -124,6 +124,15 @@ func (t *transmission) run(ctx context.Context) {
 	// The last worker to write sends every reply still queued.
 	workers.Wait()
 }
+
+// size is the export's live size, which requests are checked against:
+// a backend may grow while connections are open (a thin volume resized
+// online), and a client told of it out of band, as the kernel's client
+// is by NBD_SET_SIZE, may then address the new space on the connection
+// it has. Clients that know only the handshake's size never send past
+// it, so nothing changes for them. A backend that shrank would have its
+// lost range refused, never read past its end.
+func (t *transmission) size() uint64 { return uint64(max(0, t.be.Size())) }
 
 // errDisconnect is the reader's clean end: DISC, EOF at a request
 // boundary, or a shutdown.

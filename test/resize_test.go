@@ -64,3 +64,73 @@ func qemuIO(t *testing.T, uri string, cmds ...string) string {
 	}
 	return out
 }
+
+// onlineGrowScript holds one connection to a volume across a grow and a
+// refused shrink, both done by the test when the script asks ("? grow",
+// "? shrink"). After the grow the connection, told the new size as the
+// kernel's client is by NBD_SET_SIZE (libnbd's own bounds check off),
+// writes and reads at the new end; the new space reads as zeros; nothing
+// past the new end is served.
+const onlineGrowScript = `
+import errno
+import sys
+import nbd
+
+def fails(f, code):
+    try:
+        f()
+    except nbd.Error as e:
+        assert e.errno in (code, errno.errorcode[code]), (e.errno, code)
+        return
+    raise AssertionError("no error")
+
+h = nbd.NBD()
+h.connect_uri(sys.argv[1])
+old = h.get_size()
+h.pwrite(b"o" * 65536, old - 65536)
+h.flush()
+print("? grow", flush=True)
+new = int(sys.stdin.readline())
+h.set_strict_mode(h.get_strict_mode() & ~nbd.STRICT_BOUNDS)
+h.pwrite(b"n" * 65536, new - 65536, nbd.CMD_FLAG_FUA)
+assert h.pread(65536, new - 65536) == b"n" * 65536
+assert h.pread(65536, old) == bytes(65536), "the new space reads as zeros"
+fails(lambda: h.pread(512, new), errno.EINVAL)
+fails(lambda: h.pwrite(b"x" * 4096, new - 2048), errno.ENOSPC)
+print("? shrink", flush=True)
+assert sys.stdin.readline().strip() == "refused"
+assert h.pread(65536, old - 65536) == b"o" * 65536
+assert h.pread(65536, new - 65536) == b"n" * 65536
+print("all assertions passed")
+`
+
+// A volume grown while a client is connected: the connection addresses
+// the new space (the NBD server checks requests against the live size);
+// shrinking it while connected is refused and changes nothing.
+func TestAConnectionUsesAVolumeGrownUnderIt(t *testing.T) {
+	d := startDaemon(t)
+	d.mustCLI("volume", "create", "live", "--size", "8M")
+	out := tooltest.RunPythonDialog(t, onlineGrowScript, func(q string) string {
+		switch q {
+		case "grow":
+			d.mustCLI("volume", "resize", "live", "--size", "24M")
+			return fmt.Sprint(24 << 20)
+		case "shrink":
+			_, errOut, code := d.cli("volume", "resize", "live", "--size", "4M", "--allow-shrink")
+			if code == 0 || !strings.Contains(errOut, "disconnect it before shrinking") {
+				t.Errorf("shrinking a connected volume: exit %d: %s", code, errOut)
+			}
+			if v := d.volume("live"); v.Size != 24<<20 {
+				t.Errorf("after the refused shrink the volume is %d bytes", v.Size)
+			}
+			return "refused"
+		}
+		t.Fatalf("unexpected question %q", q)
+		return ""
+	}, d.unixURI("live"))
+	if !strings.Contains(out, "all assertions passed") {
+		t.Fatalf("script output:\n%s", out)
+	}
+	// What the connection wrote past the old end is in the volume.
+	qemuIO(t, d.unixURI("live"), "read -P 0x6e 24512k 64k", "read -P 0x6f 8128k 64k")
+}
