@@ -18,6 +18,12 @@ import (
 // ControllerGetCapabilities: no attach step (the node attaches over NBD
 // itself), so no PUBLISH_UNPUBLISH_VOLUME.
 func (d *Driver) ControllerGetCapabilities(context.Context, *csipb.ControllerGetCapabilitiesRequest) (*csipb.ControllerGetCapabilitiesResponse, error) {
+	return controllerCapabilities(), nil
+}
+
+// controllerCapabilities are the node controllers' and the router's
+// alike: the router only forwards.
+func controllerCapabilities() *csipb.ControllerGetCapabilitiesResponse {
 	var caps []*csipb.ControllerServiceCapability
 	for _, t := range []csipb.ControllerServiceCapability_RPC_Type{
 		csipb.ControllerServiceCapability_RPC_CREATE_DELETE_VOLUME,
@@ -33,7 +39,7 @@ func (d *Driver) ControllerGetCapabilities(context.Context, *csipb.ControllerGet
 		caps = append(caps, &csipb.ControllerServiceCapability{Type: &csipb.ControllerServiceCapability_Rpc{
 			Rpc: &csipb.ControllerServiceCapability_RPC{Type: t}}})
 	}
-	return &csipb.ControllerGetCapabilitiesResponse{Capabilities: caps}, nil
+	return &csipb.ControllerGetCapabilitiesResponse{Capabilities: caps}
 }
 
 // topology is this node's segment.

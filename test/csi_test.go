@@ -33,7 +33,7 @@ func TestThindCSIServesAndStops(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"csi", "--mode", "both", "--node-id", "n1"}, `--mode "both": want "controller" or "node"`},
+		{[]string{"csi", "--mode", "both", "--node-id", "n1"}, `--mode "both": want "controller", "node" or "router"`},
 		{[]string{"csi", "--mode", "controller"}, "--node-id is required"},
 		{[]string{"csi", "--mode", "controller", "--node-id", "n1", "--endpoint", "tcp://127.0.0.1:1"}, "want unix:///path/to/csi.sock"},
 	} {
