@@ -139,10 +139,19 @@ func serveUntilStopped(t *testing.T, serve func(context.Context) error) (stop fu
 	return stop
 }
 
-// The sanity suite runs twice, once with mount and once with block
-// volumes. The Node Service tests need the kernel's NBD client and run in
-// the kernel VM suite; here they are skipped by name.
-var sanityConfigs = map[string]*sanity.TestConfig{"mount": sanityConfig("mount"), "block": sanityConfig("block")}
+// The sanity suite runs four times: with mount and with block volumes,
+// against one node's drivers and through the router in front of two
+// nodes' controllers (cluster_test.go). The Node Service tests need the
+// kernel's NBD client and run in the kernel VM suite; here they are
+// skipped by name.
+var sanityConfigs = map[string]*sanity.TestConfig{
+	"mount": sanityConfig("mount"), "block": sanityConfig("block"),
+	"router mount": sanityConfig("mount"), "router block": sanityConfig("block"),
+}
+
+// routerContext names the router's runs, to skip them where the drivers
+// are not started here.
+const routerContext = "through the router"
 
 func sanityConfig(access string) *sanity.TestConfig {
 	cfg := sanity.NewTestConfig()
@@ -162,6 +171,9 @@ var _ = ginkgo.Describe("thind csi", func() {
 	for _, access := range []string{"mount", "block"} {
 		ginkgo.Context("with "+access+" volumes", func() {
 			sanityContexts = append(sanityContexts, sanity.GinkgoTest(sanityConfigs[access]))
+		})
+		ginkgo.Context(routerContext+" with "+access+" volumes", func() {
+			sanityContexts = append(sanityContexts, sanity.GinkgoTest(sanityConfigs["router "+access]))
 		})
 	}
 })
@@ -183,7 +195,8 @@ var (
 
 func TestSanity(t *testing.T) {
 	e := startEnv(t, *nodeLoop)
-	for _, cfg := range sanityConfigs {
+	for _, access := range []string{"mount", "block"} {
+		cfg := sanityConfigs[access]
 		cfg.Address = e.node
 		cfg.ControllerAddress = e.controller
 		cfg.TargetPath = filepath.Join(e.dir, "target")
@@ -191,8 +204,24 @@ func TestSanity(t *testing.T) {
 	}
 	gomega.RegisterFailHandler(ginkgo.Fail)
 	suite, reporter := ginkgo.GinkgoConfiguration()
+	if *extNode == "" {
+		cl := startCluster(t)
+		for _, access := range []string{"mount", "block"} {
+			cfg := sanityConfigs["router "+access]
+			// The router serves no Node service: the Node specs are
+			// skipped below, and the suite's clean-up unpublishes
+			// through node-a's node plugin.
+			cfg.Address, cfg.ControllerAddress = cl.node, cl.router
+			cfg.TargetPath = filepath.Join(cl.dir, "target")
+			cfg.StagingPath = filepath.Join(cl.dir, "staging")
+		}
+	} else {
+		suite.SkipStrings = append(suite.SkipStrings, routerContext)
+	}
 	if !*nodeLoop && *extNode == "" {
-		suite.SkipStrings = []string{"Node Service"}
+		suite.SkipStrings = append(suite.SkipStrings, "Node Service")
+	} else {
+		suite.SkipStrings = append(suite.SkipStrings, routerContext+" with (mount|block) volumes Node Service")
 	}
 	reporter.Succinct = true
 	var report ginkgo.Report

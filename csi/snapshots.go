@@ -44,10 +44,9 @@ func (d *Driver) CreateSnapshot(ctx context.Context, req *csipb.CreateSnapshotRe
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	srcName, ours, err := d.nameOf(src)
-	if err != nil {
-		return nil, err // a snapshot is taken in its source's pool
-	}
+	// A source of another node is an error (a snapshot is taken in its
+	// source's pool) unless the name is taken here already.
+	srcName, ours, srcErr := d.nameOf(src)
 	name := SnapshotName(req.GetName())
 	if v, err := d.c.Volume(ctx, name); err == nil {
 		if v.Labels[LabelKind] != KindSnapshot || !ours || v.Origin != srcName {
@@ -56,6 +55,9 @@ func (d *Driver) CreateSnapshot(ctx context.Context, req *csipb.CreateSnapshotRe
 		return &csipb.CreateSnapshotResponse{Snapshot: d.csiSnapshot(v)}, nil
 	} else if !errors.Is(err, control.ErrNotFound) {
 		return nil, grpcError("CreateSnapshot "+req.GetName(), err)
+	}
+	if srcErr != nil {
+		return nil, srcErr
 	}
 	if _, err := d.csiOf(ctx, src, KindVolume); err != nil {
 		return nil, err
