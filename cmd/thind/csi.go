@@ -73,6 +73,9 @@ names, at --node-address; see docs/scale-out.md.`,
 				return err
 			}
 			var remote []csi.Remote
+			if listen != "" && csi.Mode(mode) != csi.ModeController {
+				return fmt.Errorf("csi: --listen: only --mode controller serves the router")
+			}
 			if listen != "" {
 				tc, err := tlsFiles.ServerTLS()
 				if err != nil {
