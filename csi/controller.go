@@ -18,6 +18,12 @@ import (
 // ControllerGetCapabilities: no attach step (the node attaches over NBD
 // itself), so no PUBLISH_UNPUBLISH_VOLUME.
 func (d *Driver) ControllerGetCapabilities(context.Context, *csipb.ControllerGetCapabilitiesRequest) (*csipb.ControllerGetCapabilitiesResponse, error) {
+	return controllerCapabilities(), nil
+}
+
+// controllerCapabilities are the node controllers' and the router's
+// alike: the router only forwards.
+func controllerCapabilities() *csipb.ControllerGetCapabilitiesResponse {
 	var caps []*csipb.ControllerServiceCapability
 	for _, t := range []csipb.ControllerServiceCapability_RPC_Type{
 		csipb.ControllerServiceCapability_RPC_CREATE_DELETE_VOLUME,
@@ -33,7 +39,7 @@ func (d *Driver) ControllerGetCapabilities(context.Context, *csipb.ControllerGet
 		caps = append(caps, &csipb.ControllerServiceCapability{Type: &csipb.ControllerServiceCapability_Rpc{
 			Rpc: &csipb.ControllerServiceCapability_RPC{Type: t}}})
 	}
-	return &csipb.ControllerGetCapabilitiesResponse{Capabilities: caps}, nil
+	return &csipb.ControllerGetCapabilitiesResponse{Capabilities: caps}
 }
 
 // topology is this node's segment.
@@ -120,26 +126,33 @@ func (d *Driver) contentSource(ctx context.Context, s *csipb.VolumeContentSource
 	default:
 		return "", "", 0, invalid("content source: neither a snapshot nor a volume")
 	}
+	if node, _, ok := SplitID(id); ok && node != d.cfg.NodeID {
+		// The provisioner may try again on another node; the source's
+		// is the only one that can take it.
+		return "", "", 0, status.Errorf(codes.ResourceExhausted, "content source %q lives on node %s: a clone is made in its source's pool, not on node %s", id, node, d.cfg.NodeID)
+	}
 	v, err := d.csiOf(ctx, id, kind)
 	if err != nil {
 		return "", "", 0, err
 	}
-	return label + id, id, v.Size, nil
+	// A clone is a thin snapshot, made in its source's pool: csiOf
+	// refuses another node's source.
+	return label + v.Name, v.Name, v.Size, nil
 }
 
 // csiVolume is a thind volume as CSI sees it.
 func (d *Driver) csiVolume(v control.Volume, p params) *csipb.Volume {
-	out := &csipb.Volume{VolumeId: v.Name, CapacityBytes: int64(v.Size), AccessibleTopology: d.topology()}
+	out := &csipb.Volume{VolumeId: d.id(v.Name), CapacityBytes: int64(v.Size), AccessibleTopology: d.topology()}
 	if p.fsType != "" {
 		out.VolumeContext = map[string]string{ParamFSType: p.fsType}
 	}
 	src := v.Labels[LabelSource]
-	if id, ok := strings.CutPrefix(src, sourcePrefixSnapshot); ok {
+	if name, ok := strings.CutPrefix(src, sourcePrefixSnapshot); ok {
 		out.ContentSource = &csipb.VolumeContentSource{Type: &csipb.VolumeContentSource_Snapshot{
-			Snapshot: &csipb.VolumeContentSource_SnapshotSource{SnapshotId: id}}}
-	} else if id, ok := strings.CutPrefix(src, sourcePrefixVolume); ok {
+			Snapshot: &csipb.VolumeContentSource_SnapshotSource{SnapshotId: d.id(name)}}}
+	} else if name, ok := strings.CutPrefix(src, sourcePrefixVolume); ok {
 		out.ContentSource = &csipb.VolumeContentSource{Type: &csipb.VolumeContentSource_Volume{
-			Volume: &csipb.VolumeContentSource_VolumeSource{VolumeId: id}}}
+			Volume: &csipb.VolumeContentSource_VolumeSource{VolumeId: d.id(name)}}}
 	}
 	return out
 }
@@ -151,28 +164,32 @@ func (d *Driver) DeleteVolume(ctx context.Context, req *csipb.DeleteVolumeReques
 	if id == "" {
 		return nil, invalid("DeleteVolume: no volume id")
 	}
-	if !isVolumeID(id) {
+	name, ours, err := d.nameOf(id)
+	if err != nil {
+		return nil, err
+	}
+	if !ours || !isVolumeName(name) {
 		return &csipb.DeleteVolumeResponse{}, nil // not the driver's: never one it made
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return &csipb.DeleteVolumeResponse{}, d.deleteKind(ctx, id, KindVolume)
+	return &csipb.DeleteVolumeResponse{}, d.deleteKind(ctx, name, KindVolume)
 }
 
-// deleteKind deletes the thind volume id if it is a CSI object of kind.
-func (d *Driver) deleteKind(ctx context.Context, id, kind string) error {
-	v, err := d.c.Volume(ctx, id)
+// deleteKind deletes the thind volume name if it is a CSI object of kind.
+func (d *Driver) deleteKind(ctx context.Context, name, kind string) error {
+	v, err := d.c.Volume(ctx, name)
 	if errors.Is(err, control.ErrNotFound) {
 		return nil
 	}
 	if err != nil {
-		return grpcError("delete "+id, err)
+		return grpcError("delete "+name, err)
 	}
 	if v.Labels[LabelKind] != kind {
-		return nil // the same id space holds only the driver's own kinds
+		return nil // the same name space holds only the driver's own kinds
 	}
-	if err := d.c.Delete(ctx, id); err != nil && !errors.Is(err, control.ErrNotFound) {
-		return grpcError("delete "+id, err)
+	if err := d.c.Delete(ctx, name); err != nil && !errors.Is(err, control.ErrNotFound) {
+		return grpcError("delete "+name, err)
 	}
 	return nil
 }
@@ -203,17 +220,23 @@ func (d *Driver) ValidateVolumeCapabilities(ctx context.Context, req *csipb.Vali
 	}}, nil
 }
 
-// csiOf returns the driver's volume or snapshot id, NOT_FOUND if there
-// is none of that kind.
+// csiOf returns the driver's volume or snapshot id (its Name is the
+// thind name), NOT_FOUND if there is none of that kind, and an error for
+// another node's id (nameOf).
 func (d *Driver) csiOf(ctx context.Context, id, kind string) (control.Volume, error) {
-	ours := isVolumeID(id)
+	name, ours, err := d.nameOf(id)
+	if err != nil {
+		return control.Volume{}, err
+	}
 	if kind == KindSnapshot {
-		ours = isSnapshotID(id)
+		ours = ours && isSnapshotName(name)
+	} else {
+		ours = ours && isVolumeName(name)
 	}
 	if !ours {
 		return control.Volume{}, status.Errorf(codes.NotFound, "%s %q: not found", kind, id)
 	}
-	v, err := d.c.Volume(ctx, id)
+	v, err := d.c.Volume(ctx, name)
 	if err != nil {
 		return v, grpcError(kind+" "+id, err)
 	}
@@ -253,7 +276,7 @@ func (d *Driver) ControllerExpandVolume(ctx context.Context, req *csipb.Controll
 		return nil, err
 	}
 	if size > v.Size {
-		if v, err = d.c.Resize(ctx, id, size, false); err != nil {
+		if v, err = d.c.Resize(ctx, v.Name, size, false); err != nil {
 			return nil, grpcError("ControllerExpandVolume "+id, err)
 		}
 	}

@@ -101,10 +101,11 @@ func TestControllerBeyondSanity(t *testing.T) {
 			}
 			ids = append(ids, r.GetVolume().GetVolumeId())
 		}
-		if ids[0] != ids[1] || !strings.HasPrefix(ids[0], "csi-vh-") {
-			t.Fatalf("ids %v: want one hashed id", ids)
+		if ids[0] != ids[1] || !strings.HasPrefix(ids[0], "node-a/csi-vh-") {
+			t.Fatalf("ids %v: want one hashed id on node-a", ids)
 		}
-		v, err := cl.c.Volume(ctx, ids[0])
+		_, thindName, _ := csi.SplitID(ids[0])
+		v, err := cl.c.Volume(ctx, thindName)
 		if err != nil || v.Labels[csi.LabelName] != name || v.Labels[csi.LabelKind] != csi.KindVolume || v.Size != 10<<20 {
 			t.Fatalf("catalog: %+v %v", v, err)
 		}
@@ -204,7 +205,8 @@ func TestClonesShareBlocks(t *testing.T) {
 	cl := dial(t, e)
 	ctx := context.Background()
 	uri := func(vol string) string { return fmt.Sprintf("nbd+unix:///%s?socket=%s", vol, e.nbdSock) }
-	qemuIO := func(vol string, cmds ...string) string {
+	qemuIO := func(id string, cmds ...string) string {
+		_, vol, _ := csi.SplitID(id) // the export is the thind name
 		args := []string{"-f", "raw"}
 		if strings.HasPrefix(vol, "csi-s") {
 			args = append(args, "-r") // snapshots are exported read-only

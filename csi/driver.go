@@ -2,6 +2,7 @@ package csi
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 
 	csipb "github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/thind-storage/thind/control"
 )
@@ -22,6 +24,8 @@ type Mode string
 const (
 	ModeController Mode = "controller"
 	ModeNode       Mode = "node"
+	// ModeRouter is the cluster-wide router (NewRouter), not a Driver.
+	ModeRouter Mode = "router"
 )
 
 // Config is what `thind csi` is given.
@@ -99,19 +103,75 @@ func Listen(endpoint string) (net.Listener, error) {
 	return l, nil
 }
 
-// Serve serves the mode's services on l until ctx ends.
-func (d *Driver) Serve(ctx context.Context, l net.Listener) error {
-	srv := grpc.NewServer(grpc.UnaryInterceptor(d.logCalls), grpc.StreamInterceptor(d.logStreams))
+// Remote is a TCP listener on which a controller serves the router,
+// with mutual TLS (ServerTLS).
+type Remote struct {
+	Listener net.Listener
+	TLS      *tls.Config
+}
+
+// Serve serves the mode's services on l until ctx ends, and in
+// controller mode the Identity, Controller and SnapshotMetadata services
+// on each remote too, for the router.
+func (d *Driver) Serve(ctx context.Context, l net.Listener, remote ...Remote) error {
+	if len(remote) > 0 && d.cfg.Mode != ModeController {
+		return errors.New("csi: only a controller serves the router")
+	}
+	opts := []grpc.ServerOption{grpc.UnaryInterceptor(logCalls(d.log)), grpc.StreamInterceptor(logStreams(d.log))}
+	srv := grpc.NewServer(opts...)
 	csipb.RegisterIdentityServer(srv, d)
 	if d.cfg.Mode == ModeController {
 		csipb.RegisterControllerServer(srv, d)
 		// The external-snapshot-metadata sidecar runs beside the
 		// controller and dials its socket.
 		csipb.RegisterSnapshotMetadataServer(srv, d)
+		// An external-provisioner deployed on each node learns its
+		// node's topology from NodeGetInfo on the socket it dials.
+		csipb.RegisterNodeServer(srv, nodeInfoServer{d: d})
 	} else {
 		csipb.RegisterNodeServer(srv, d)
 	}
-	d.log.Info("csi driver serving", "mode", d.cfg.Mode, "endpoint", l.Addr().String(), "node", d.cfg.NodeID)
+	servers := []*grpc.Server{srv}
+	listeners := []net.Listener{l}
+	for _, r := range remote {
+		rs := grpc.NewServer(append(opts, grpc.Creds(credentials.NewTLS(r.TLS)))...)
+		csipb.RegisterIdentityServer(rs, d)
+		csipb.RegisterControllerServer(rs, d)
+		csipb.RegisterSnapshotMetadataServer(rs, d)
+		servers = append(servers, rs)
+		listeners = append(listeners, r.Listener)
+	}
+	d.log.Info("csi driver serving", "mode", d.cfg.Mode, "endpoint", l.Addr().String(), "remote", len(remote), "node", d.cfg.NodeID)
+	errs := make(chan error, len(servers))
+	for i := range servers {
+		go func() { errs <- serveUntil(ctx, servers[i], listeners[i]) }()
+	}
+	var err error
+	for range servers {
+		if e := <-errs; e != nil && err == nil {
+			err = e
+			// One listener failed: stop the others too.
+			for _, s := range servers {
+				s.Stop()
+			}
+		}
+	}
+	d.c.Close()
+	return err
+}
+
+// nodeInfoServer is the Node service of a controller: NodeGetInfo only.
+type nodeInfoServer struct {
+	csipb.UnimplementedNodeServer
+	d *Driver
+}
+
+func (n nodeInfoServer) NodeGetInfo(ctx context.Context, req *csipb.NodeGetInfoRequest) (*csipb.NodeGetInfoResponse, error) {
+	return n.d.NodeGetInfo(ctx, req)
+}
+
+// serveUntil serves srv on l until ctx ends, then stops it gracefully.
+func serveUntil(ctx context.Context, srv *grpc.Server, l net.Listener) error {
 	stopped := make(chan struct{})
 	go func() {
 		select {
@@ -122,8 +182,7 @@ func (d *Driver) Serve(ctx context.Context, l net.Listener) error {
 	}()
 	err := srv.Serve(l)
 	close(stopped)
-	d.c.Close()
-	if ctx.Err() != nil {
+	if ctx.Err() != nil || errors.Is(err, grpc.ErrServerStopped) {
 		return nil
 	}
 	return err
@@ -145,21 +204,25 @@ func socketPath(endpoint string) (string, error) {
 }
 
 // logCalls logs every RPC that fails, and the ones that change state.
-func (d *Driver) logCalls(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-	resp, err := h(ctx, req)
-	if err != nil {
-		d.log.Warn("csi call failed", "method", info.FullMethod, "err", err)
-	} else {
-		d.log.Debug("csi call", "method", info.FullMethod)
+func logCalls(log *slog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		resp, err := h(ctx, req)
+		if err != nil {
+			log.Warn("csi call failed", "method", info.FullMethod, "err", err)
+		} else {
+			log.Debug("csi call", "method", info.FullMethod)
+		}
+		return resp, err
 	}
-	return resp, err
 }
 
 // logStreams logs the streaming RPCs (SnapshotMetadata) that fail.
-func (d *Driver) logStreams(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
-	err := h(srv, ss)
-	if err != nil {
-		d.log.Warn("csi stream failed", "method", info.FullMethod, "err", err)
+func logStreams(log *slog.Logger) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+		err := h(srv, ss)
+		if err != nil {
+			log.Warn("csi stream failed", "method", info.FullMethod, "err", err)
+		}
+		return err
 	}
-	return err
 }

@@ -15,6 +15,11 @@ func (d *Driver) GetPluginInfo(context.Context, *csipb.GetPluginInfoRequest) (*c
 // GetPluginCapabilities: a controller, volumes bound to their node, and
 // changed-block tracking (metadata.go).
 func (d *Driver) GetPluginCapabilities(context.Context, *csipb.GetPluginCapabilitiesRequest) (*csipb.GetPluginCapabilitiesResponse, error) {
+	return pluginCapabilities(), nil
+}
+
+// pluginCapabilities are the node controllers' and the router's alike.
+func pluginCapabilities() *csipb.GetPluginCapabilitiesResponse {
 	svc := func(t csipb.PluginCapability_Service_Type) *csipb.PluginCapability {
 		return &csipb.PluginCapability{Type: &csipb.PluginCapability_Service_{Service: &csipb.PluginCapability_Service{Type: t}}}
 	}
@@ -28,7 +33,7 @@ func (d *Driver) GetPluginCapabilities(context.Context, *csipb.GetPluginCapabili
 		{Type: &csipb.PluginCapability_VolumeExpansion_{VolumeExpansion: &csipb.PluginCapability_VolumeExpansion{
 			Type: csipb.PluginCapability_VolumeExpansion_ONLINE,
 		}}},
-	}}, nil
+	}}
 }
 
 // Probe is ready when the node's daemon answers and its pool takes writes.

@@ -12,19 +12,24 @@ import (
 )
 
 // page cuts the driver's objects of one kind into pages. The token is the
-// id the previous page ended with: ids sort, so a page starts after it
+// id the previous page ended with: the thind names of one node sort, so a page starts after it
 // whatever was created or deleted meanwhile, and no object is listed
 // twice.
 func (d *Driver) page(ctx context.Context, kind string, maxEntries int32, token string, keep func(control.Volume) bool) ([]control.Volume, string, error) {
 	if maxEntries < 0 {
 		return nil, "", invalid("max_entries %d: negative", maxEntries)
 	}
-	isID := isVolumeID
+	isName := isVolumeName
 	if kind == KindSnapshot {
-		isID = isSnapshotID
+		isName = isSnapshotName
 	}
-	if token != "" && !isID(token) {
-		return nil, "", status.Errorf(codes.Aborted, "starting token %q: not one this driver gave", token)
+	after := ""
+	if token != "" {
+		name, ours, err := d.nameOf(token)
+		if err != nil || !ours || !isName(name) {
+			return nil, "", status.Errorf(codes.Aborted, "starting token %q: not one this driver gave", token)
+		}
+		after = name
 	}
 	vols, err := d.c.Volumes(ctx, map[string]string{LabelKind: kind})
 	if err != nil {
@@ -33,11 +38,11 @@ func (d *Driver) page(ctx context.Context, kind string, maxEntries int32, token 
 	slices.SortFunc(vols, func(a, b control.Volume) int { return strings.Compare(a.Name, b.Name) })
 	var out []control.Volume
 	for _, v := range vols {
-		if !isID(v.Name) || v.Name <= token || keep != nil && !keep(v) {
+		if !isName(v.Name) || v.Name <= after || keep != nil && !keep(v) {
 			continue
 		}
 		if maxEntries > 0 && len(out) == int(maxEntries) {
-			return out, out[len(out)-1].Name, nil
+			return out, d.id(out[len(out)-1].Name), nil
 		}
 		out = append(out, v)
 	}

@@ -27,7 +27,7 @@ func (d *Driver) GetMetadataAllocated(req *csipb.GetMetadataAllocatedRequest, st
 		return err
 	}
 	capacity := int64(snap.Size)
-	return d.streamRanges(ctx, "GetMetadataAllocated "+id, "", id, req.GetStartingOffset(), req.GetMaxResults(), snap.Size,
+	return d.streamRanges(ctx, "GetMetadataAllocated "+id, "", snap.Name, req.GetStartingOffset(), req.GetMaxResults(), snap.Size,
 		func(b []*csipb.BlockMetadata) error {
 			return stream.Send(&csipb.GetMetadataAllocatedResponse{
 				BlockMetadataType: csipb.BlockMetadataType_VARIABLE_LENGTH, VolumeCapacityBytes: capacity, BlockMetadata: b,
@@ -65,7 +65,7 @@ func (d *Driver) GetMetadataDelta(req *csipb.GetMetadataDeltaRequest, stream csi
 			baseID, targetID, base.Origin, target.Origin)
 	}
 	capacity := int64(target.Size)
-	return d.streamRanges(ctx, "GetMetadataDelta "+baseID+" "+targetID, baseID, targetID, req.GetStartingOffset(), req.GetMaxResults(), target.Size,
+	return d.streamRanges(ctx, "GetMetadataDelta "+baseID+" "+targetID, base.Name, target.Name, req.GetStartingOffset(), req.GetMaxResults(), target.Size,
 		func(b []*csipb.BlockMetadata) error {
 			return stream.Send(&csipb.GetMetadataDeltaResponse{
 				BlockMetadataType: csipb.BlockMetadataType_VARIABLE_LENGTH, VolumeCapacityBytes: capacity, BlockMetadata: b,

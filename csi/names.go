@@ -22,8 +22,9 @@ const (
 	LabelKind = "csi.thind.io/kind"
 	// LabelName is the CSI name, where it is a valid label value.
 	LabelName = "csi.thind.io/name"
-	// LabelSource is what a volume was made from: "snapshot:ID" or
-	// "volume:ID", absent for an empty volume.
+	// LabelSource is what a volume was made from: "snapshot:NAME" or
+	// "volume:NAME" (thind names: a source is in the same pool), absent
+	// for an empty volume.
 	LabelSource = "csi.thind.io/source"
 )
 
@@ -43,13 +44,12 @@ const (
 	sourcePrefixVolume   = "volume:"
 )
 
-// VolumeName is the thind name (and CSI volume id) of a CSI volume name.
+// VolumeName is the thind name of a CSI volume name.
 func VolumeName(csiName string) string {
 	return mapName(volumePrefix, volumeHashPrefix, csiName)
 }
 
-// SnapshotName is the thind name (and CSI snapshot id) of a CSI
-// snapshot name.
+// SnapshotName is the thind name of a CSI snapshot name.
 func SnapshotName(csiName string) string {
 	return mapName(snapshotPrefix, snapshotHashPrefix, csiName)
 }
@@ -62,14 +62,30 @@ func mapName(prefix, hashPrefix, name string) string {
 	return hashPrefix + hex.EncodeToString(sum[:])[:hashDigits]
 }
 
-// isVolumeID and isSnapshotID tell the driver's ids from other volumes'
-// names.
-func isVolumeID(id string) bool {
-	return (strings.HasPrefix(id, volumePrefix) || strings.HasPrefix(id, volumeHashPrefix)) && catalog.ValidName(id) == nil
+// idSep joins a node and a thind name into a CSI id. Kubernetes node
+// names are DNS subdomains and thind names are catalog.ValidName words:
+// neither holds a '/', so the first one splits an id unambiguously.
+const idSep = "/"
+
+// ID is the CSI volume or snapshot id of the thind volume name in node's
+// pool (see the package doc).
+func ID(node, name string) string { return node + idSep + name }
+
+// SplitID is the node and the thind name of a CSI id; ok is false for an
+// id the driver never gave.
+func SplitID(id string) (node, name string, ok bool) {
+	node, name, ok = strings.Cut(id, idSep)
+	return node, name, ok && node != "" && catalog.ValidName(name) == nil
 }
 
-func isSnapshotID(id string) bool {
-	return (strings.HasPrefix(id, snapshotPrefix) || strings.HasPrefix(id, snapshotHashPrefix)) && catalog.ValidName(id) == nil
+// isVolumeName and isSnapshotName tell the driver's thind names from
+// other volumes' names.
+func isVolumeName(name string) bool {
+	return (strings.HasPrefix(name, volumePrefix) || strings.HasPrefix(name, volumeHashPrefix)) && catalog.ValidName(name) == nil
+}
+
+func isSnapshotName(name string) bool {
+	return (strings.HasPrefix(name, snapshotPrefix) || strings.HasPrefix(name, snapshotHashPrefix)) && catalog.ValidName(name) == nil
 }
 
 // labelsFor are the labels of a new volume or snapshot.

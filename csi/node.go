@@ -143,7 +143,8 @@ func (d *Driver) attach(ctx context.Context, id string) (string, error) {
 			return "", status.Errorf(codes.Internal, "attach %s: %v", id, err)
 		}
 	}
-	if err := d.cfg.Attacher.Attach(ctx, id, s.Device); err != nil {
+	_, name, _ := SplitID(id)
+	if err := d.cfg.Attacher.Attach(ctx, name, s.Device); err != nil {
 		// The attach failed, it did not die: nothing holds the device,
 		// and a retry may pick another.
 		if derr := d.dropStaged(id); derr != nil {
@@ -320,7 +321,8 @@ func (d *Driver) NodeGetVolumeStats(ctx context.Context, req *csipb.NodeGetVolum
 	case path == "":
 		return nil, invalid("NodeGetVolumeStats %s: no volume path", id)
 	}
-	if _, err := d.csiOf(ctx, id, KindVolume); err != nil {
+	vol, err := d.csiOf(ctx, id, KindVolume)
+	if err != nil {
 		return nil, err
 	}
 	fi, err := os.Stat(path)
@@ -331,7 +333,7 @@ func (d *Driver) NodeGetVolumeStats(ctx context.Context, req *csipb.NodeGetVolum
 		return nil, status.Errorf(codes.Internal, "NodeGetVolumeStats %s: %v", id, err)
 	}
 	if !fi.IsDir() {
-		v, err := d.c.Volume(ctx, id)
+		v, err := d.c.Volume(ctx, vol.Name)
 		if err != nil {
 			return nil, grpcError("NodeGetVolumeStats "+id, err)
 		}

@@ -291,7 +291,7 @@ func TestNodeBlockVolume(t *testing.T) {
 		t.Fatalf("blkid finds something on the block volume: %s", out)
 	}
 	cl.release(t, id)
-	out := tooltest.Run(t, "qemu-io", "qemu-utils", "-f", "raw", "-c", "read -P 0x74 1M 1", "nbd+unix:///"+id+"?socket="+e.nbdSock) // 't'
+	out := tooltest.Run(t, "qemu-io", "qemu-utils", "-f", "raw", "-c", "read -P 0x74 1M 1", "nbd+unix:///"+thindName(t, id)+"?socket="+e.nbdSock) // 't'
 	if strings.Contains(out, "failed") {
 		t.Fatalf("the data written through the published device did not reach the volume:\n%s", out)
 	}
@@ -324,7 +324,7 @@ func TestNodeStageConverges(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.MkdirAll(filepath.Join(e.dir, "csi"), 0o700)
-	if err := os.WriteFile(filepath.Join(e.dir, "csi", id+".json"), []byte(`{"device":"`+dev+`"}`), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(e.dir, "csi", thindName(t, id)+".json"), []byte(`{"device":"`+dev+`"}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	// Another volume staged meanwhile must not take that device.

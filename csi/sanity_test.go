@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -43,22 +44,35 @@ func startEnv(t *testing.T, loop bool) *env {
 	if *extNode != "" {
 		return &env{dir: dir, controller: *extController, node: *extNode, controlSock: *extControl}
 	}
+	e := startPool(t, dir)
+	e.node = "unix://" + filepath.Join(dir, "node.sock")
+	var attacher csi.Attacher = csi.ExecAttacher{Binary: "thind", NBDSocket: e.nbdSock}
+	if loop {
+		e.loop = newLoopAttacher(t, dir, e.nbdSock)
+		t.Cleanup(e.loop.release) // while the daemon still serves the devices
+		attacher = e.loop
+	}
+	serveDriver(t, csi.Config{Mode: csi.ModeController, NodeID: "node-a", ControlSocket: e.controlSock}, e.controller)
+	serveDriver(t, csi.Config{Mode: csi.ModeNode, NodeID: "node-a", ControlSocket: e.controlSock,
+		StateDir: filepath.Join(dir, "csi"), Attacher: attacher}, e.node)
+	return e
+}
+
+// quiet is the tests' logger.
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// startPool starts a daemon on a new pool in dir; it stops, and the pool
+// is checked, when t ends. The env has no driver yet: its controller is
+// only the endpoint one would serve on.
+func startPool(t *testing.T, dir string) *env {
+	t.Helper()
 	pooltest.CheckFile(t, filepath.Join(dir, "metadata"))
 	e := &env{
 		dir:         dir,
 		controller:  "unix://" + filepath.Join(dir, "controller.sock"),
-		node:        "unix://" + filepath.Join(dir, "node.sock"),
 		controlSock: filepath.Join(dir, "control.sock"),
 		nbdSock:     filepath.Join(dir, "nbd.sock"),
 	}
-	var attacher csi.Attacher = csi.ExecAttacher{Binary: "thind", NBDSocket: e.nbdSock}
-	var la *loopAttacher
-	if loop {
-		la = newLoopAttacher(t, dir, e.nbdSock)
-		e.loop = la
-		attacher = la
-	}
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg := daemon.Config{
 		DataDir: dir, DataSize: 8 << 30, MetadataSize: 64 << 20, DefaultSize: 256 << 20,
 		Listen: []string{"unix:" + e.nbdSock}, MetricsAddr: "off", Logger: quiet,
@@ -69,62 +83,75 @@ func startEnv(t *testing.T, loop bool) *env {
 		cancel()
 		t.Fatal(err)
 	}
-	var done []chan error
-	run := func(f func(context.Context) error) {
-		c := make(chan error, 1)
-		done = append(done, c)
-		go func() { c <- f(ctx) }()
-	}
-	run(d.Run)
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("daemon stop: %v", err)
+		}
+	})
 	// The control socket is up once Run has started it.
 	c := control.New(e.controlSock)
 	defer c.Close()
 	deadline := time.Now().Add(30 * time.Second)
 	for _, err := c.Pool(ctx); err != nil; _, err = c.Pool(ctx) {
 		if time.Now().After(deadline) {
-			cancel()
 			t.Fatalf("the daemon's control API did not come up: %v", err)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	for _, m := range []struct {
-		mode     csi.Mode
-		endpoint string
-	}{{csi.ModeController, e.controller}, {csi.ModeNode, e.node}} {
-		drv, err := csi.New(csi.Config{
-			Mode: m.mode, NodeID: "node-a", ControlSocket: e.controlSock,
-			StateDir: filepath.Join(dir, "csi"), Logger: quiet,
-			Attacher: attacher,
-		})
-		if err != nil {
-			cancel()
-			t.Fatal(err)
-		}
-		l, err := csi.Listen(m.endpoint)
-		if err != nil {
-			cancel()
-			t.Fatal(err)
-		}
-		run(func(ctx context.Context) error { return drv.Serve(ctx, l) })
-	}
-	t.Cleanup(func() {
-		if la != nil {
-			la.release() // while the daemon still serves the devices
-		}
-		cancel()
-		for _, c := range done {
-			if err := <-c; err != nil {
-				t.Errorf("stop: %v", err)
-			}
-		}
-	})
 	return e
 }
 
-// The sanity suite runs twice, once with mount and once with block
-// volumes. The Node Service tests need the kernel's NBD client and run in
-// the kernel VM suite; here they are skipped by name.
-var sanityConfigs = map[string]*sanity.TestConfig{"mount": sanityConfig("mount"), "block": sanityConfig("block")}
+// serveDriver serves a driver of cfg on the unix endpoint (and remote)
+// until the returned stop is called or t ends.
+func serveDriver(t *testing.T, cfg csi.Config, endpoint string, remote ...csi.Remote) (stop func()) {
+	t.Helper()
+	cfg.Logger = quiet
+	drv, err := csi.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := csi.Listen(endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return serveUntilStopped(t, func(ctx context.Context) error { return drv.Serve(ctx, l, remote...) })
+}
+
+// serveUntilStopped runs serve until stop is called (once, or again when
+// t ends).
+func serveUntilStopped(t *testing.T, serve func(context.Context) error) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("stop: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// The sanity suite runs four times: with mount and with block volumes,
+// against one node's drivers and through the router in front of two
+// nodes' controllers (cluster_test.go). The Node Service tests need the
+// kernel's NBD client and run in the kernel VM suite; here they are
+// skipped by name.
+var sanityConfigs = map[string]*sanity.TestConfig{
+	"mount": sanityConfig("mount"), "block": sanityConfig("block"),
+	"router mount": sanityConfig("mount"), "router block": sanityConfig("block"),
+}
+
+// routerContext names the router's runs, to skip them where the drivers
+// are not started here.
+const routerContext = "through the router"
 
 func sanityConfig(access string) *sanity.TestConfig {
 	cfg := sanity.NewTestConfig()
@@ -144,6 +171,9 @@ var _ = ginkgo.Describe("thind csi", func() {
 	for _, access := range []string{"mount", "block"} {
 		ginkgo.Context("with "+access+" volumes", func() {
 			sanityContexts = append(sanityContexts, sanity.GinkgoTest(sanityConfigs[access]))
+		})
+		ginkgo.Context(routerContext+" with "+access+" volumes", func() {
+			sanityContexts = append(sanityContexts, sanity.GinkgoTest(sanityConfigs["router "+access]))
 		})
 	}
 })
@@ -165,7 +195,8 @@ var (
 
 func TestSanity(t *testing.T) {
 	e := startEnv(t, *nodeLoop)
-	for _, cfg := range sanityConfigs {
+	for _, access := range []string{"mount", "block"} {
+		cfg := sanityConfigs[access]
 		cfg.Address = e.node
 		cfg.ControllerAddress = e.controller
 		cfg.TargetPath = filepath.Join(e.dir, "target")
@@ -173,8 +204,24 @@ func TestSanity(t *testing.T) {
 	}
 	gomega.RegisterFailHandler(ginkgo.Fail)
 	suite, reporter := ginkgo.GinkgoConfiguration()
+	if *extNode == "" {
+		cl := startCluster(t)
+		for _, access := range []string{"mount", "block"} {
+			cfg := sanityConfigs["router "+access]
+			// The router serves no Node service: the Node specs are
+			// skipped below, and the suite's clean-up unpublishes
+			// through node-a's node plugin.
+			cfg.Address, cfg.ControllerAddress = cl.node, cl.router
+			cfg.TargetPath = filepath.Join(cl.dir, "target")
+			cfg.StagingPath = filepath.Join(cl.dir, "staging")
+		}
+	} else {
+		suite.SkipStrings = append(suite.SkipStrings, routerContext)
+	}
 	if !*nodeLoop && *extNode == "" {
-		suite.SkipStrings = []string{"Node Service"}
+		suite.SkipStrings = append(suite.SkipStrings, "Node Service")
+	} else {
+		suite.SkipStrings = append(suite.SkipStrings, routerContext+" with (mount|block) volumes Node Service")
 	}
 	reporter.Succinct = true
 	var report ginkgo.Report

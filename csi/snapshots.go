@@ -44,30 +44,38 @@ func (d *Driver) CreateSnapshot(ctx context.Context, req *csipb.CreateSnapshotRe
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	// A source of another node is an error (a snapshot is taken in its
+	// source's pool) unless the name is taken here already.
+	srcName, ours, srcErr := d.nameOf(src)
 	name := SnapshotName(req.GetName())
 	if v, err := d.c.Volume(ctx, name); err == nil {
-		if v.Labels[LabelKind] != KindSnapshot || v.Origin != src {
+		if v.Labels[LabelKind] != KindSnapshot || !ours || v.Origin != srcName {
 			return nil, status.Errorf(codes.AlreadyExists, "CreateSnapshot %s: snapshot %s exists of another volume", req.GetName(), name)
 		}
-		return &csipb.CreateSnapshotResponse{Snapshot: csiSnapshot(v)}, nil
+		return &csipb.CreateSnapshotResponse{Snapshot: d.csiSnapshot(v)}, nil
 	} else if !errors.Is(err, control.ErrNotFound) {
 		return nil, grpcError("CreateSnapshot "+req.GetName(), err)
+	}
+	if srcErr != nil {
+		return nil, srcErr
 	}
 	if _, err := d.csiOf(ctx, src, KindVolume); err != nil {
 		return nil, err
 	}
 	labels := labelsFor(KindSnapshot, req.GetName(), "")
 	ro := true
-	v, err := d.c.Snapshot(ctx, src, control.VolumeRequest{Name: name, Labels: &labels, ReadOnly: &ro})
+	v, err := d.c.Snapshot(ctx, srcName, control.VolumeRequest{Name: name, Labels: &labels, ReadOnly: &ro})
 	if err != nil {
 		return nil, grpcError("CreateSnapshot "+req.GetName(), err)
 	}
-	return &csipb.CreateSnapshotResponse{Snapshot: csiSnapshot(v)}, nil
+	return &csipb.CreateSnapshotResponse{Snapshot: d.csiSnapshot(v)}, nil
 }
 
-func csiSnapshot(v control.Volume) *csipb.Snapshot {
+// csiSnapshot is a thind snapshot as CSI sees it: its source is in the
+// same pool.
+func (d *Driver) csiSnapshot(v control.Volume) *csipb.Snapshot {
 	return &csipb.Snapshot{
-		SnapshotId: v.Name, SourceVolumeId: v.Origin, SizeBytes: int64(v.Size),
+		SnapshotId: d.id(v.Name), SourceVolumeId: d.id(v.Origin), SizeBytes: int64(v.Size),
 		CreationTime: timestamppb.New(v.Created), ReadyToUse: true,
 	}
 }
@@ -80,12 +88,16 @@ func (d *Driver) DeleteSnapshot(ctx context.Context, req *csipb.DeleteSnapshotRe
 	if id == "" {
 		return nil, invalid("DeleteSnapshot: no snapshot id")
 	}
-	if !isSnapshotID(id) {
+	name, ours, err := d.nameOf(id)
+	if err != nil {
+		return nil, err
+	}
+	if !ours || !isSnapshotName(name) {
 		return &csipb.DeleteSnapshotResponse{}, nil
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return &csipb.DeleteSnapshotResponse{}, d.deleteKind(ctx, id, KindSnapshot)
+	return &csipb.DeleteSnapshotResponse{}, d.deleteKind(ctx, name, KindSnapshot)
 }
 
 // ListSnapshots pages through the snapshots, all, one by id, or those of
@@ -93,14 +105,14 @@ func (d *Driver) DeleteSnapshot(ctx context.Context, req *csipb.DeleteSnapshotRe
 func (d *Driver) ListSnapshots(ctx context.Context, req *csipb.ListSnapshotsRequest) (*csipb.ListSnapshotsResponse, error) {
 	id, src := req.GetSnapshotId(), req.GetSourceVolumeId()
 	snaps, next, err := d.page(ctx, KindSnapshot, req.GetMaxEntries(), req.GetStartingToken(), func(v control.Volume) bool {
-		return (id == "" || v.Name == id) && (src == "" || v.Origin == src)
+		return (id == "" || d.id(v.Name) == id) && (src == "" || d.id(v.Origin) == src)
 	})
 	if err != nil {
 		return nil, err
 	}
 	out := &csipb.ListSnapshotsResponse{NextToken: next}
 	for _, v := range snaps {
-		out.Entries = append(out.Entries, &csipb.ListSnapshotsResponse_Entry{Snapshot: csiSnapshot(v)})
+		out.Entries = append(out.Entries, &csipb.ListSnapshotsResponse_Entry{Snapshot: d.csiSnapshot(v)})
 	}
 	return out, nil
 }
@@ -114,5 +126,5 @@ func (d *Driver) GetSnapshot(ctx context.Context, req *csipb.GetSnapshotRequest)
 	if err != nil {
 		return nil, err
 	}
-	return &csipb.GetSnapshotResponse{Snapshot: csiSnapshot(v)}, nil
+	return &csipb.GetSnapshotResponse{Snapshot: d.csiSnapshot(v)}, nil
 }

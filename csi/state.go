@@ -1,6 +1,8 @@
 package csi
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,13 +22,25 @@ type staged struct {
 	Published map[string]bool `json:"published,omitempty"`
 }
 
+// statePath names a volume's state file by its thind name (ids hold a
+// '/'). Any other id gets a name no thind name has ('+' is not in one),
+// so that it never reaches a volume of this node's state.
 func (d *Driver) statePath(id string) string {
-	return filepath.Join(d.cfg.StateDir, id+".json")
+	node, name, ok := SplitID(id)
+	if !ok || node != d.cfg.NodeID {
+		sum := sha256.Sum256([]byte(id))
+		name = "+" + hex.EncodeToString(sum[:])
+	}
+	return filepath.Join(d.cfg.StateDir, name+".json")
 }
 
 func (d *Driver) loadStaged(id string) (staged, bool, error) {
+	return loadStateFile(d.statePath(id))
+}
+
+func loadStateFile(path string) (staged, bool, error) {
 	var s staged
-	b, err := os.ReadFile(d.statePath(id))
+	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return s, false, nil
 	}
@@ -34,7 +48,7 @@ func (d *Driver) loadStaged(id string) (staged, bool, error) {
 		return s, false, err
 	}
 	if err := json.Unmarshal(b, &s); err != nil || !strings.HasPrefix(s.Device, "/dev/") {
-		return s, false, fmt.Errorf("state of %s at %s: unreadable (%v)", id, d.statePath(id), err)
+		return s, false, fmt.Errorf("state at %s: unreadable (%v)", path, err)
 	}
 	return s, true, nil
 }
@@ -81,7 +95,7 @@ func (d *Driver) takenDevices() (map[string]bool, error) {
 	}
 	taken := map[string]bool{}
 	for _, n := range names {
-		s, ok, err := d.loadStaged(strings.TrimSuffix(filepath.Base(n), ".json"))
+		s, ok, err := loadStateFile(n)
 		if err != nil {
 			return nil, err
 		}

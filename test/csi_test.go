@@ -33,7 +33,7 @@ func TestThindCSIServesAndStops(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"csi", "--mode", "both", "--node-id", "n1"}, `--mode "both": want "controller" or "node"`},
+		{[]string{"csi", "--mode", "both", "--node-id", "n1"}, `--mode "both": want "controller", "node" or "router"`},
 		{[]string{"csi", "--mode", "controller"}, "--node-id is required"},
 		{[]string{"csi", "--mode", "controller", "--node-id", "n1", "--endpoint", "tcp://127.0.0.1:1"}, "want unix:///path/to/csi.sock"},
 	} {
@@ -98,7 +98,10 @@ func TestThindCSIServesAndStops(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v := d.volume(vol.GetVolume().GetVolumeId()); v.Size != 8<<20 {
+	if _, name, _ := csi.SplitID(vol.GetVolume().GetVolumeId()); d.volume(name).Size != 8<<20 {
+		t.Fatalf("the daemon has %+v", d.volume(name))
+	}
+	if v := d.volume(csi.VolumeName("pvc-from-the-binary")); v.Size != 8<<20 {
 		t.Fatalf("the daemon has %+v", v)
 	}
 	cmd.Process.Signal(syscall.SIGTERM)
@@ -152,22 +155,22 @@ func TestThindCSIKilledMidRPCConverges(t *testing.T) {
 				return err
 			},
 			func(c csipb.ControllerClient) error {
-				_, err := c.CreateSnapshot(context.Background(), &csipb.CreateSnapshotRequest{Name: snap, SourceVolumeId: csi.VolumeName(vol)})
+				_, err := c.CreateSnapshot(context.Background(), &csipb.CreateSnapshotRequest{Name: snap, SourceVolumeId: csi.ID("n1", csi.VolumeName(vol))})
 				return err
 			},
 			func(c csipb.ControllerClient) error {
-				_, err := c.ControllerExpandVolume(context.Background(), &csipb.ControllerExpandVolumeRequest{VolumeId: csi.VolumeName(vol),
+				_, err := c.ControllerExpandVolume(context.Background(), &csipb.ControllerExpandVolumeRequest{VolumeId: csi.ID("n1", csi.VolumeName(vol)),
 					CapacityRange: &csipb.CapacityRange{RequiredBytes: 8 << 20}})
 				return err
 			},
 			func(c csipb.ControllerClient) error {
-				_, err := c.DeleteSnapshot(context.Background(), &csipb.DeleteSnapshotRequest{SnapshotId: csi.SnapshotName(snap)})
+				_, err := c.DeleteSnapshot(context.Background(), &csipb.DeleteSnapshotRequest{SnapshotId: csi.ID("n1", csi.SnapshotName(snap))})
 				return err
 			},
 		}
 		if i%2 == 0 { // half the volumes are deleted again
 			steps = append(steps, func(c csipb.ControllerClient) error {
-				_, err := c.DeleteVolume(context.Background(), &csipb.DeleteVolumeRequest{VolumeId: csi.VolumeName(vol)})
+				_, err := c.DeleteVolume(context.Background(), &csipb.DeleteVolumeRequest{VolumeId: csi.ID("n1", csi.VolumeName(vol))})
 				return err
 			})
 		}

@@ -27,6 +27,7 @@ var layer = map[string]int{
 	"metastream":          0,
 	"control":             0,
 	"kernelnbd":           0,
+	"kubeapi":             0,
 	"devlock":             0,
 	"sendstream":          0,
 	"thinxml":             1,

@@ -3,6 +3,7 @@ package test
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -180,19 +181,47 @@ func hostPath(pod corev1.PodSpec, volume string) string {
 	return ""
 }
 
-// checkPlugin checks the thind container of a pod: its mode, that its
+// checkPlugin checks a thind container of a pod: its mode, that its
 // node id is the node's name (so the topology value is what the scheduler
-// matches), and that every sidecar dials its socket through the same
-// volume. It returns the socket's volume.
-func checkPlugin(t *testing.T, what string, pod corev1.PodSpec, mode csi.Mode, sidecars ...string) string {
+// matches, and ids name the node), and that every sidecar dials its socket
+// through the same volume. It returns the socket's volume. The router
+// has no node and no pool.
+func checkPlugin(t *testing.T, what string, pod corev1.PodSpec, name string, mode csi.Mode, sidecars ...string) string {
 	t.Helper()
-	thind := container(t, pod, "thind-csi")
+	thind := container(t, pod, name)
 	if len(thind.Args) == 0 || thind.Args[0] != "csi" {
-		t.Errorf("%s: thind-csi args %v: want the csi subcommand", what, thind.Args)
+		t.Errorf("%s: %s args %v: want the csi subcommand", what, name, thind.Args)
 	}
 	if m, _ := flag(thind.Args, "mode"); m != string(mode) {
 		t.Errorf("%s: --mode=%q, want %q", what, m, mode)
 	}
+	if mode != csi.ModeRouter {
+		checkNodeID(t, what, pod, thind)
+	}
+	ep, _ := flag(thind.Args, "endpoint")
+	sock, ok := strings.CutPrefix(ep, "unix://")
+	if !ok {
+		t.Fatalf("%s: --endpoint=%q, want unix:///...", what, ep)
+	}
+	vol, mnt := mountOf(thind, sock)
+	if vol == "" {
+		t.Fatalf("%s: the socket %s is on no volume of %s", what, sock, name)
+	}
+	for _, sc := range sidecars {
+		c := container(t, pod, sc)
+		addr, _ := flag(c.Args, "csi-address")
+		v, m := mountOf(c, addr)
+		if v != vol || strings.TrimPrefix(addr, m) != strings.TrimPrefix(sock, mnt) {
+			t.Errorf("%s: %s dials %s on volume %q, but %s serves %s on volume %q", what, sc, addr, v, name, sock, vol)
+		}
+	}
+	return vol
+}
+
+// checkNodeID checks that a node's thind container is told its node's
+// name and its pool.
+func checkNodeID(t *testing.T, what string, pod corev1.PodSpec, thind corev1.Container) {
+	t.Helper()
 	if id, _ := flag(thind.Args, "node-id"); id != "$(NODE_ID)" {
 		t.Errorf("%s: --node-id=%q, want $(NODE_ID)", what, id)
 	}
@@ -208,24 +237,66 @@ func checkPlugin(t *testing.T, what string, pod corev1.PodSpec, mode csi.Mode, s
 	if dir, _ := flag(thind.Args, "data-dir"); dir == "" || hostPath(pod, func() string { v, _ := mountOf(thind, dir+"/control.sock"); return v }()) != dir {
 		t.Errorf("%s: --data-dir=%q is not the host's pool directory mounted at the same path", what, dir)
 	}
-	ep, _ := flag(thind.Args, "endpoint")
-	sock, ok := strings.CutPrefix(ep, "unix://")
-	if !ok {
-		t.Fatalf("%s: --endpoint=%q, want unix:///...", what, ep)
+}
+
+// envFromNodeName reports whether c has the variable name set to its
+// node's name.
+func envFromNodeName(c corev1.Container, name string) bool {
+	return slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool {
+		return e.Name == name && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "spec.nodeName"
+	})
+}
+
+// tlsSecret is the secret the --tls-cert, --tls-key and --tls-ca files
+// of c all come from, "" if they do not.
+func tlsSecret(t *testing.T, pod corev1.PodSpec, c corev1.Container) string {
+	t.Helper()
+	secret := ""
+	for i, f := range []string{"tls-cert", "tls-key", "tls-ca"} {
+		path, _ := flag(c.Args, f)
+		vol, _ := mountOf(c, path)
+		name := ""
+		for _, v := range pod.Volumes {
+			if v.Name == vol && v.Secret != nil {
+				name = v.Secret.SecretName
+			}
+		}
+		if name == "" || (i > 0 && name != secret) {
+			return ""
+		}
+		secret = name
 	}
-	vol, mnt := mountOf(thind, sock)
-	if vol == "" {
-		t.Fatalf("%s: the socket %s is on no volume of thind-csi", what, sock)
+	return secret
+}
+
+// can reports whether the service account ns/sa may verb group/resource,
+// through a ClusterRole or a Role of ns bound to it.
+func can(m *manifests, ns, sa, group, resource, verb string) bool {
+	subject := func(subs []rbacv1.Subject) bool {
+		return slices.ContainsFunc(subs, func(s rbacv1.Subject) bool {
+			return s.Kind == "ServiceAccount" && s.Name == sa && s.Namespace == ns
+		})
 	}
-	for _, name := range sidecars {
-		c := container(t, pod, name)
-		addr, _ := flag(c.Args, "csi-address")
-		v, m := mountOf(c, addr)
-		if v != vol || strings.TrimPrefix(addr, m) != strings.TrimPrefix(sock, mnt) {
-			t.Errorf("%s: %s dials %s on volume %q, but thind-csi serves %s on volume %q", what, name, addr, v, sock, vol)
+	allows := func(rules []rbacv1.PolicyRule) bool {
+		return slices.ContainsFunc(rules, func(r rbacv1.PolicyRule) bool {
+			return slices.Contains(r.APIGroups, group) && slices.Contains(r.Resources, resource) && slices.Contains(r.Verbs, verb)
+		})
+	}
+	for _, b := range m.clusterBindings {
+		for _, r := range m.clusterRoles {
+			if subject(b.Subjects) && b.RoleRef.Kind == "ClusterRole" && b.RoleRef.Name == r.Name && allows(r.Rules) {
+				return true
+			}
 		}
 	}
-	return vol
+	for _, b := range m.bindings {
+		for _, r := range m.roles {
+			if b.Namespace == ns && r.Namespace == ns && subject(b.Subjects) && b.RoleRef.Kind == "Role" && b.RoleRef.Name == r.Name && allows(r.Rules) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func TestKubernetesManifestsAgree(t *testing.T) {
@@ -260,18 +331,14 @@ func TestKubernetesManifestsAgree(t *testing.T) {
 		t.Errorf("VolumeSnapshotClass %s: driver %q policy %q", vsc.Name, vsc.Driver, vsc.DeletionPolicy)
 	}
 
-	ctl := m.deployments[0].Spec.Template.Spec
-	checkPlugin(t, "controller Deployment", ctl, csi.ModeController, "csi-provisioner", "csi-snapshotter", "csi-resizer", "csi-snapshot-metadata")
+	router := m.deployments[0].Spec.Template.Spec
+	checkPlugin(t, "router Deployment", router, "thind-csi", csi.ModeRouter, "csi-resizer", "csi-snapshot-metadata")
 	checkSnapshotMetadata(t, m)
-	prov := container(t, ctl, "csi-provisioner")
-	for _, want := range []string{"--feature-gates=Topology=true", "--enable-capacity", "--immediate-topology=false"} {
-		if !slices.Contains(prov.Args, want) {
-			t.Errorf("csi-provisioner lacks %s", want)
-		}
-	}
 
 	node := m.daemonSets[0].Spec.Template.Spec
-	vol := checkPlugin(t, "node DaemonSet", node, csi.ModeNode, "node-driver-registrar")
+	checkPlugin(t, "node DaemonSet", node, "thind-csi-controller", csi.ModeController, "csi-provisioner", "csi-snapshotter")
+	checkDistributed(t, m, node, router)
+	vol := checkPlugin(t, "node DaemonSet", node, "thind-csi", csi.ModeNode, "node-driver-registrar")
 	thind := container(t, node, "thind-csi")
 	if p := thind.SecurityContext; p == nil || p.Privileged == nil || !*p.Privileged {
 		t.Error("node DaemonSet: thind-csi is not privileged")
@@ -302,7 +369,7 @@ func TestKubernetesManifestsAgree(t *testing.T) {
 		what string
 		pod  corev1.PodSpec
 		ns   string
-	}{{"controller", ctl, m.deployments[0].Namespace}, {"node", node, m.daemonSets[0].Namespace}} {
+	}{{"router", router, m.deployments[0].Namespace}, {"node", node, m.daemonSets[0].Namespace}} {
 		if !accounts[w.ns+"/"+w.pod.ServiceAccountName] {
 			t.Errorf("%s: service account %s/%s is not defined", w.what, w.ns, w.pod.ServiceAccountName)
 		}
@@ -324,6 +391,74 @@ func TestKubernetesManifestsAgree(t *testing.T) {
 		if !slices.ContainsFunc(m.roles, func(r rbacv1.Role) bool { return r.Name == b.RoleRef.Name && r.Namespace == b.Namespace }) {
 			t.Errorf("RoleBinding %s: no Role %s in %s", b.Name, b.RoleRef.Name, b.Namespace)
 		}
+	}
+}
+
+// checkDistributed checks the layout of many storage nodes: each node's
+// provisioner and snapshotter run in their distributed modes beside its
+// controller, with the permissions that needs; the router reaches the
+// controllers at the port they serve it on, with mutual TLS from one
+// secret, and may read what it resolves nodes with.
+func checkDistributed(t *testing.T, m *manifests, node, router corev1.PodSpec) {
+	t.Helper()
+	prov := container(t, node, "csi-provisioner")
+	for _, want := range []string{"--node-deployment=true", "--feature-gates=Topology=true", "--enable-capacity", "--immediate-topology=false", "--strict-topology"} {
+		if !slices.Contains(prov.Args, want) {
+			t.Errorf("csi-provisioner lacks %s", want)
+		}
+	}
+	snap := container(t, node, "csi-snapshotter")
+	if !slices.Contains(snap.Args, "--node-deployment") {
+		t.Error("csi-snapshotter lacks --node-deployment (distributed snapshotting)")
+	}
+	for _, c := range []corev1.Container{prov, snap} {
+		if !envFromNodeName(c, "NODE_NAME") {
+			t.Errorf("%s: NODE_NAME is not the node's name (spec.nodeName)", c.Name)
+		}
+		if _, ok := flag(c.Args, "leader-election"); ok || slices.Contains(c.Args, "--leader-election") {
+			t.Errorf("%s: leader election, but each node's is the only one for its node", c.Name)
+		}
+	}
+	ns, sa := m.daemonSets[0].Namespace, node.ServiceAccountName
+	for _, p := range []struct{ group, resource, verb string }{
+		{"", "nodes", "get"}, {"", "persistentvolumeclaims", "watch"}, {"", "persistentvolumes", "create"}, {"", "persistentvolumes", "delete"},
+		{"storage.k8s.io", "csistoragecapacities", "create"}, {"apps", "daemonsets", "get"}, {"", "pods", "get"},
+		{"snapshot.storage.k8s.io", "volumesnapshotcontents", "create"}, {"snapshot.storage.k8s.io", "volumesnapshotcontents/status", "patch"},
+	} {
+		if !can(m, ns, sa, p.group, p.resource, p.verb) {
+			t.Errorf("node service account %s cannot %s %s/%s", sa, p.verb, p.group, p.resource)
+		}
+	}
+
+	ctl := container(t, node, "thind-csi-controller")
+	listen, _ := flag(ctl.Args, "listen")
+	_, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		t.Fatalf("thind-csi-controller --listen=%q: %v", listen, err)
+	}
+	if !slices.ContainsFunc(ctl.Ports, func(p corev1.ContainerPort) bool {
+		return fmt.Sprint(p.ContainerPort) == port && fmt.Sprint(p.HostPort) == port
+	}) {
+		t.Errorf("thind-csi-controller listens on %s but has no hostPort %s there for the router", listen, port)
+	}
+	rt := container(t, router, "thind-csi")
+	addr, _ := flag(rt.Args, "node-address")
+	if _, rport, err := net.SplitHostPort(addr); err != nil || rport != port || !strings.Contains(addr, csi.PlaceInternalIP) && !strings.Contains(addr, csi.PlaceNode) {
+		t.Errorf("router --node-address=%q: want %s or %s at the controllers' port %s", addr, csi.PlaceInternalIP, csi.PlaceNode, port)
+	}
+	cs, rs := tlsSecret(t, node, ctl), tlsSecret(t, router, rt)
+	if cs == "" || cs != rs {
+		t.Errorf("mutual TLS: the controllers' files come from secret %q, the router's from %q: want one secret for all three files of both", cs, rs)
+	}
+	if name, _ := flag(rt.Args, "tls-server-name"); name == "" {
+		t.Error("router: no --tls-server-name, but one secret cannot name every node")
+	}
+	rsa := router.ServiceAccountName
+	if strings.Contains(addr, csi.PlaceInternalIP) && !can(m, m.deployments[0].Namespace, rsa, "", "nodes", "get") {
+		t.Errorf("router service account %s cannot get nodes (their InternalIP)", rsa)
+	}
+	if _, ok := flag(rt.Args, "nodes"); !ok && !can(m, m.deployments[0].Namespace, rsa, "storage.k8s.io", "csinodes", "list") {
+		t.Errorf("router service account %s cannot list csinodes (its node list)", rsa)
 	}
 }
 

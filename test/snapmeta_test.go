@@ -124,14 +124,22 @@ func TestSnapshotMetadataStreams(t *testing.T) {
 				return err
 			})
 		}
+		// The test speaks thind names; CSI ids are NODE/NAME.
 		vm := csi.VolumeName("vm")
+		id := func(name string) string {
+			if name == "" {
+				return ""
+			}
+			return csi.ID("n1", name)
+		}
 		snap := func(src, name string) string {
 			t.Helper()
-			r, err := ctl.CreateSnapshot(ctx, &csipb.CreateSnapshotRequest{Name: name, SourceVolumeId: src})
+			r, err := ctl.CreateSnapshot(ctx, &csipb.CreateSnapshotRequest{Name: name, SourceVolumeId: id(src)})
 			if err != nil {
 				t.Fatal(err)
 			}
-			return r.GetSnapshot().GetSnapshotId()
+			_, n, _ := csi.SplitID(r.GetSnapshot().GetSnapshotId())
+			return n
 		}
 		m := &blockModel{vols: map[string]map[int64]int{vm: {}, "": {}}}
 		var snaps []string
@@ -145,12 +153,12 @@ func TestSnapshotMetadataStreams(t *testing.T) {
 		other := snap(csi.VolumeName("other"), "o1")
 		maxResults := func() int32 { return []int32{0, 1, 2, 3, 7}[rng.IntN(5)] }
 
-		allocated := func(id string, start int64, max int32) ([]control.DiffRange, error) {
-			s, err := sm.GetMetadataAllocated(ctx, &csipb.GetMetadataAllocatedRequest{SnapshotId: id, StartingOffset: start, MaxResults: max})
+		allocated := func(snap string, start int64, max int32) ([]control.DiffRange, error) {
+			s, err := sm.GetMetadataAllocated(ctx, &csipb.GetMetadataAllocatedRequest{SnapshotId: id(snap), StartingOffset: start, MaxResults: max})
 			return collect(t, allocatedStream{s}, err, size, start, max)
 		}
 		delta := func(base, target string, start int64, max int32) ([]control.DiffRange, error) {
-			s, err := sm.GetMetadataDelta(ctx, &csipb.GetMetadataDeltaRequest{BaseSnapshotId: base, TargetSnapshotId: target, StartingOffset: start, MaxResults: max})
+			s, err := sm.GetMetadataDelta(ctx, &csipb.GetMetadataDeltaRequest{BaseSnapshotId: id(base), TargetSnapshotId: id(target), StartingOffset: start, MaxResults: max})
 			return collect(t, deltaStream{s}, err, size, start, max)
 		}
 		// resumes checks that a stream cut inside a range and resumed
