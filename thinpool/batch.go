@@ -14,8 +14,8 @@ import (
 const batchPieces = 32
 
 // ioBatch carries the pieces of one request that touches the data device
-// in several places (a read or write spanning data blocks, a new block's
-// zeroing or copy around a write) through a blk.Plug, and waits for all
+// in several places (a read or an in-place write spanning data blocks)
+// through a blk.Plug, and waits for all
 // of them, like a bio chain: the first error wins. The plug sorts the
 // pieces and merges those contiguous on the data device into one
 // preadv/pwritev2, and the hardware queues' workers issue the units in
@@ -73,23 +73,10 @@ func (b *ioBatch) read(ctx context.Context, buf []byte, off uint64) error {
 	return b.submit(ctx, blk.Request{Op: blk.OpRead, Buf: buf, Off: int64(off)})
 }
 
-// write adds a write of src at off; with fua it is durable when the batch
+// write adds a write of buf at off; with fua it is durable when the batch
 // has been waited for.
-func (b *ioBatch) write(ctx context.Context, src payload, off uint64, fua bool) error {
-	if src.buf == nil {
-		r := blk.Request{Op: blk.OpWriteZeroes, Off: int64(off), Len: int64(src.size)}
-		if fua {
-			// Write-zeroes has no FUA of its own: the caller flushes.
-			panic("thinpool: batched write-zeroes with FUA")
-		}
-		return b.submit(ctx, r)
-	}
-	return b.submit(ctx, blk.Request{Op: blk.OpWrite, Buf: src.buf, Off: int64(off), FUA: fua})
-}
-
-// copyRange adds a copy of n bytes from src to dst.
-func (b *ioBatch) copyRange(ctx context.Context, src, dst, n uint64) error {
-	return b.submit(ctx, blk.Request{Op: blk.OpCopy, Src: int64(src), Off: int64(dst), Len: int64(n)})
+func (b *ioBatch) write(ctx context.Context, buf []byte, off uint64, fua bool) error {
+	return b.submit(ctx, blk.Request{Op: blk.OpWrite, Buf: buf, Off: int64(off), FUA: fua})
 }
 
 // holdIO keeps e, an entry of t's all-I/O set, until the batch's pieces
