@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -120,6 +121,39 @@ func BenchmarkRandRead(b *testing.B) {
 				return d.Read(ctx, buf, off)
 			})
 		})
+		b.Run(fmt.Sprintf("mode=%s/path=blkplug", mode.name), func(b *testing.B) {
+			lone := lonePieces(benchDispatcher(b, path, mode.direct))
+			runSubmitters(b, 4096, func(buf []byte, off int64) error {
+				return lone(OpRead, buf, off)
+			})
+		})
+	}
+}
+
+// lonePieces returns a function that sends one request through a plug of
+// its own and waits for it: what a lone piece would cost if it went
+// through the queues instead of being issued directly. The plugs and
+// requests are reused, as a submitter reuses its own.
+func lonePieces(d *Dispatcher) func(op Op, buf []byte, off int64) error {
+	type lone struct {
+		p    *Plug
+		r    Request
+		done completions
+	}
+	pool := sync.Pool{New: func() any {
+		l := &lone{p: d.NewPlug(), done: make(completions, 1)}
+		l.r.End = l.done.end
+		return l
+	}}
+	return func(op Op, buf []byte, off int64) error {
+		l := pool.Get().(*lone)
+		defer pool.Put(l)
+		l.r.Op, l.r.Buf, l.r.Off = op, buf, off
+		if err := l.p.Submit(context.Background(), &l.r); err != nil {
+			return err
+		}
+		l.p.Finish()
+		return <-l.done
 	}
 }
 
@@ -138,6 +172,12 @@ func BenchmarkRandWrite(b *testing.B) {
 			ctx := context.Background()
 			runSubmitters(b, 4096, func(buf []byte, off int64) error {
 				return d.Write(ctx, buf, off, false)
+			})
+		})
+		b.Run(fmt.Sprintf("mode=%s/path=blkplug", mode.name), func(b *testing.B) {
+			lone := lonePieces(benchDispatcher(b, path, mode.direct))
+			runSubmitters(b, 4096, func(buf []byte, off int64) error {
+				return lone(OpWrite, buf, off)
 			})
 		})
 	}

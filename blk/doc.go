@@ -33,6 +33,14 @@
 // switches. Asynchronous Submit and plugged batches go through the software
 // queues to per hardware queue worker goroutines.
 //
+// So a caller with one request to wait for uses the synchronous calls,
+// and a caller with several that it waits for together submits them
+// through a Plug and waits for their End calls, like a bio chain: they
+// merge where they meet and run in parallel on the workers. thinpool does
+// both: a lone piece (a 4 KiB read or write, a block written whole, a
+// new block's copy or zeroing) is issued directly, and a read or write
+// spanning data blocks goes through a plug per request.
+//
 // A Plug batches one submitter's requests; when it is finished they are
 // sorted by operation and offset, and contiguous requests of the same
 // operation merge into one backend call (preadv/pwritev2 for data),

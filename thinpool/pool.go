@@ -49,6 +49,10 @@ type Pool struct {
 
 	pd passdown
 
+	// batches are reusable ioBatches, each with its own plug, for
+	// requests that reach the data device in several pieces.
+	batches sync.Pool
+
 	// reuses moves on whenever data blocks that mappings pointed to may
 	// start being reused or punched: at each commit and abort. Reads check
 	// it instead of joining a thin's allIO (see Thin.ReadAt). It has a
@@ -132,6 +136,7 @@ func Open(md *thinmeta.Pool, data blk.Backend, cfg Config) (*Pool, error) {
 		spaceCh: make(chan struct{}),
 		events:  newNotifier(),
 	}
+	p.batches.New = func() any { return newBatch(d) }
 	p.setMetadataThreshold()
 	if err := p.findClean(0, md.DataBlocks()); err != nil {
 		d.Close()

@@ -72,36 +72,86 @@ func (t *Thin) readBatch(ctx context.Context, buf []byte, off uint64, pos int) (
 func (t *Thin) mapAndRead(ctx context.Context, buf []byte, off uint64, pos int) (int, error) {
 	bs := t.p.bs
 	var run readRun
+	var rd runReader
 	for n := 0; n < maxReadBatch && pos < len(buf); n++ {
 		cur := off + uint64(pos)
 		v, o := cur/bs, cur%bs
 		chunk := int(min(bs-o, uint64(len(buf)-pos)))
 		l, mapped, err := t.find(v)
 		if err != nil {
-			return pos, err
+			return pos, rd.abandon(t.p, err)
 		}
 		if !mapped {
 			clear(buf[pos : pos+chunk])
 		} else if dataOff := l.DataBlock*bs + o; run.to == pos && run.dataOff+uint64(run.to-run.from) == dataOff {
 			run.to += chunk
 		} else {
-			if err := t.readRun(ctx, buf, run); err != nil {
-				return pos, err
+			if err := rd.add(ctx, t, buf, run); err != nil {
+				return pos, rd.abandon(t.p, err)
 			}
 			run = readRun{dataOff: dataOff, from: pos, to: pos + chunk}
 		}
 		pos += chunk
 	}
-	return pos, t.readRun(ctx, buf, run)
+	if err := rd.add(ctx, t, buf, run); err != nil {
+		return pos, rd.abandon(t.p, err)
+	}
+	return pos, rd.finish(ctx, t, buf)
 }
 
-// readRun reads one run from the data device; an empty run reads nothing.
-func (t *Thin) readRun(ctx context.Context, buf []byte, r readRun) error {
+// runReader issues the runs of one read. A lone run is read directly in
+// the caller's goroutine, which is faster for one request than going
+// through a worker (see blk's direct issue); from the second run on, the
+// runs go through a batch, so that they are read in parallel and runs
+// that meet on the data device (with an unmapped block between them in
+// the volume) merge into one preadv.
+type runReader struct {
+	first readRun // the first run, held until it is known not to be alone
+	b     *ioBatch
+}
+
+// add takes one more run; an empty run is nothing.
+func (rd *runReader) add(ctx context.Context, t *Thin, buf []byte, r readRun) error {
 	if r.to == r.from {
 		return nil
 	}
 	if h := t.p.hooks.Load(); h != nil && h.readMapped != nil {
 		h.readMapped()
 	}
-	return t.p.data.Read(ctx, buf[r.from:r.to], int64(r.dataOff))
+	if rd.b == nil {
+		if rd.first.to == rd.first.from {
+			rd.first = r
+			return nil
+		}
+		rd.b = t.p.getBatch()
+		f := rd.first
+		if err := rd.b.read(ctx, buf[f.from:f.to], f.dataOff); err != nil {
+			return err
+		}
+	}
+	return rd.b.read(ctx, buf[r.from:r.to], r.dataOff)
+}
+
+// finish reads a lone run, or waits for the batch.
+func (rd *runReader) finish(ctx context.Context, t *Thin, buf []byte) error {
+	if rd.b == nil {
+		f := rd.first
+		if f.to == f.from {
+			return nil
+		}
+		return t.p.data.Read(ctx, buf[f.from:f.to], int64(f.dataOff))
+	}
+	err := rd.b.wait()
+	t.p.putBatch(rd.b)
+	return err
+}
+
+// abandon waits for runs already submitted (their buffers are the
+// caller's) and returns err.
+func (rd *runReader) abandon(p *Pool, err error) error {
+	if rd.b != nil {
+		rd.b.wait()
+		p.putBatch(rd.b)
+	}
+	return err
 }

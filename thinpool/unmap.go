@@ -191,7 +191,7 @@ func (t *Thin) zeroPlan(ctx context.Context, plan discard.ZeroPlan, noHole, fua 
 		}
 	}
 	for v := plan.Provision.Begin; v < plan.Provision.End; v++ {
-		if err := t.writeBlock(ctx, v, 0, zeroPayload(bs), fua); err != nil {
+		if err := t.writeBlock(ctx, v, 0, zeroPayload(bs), fua, nil); err != nil {
 			return freed, err
 		}
 	}
@@ -212,7 +212,7 @@ func (t *Thin) zeroPart(ctx context.Context, v, o, n uint64, noHole bool) error 
 			return t.zeroIfMapped(ctx, v, o, n)
 		}
 	}
-	return t.writeBlock(ctx, v, o, zeroPayload(n), false)
+	return t.writeBlock(ctx, v, o, zeroPayload(n), false, nil)
 }
 
 // zeroIfMapped re-checks the mapping under the block's cell.
@@ -227,7 +227,7 @@ func (t *Thin) zeroIfMapped(ctx context.Context, v, o, n uint64) error {
 	if err != nil || !mapped {
 		return err
 	}
-	return t.writeBlock(ctx, v, o, zeroPayload(n), false)
+	return t.writeBlock(ctx, v, o, zeroPayload(n), false, nil)
 }
 
 // UnmapBlocks unmaps virtual blocks [begin, end) of device id, as a

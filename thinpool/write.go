@@ -26,10 +26,24 @@ func (t *Thin) WriteAt(ctx context.Context, buf []byte, off uint64, fua bool) er
 	if Mode(t.p.mode.Load()) == ModeFail {
 		return ErrFailed
 	}
+	// A write over several blocks sends the in-place pieces through a
+	// batch, merged where they meet on the data device; one block is
+	// written directly, the fastest way for a lone request.
+	var b *ioBatch
+	if bs := t.p.bs; off/bs != (off+uint64(len(buf))-1)/bs {
+		b = t.p.getBatch()
+	}
 	t.writes.RLock()
 	err := t.forBlocks(off, uint64(len(buf)), func(v, o, n, pos uint64) error {
-		return t.writeBlock(ctx, v, o, bytesPayload(buf[pos:pos+n]), fua)
+		return t.writeBlock(ctx, v, o, bytesPayload(buf[pos:pos+n]), fua, b)
 	})
+	if b != nil {
+		// Wait even after an error: the pieces hold the caller's buffer.
+		if werr := b.wait(); err == nil {
+			err = werr
+		}
+		t.p.putBatch(b)
+	}
 	t.writes.RUnlock()
 	if err != nil {
 		return err
@@ -58,8 +72,10 @@ func (t *Thin) forBlocks(off, n uint64, fn func(v, o, n, pos uint64) error) erro
 
 // writeBlock writes src at offset o of virtual block v (process_bio for a
 // write): in place if the block is mapped and not shared, by breaking
-// sharing if it is shared, by provisioning if it is unmapped.
-func (t *Thin) writeBlock(ctx context.Context, v, o uint64, src payload, fua bool) error {
+// sharing if it is shared, by provisioning if it is unmapped. With a
+// batch b, an in-place write is only submitted: it completes, and leaves
+// the in-flight set, when the caller waits for b.
+func (t *Thin) writeBlock(ctx context.Context, v, o uint64, src payload, fua bool, b *ioBatch) error {
 	p := t.p
 	// The common case, a block of its own, needs no cell: the write joins
 	// the in-flight set before looking up, so a commit or abort that lets
@@ -70,6 +86,14 @@ func (t *Thin) writeBlock(ctx context.Context, v, o uint64, src payload, fua boo
 		if h := p.hooks.Load(); h != nil && h.writeMapped != nil {
 			h.writeMapped()
 		}
+		if b != nil && src.buf != nil {
+			if err := b.write(ctx, src.buf, l.DataBlock*p.bs+o, fua); err != nil {
+				t.endIO(e)
+				return err
+			}
+			b.holdIO(t, e)
+			return nil
+		}
 		err = t.putData(ctx, l.DataBlock*p.bs+o, src, fua)
 		t.endIO(e)
 		return err
@@ -77,6 +101,14 @@ func (t *Thin) writeBlock(ctx context.Context, v, o uint64, src payload, fua boo
 	t.endIO(e)
 	if err != nil {
 		return err
+	}
+	if b != nil {
+		// A change of mapping may wait for a commit, and a commit waits
+		// for the in-flight set: let the batch's writes complete and
+		// leave it first.
+		if err := b.wait(); err != nil {
+			return err
+		}
 	}
 	// Changing the mapping: hold the block's cell, and look again.
 	c, err := p.lockCell(ctx, virtualKey(t.id, v))
