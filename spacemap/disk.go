@@ -132,10 +132,20 @@ func (d *Disk) freedThisTransaction(b uint64) bool {
 // NewBlock allocates a block free both now and at the last commit, and
 // not freed in this transaction; the lowest one at or after the previous
 // allocation first.
-func (d *Disk) NewBlock() (uint64, error) {
+func (d *Disk) NewBlock() (uint64, error) { return d.NewBlockExcept(nil) }
+
+// NewBlockExcept is NewBlock, passing over the free blocks for which
+// held (if not nil) is true: blocks the caller keeps back from reuse in
+// core, such as those whose passdown is on its way to the data device.
+func (d *Disk) NewBlockExcept(held func(uint64) bool) (uint64, error) {
 	var veto func(uint64) bool
-	if len(d.freedAgain) > 0 {
+	switch {
+	case len(d.freedAgain) > 0 && held != nil:
+		veto = func(b uint64) bool { return d.freedThisTransaction(b) || held(b) }
+	case len(d.freedAgain) > 0:
 		veto = d.freedThisTransaction
+	default:
+		veto = held
 	}
 	b, err := findCommonFree(d.old, d.ll, d.begin, d.ll.nrBlocks, veto)
 	if err == ErrNoSpace {

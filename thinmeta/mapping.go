@@ -147,14 +147,17 @@ func (p *Pool) WalkMappings(dev, begin, end uint64, fn func(vblock uint64, l Loo
 
 // AllocDataBlock allocates a data block with a reference count of one.
 // Blocks freed in this transaction are not handed out before the next
-// commit. spacemap.ErrNoSpace when the data device is full.
+// commit, nor held blocks (HoldDataBlocks). spacemap.ErrNoSpace when the data device is full.
 func (p *Pool) AllocDataBlock() (uint64, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err := p.writable(); err != nil {
 		return 0, err
 	}
-	return p.dsm.NewBlock()
+	if len(p.held) == 0 {
+		return p.dsm.NewBlock()
+	}
+	return p.dsm.NewBlockExcept(p.isHeld)
 }
 
 // Insert maps vblock of dev to dataBlock, stamped with the current pool

@@ -47,7 +47,8 @@ type Pool struct {
 
 	devices         map[uint64]*device
 	metadataReserve uint64
-	heldRootPending bool // a metadata snapshot change awaits commit
+	heldRootPending bool                // a metadata snapshot change awaits commit
+	held            map[uint64]struct{} // data blocks kept from allocation (hold.go)
 
 	metaThreshold   uint64
 	metaThresholdFn func()
@@ -482,7 +483,7 @@ func (p *Pool) Stats() Stats {
 		return st
 	}
 	st.DataBlocks = p.dsm.NrBlocks()
-	st.DataBlocksFree = p.dsm.NrFree()
+	st.DataBlocksFree = p.freeDataBlocks()
 	st.MetadataBlocks = p.msm.NrBlocks()
 	if free := p.msm.NrFree(); free > p.metadataReserve {
 		st.MetadataBlocksFree = free - p.metadataReserve

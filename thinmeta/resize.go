@@ -50,7 +50,7 @@ func (p *Pool) checkDataGrowth(n uint64) error {
 func (p *Pool) FreeDataBlocks() uint64 {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	return p.dsm.NrFree()
+	return p.freeDataBlocks()
 }
 
 // ResizeData grows the data space map to n blocks. Shrinking is refused,

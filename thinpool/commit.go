@@ -112,8 +112,21 @@ func (p *Pool) requestCommit(ctx context.Context, flush bool) error {
 // never map a block whose data (or zeroing, or copy) is not on stable
 // storage, unless the block was a hole, which reads zeros after a crash
 // as an unflushed write may. Timer commits that only map holes skip the
-// flush, as dm-thin's periodic commit does.
+// flush, as dm-thin's periodic commit does. The blocks the commit freed
+// for passdown are punched after it, without the transaction lock, and
+// before commitNow returns. Callers hold Pool.hold, so commits and their
+// punches never overlap.
 func (p *Pool) commitNow(flushRequested bool) error {
+	held, err := p.commitLocked(flushRequested)
+	if held != nil {
+		p.punchHeld(held)
+	}
+	return err
+}
+
+// commitLocked is commitNow under the transaction lock, up to the hold
+// of the blocks the commit freed, which the caller then punches.
+func (p *Pool) commitLocked(flushRequested bool) (*heldBlocks, error) {
 	start := time.Now()
 	if p.mdDirty.Load() && (flushRequested || p.dataFirst.Load()) {
 		// Flush most of the new blocks' data before taking the lock, while
@@ -121,13 +134,13 @@ func (p *Pool) commitNow(flushRequested bool) error {
 		// written meanwhile, and provisioning waits that much less.
 		if err := p.data.Flush(context.Background()); err != nil {
 			p.st.commitErrors.Add(1)
-			return err
+			return nil, err
 		}
 	}
 	p.txn.Lock()
 	defer p.txn.Unlock()
 	if Mode(p.mode.Load()) == ModeFail {
-		return ErrFailed
+		return nil, ErrFailed
 	}
 	// Under the lock nothing maps blocks, so the flag covers everything
 	// this commit will cover.
@@ -135,37 +148,38 @@ func (p *Pool) commitNow(flushRequested bool) error {
 		if err := p.data.Flush(context.Background()); err != nil {
 			p.dataFirst.Store(true)
 			p.st.commitErrors.Add(1)
-			return err
+			return nil, err
 		}
 	}
 	if !p.mdDirty.Load() {
-		return nil
+		return nil, nil
 	}
 	if Mode(p.mode.Load()) == ModeReadOnly && !p.metaFull.Load() {
 		// Read-only mode after a failure was entered with an abort:
 		// nothing to commit. (Out of metadata space, the reserve is
 		// there to commit what was done.)
 		p.mdDirty.Store(false)
-		return nil
+		return nil, nil
 	}
 	if err := p.md.Commit(); err != nil {
 		p.st.commitErrors.Add(1)
-		return p.metadataFailed("commit", err)
+		return nil, p.metadataFailed("commit", err)
 	}
 	p.mdDirty.Store(false)
 	p.clearChanged()
-	// From here blocks this transaction freed may be reused. Reads that
-	// may have them in hand will look again; first let every write that
-	// may still have them in hand finish.
+	// From here blocks this transaction freed may be reused, but for
+	// those passed down, held until punched. Reads that may have them in
+	// hand will look again; first let every write that may still have
+	// them in hand finish.
 	p.reuses.Add(1)
 	p.waitInFlight()
-	p.runPassdown()
+	held := p.holdPassdown()
 	if Mode(p.mode.Load()) == ModeOutOfDataSpace && p.md.FreeDataBlocks() > 0 {
 		p.signalSpace() // this commit made freed blocks allocatable
 	}
 	p.st.commits.Add(1)
 	p.st.commitNanos.Add(uint64(time.Since(start)))
-	return nil
+	return held, nil
 }
 
 // clearChanged marks every open thin as having no uncommitted change.

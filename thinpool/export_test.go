@@ -12,6 +12,13 @@ func SetWriteMappedHook(p *Pool, f func()) (restore func()) {
 	return p.setHook(func(h *testHooks) { h.writeMapped = f })
 }
 
+// SetPassdownHook makes f run after each commit that frees blocks for
+// passdown has held them, before their holes are punched, until restore
+// is called.
+func SetPassdownHook(p *Pool, f func()) (restore func()) {
+	return p.setHook(func(h *testHooks) { h.passdown = f })
+}
+
 // setHook installs a copy of the hooks changed by set, and returns what
 // puts the previous ones back.
 func (p *Pool) setHook(set func(*testHooks)) (restore func()) {

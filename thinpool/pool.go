@@ -86,6 +86,7 @@ type Pool struct {
 type testHooks struct {
 	readMapped  func() // between a read's lookups and its data I/O
 	writeMapped func() // between an in-place write's lookup and its data I/O
+	passdown    func() // after a commit held its freed blocks, before their punch
 }
 
 // Open puts a pool in service over its metadata and its data device (which

@@ -96,8 +96,8 @@ func (t *Thin) unmapBlocks(ctx context.Context, begin, end uint64) (uint64, erro
 }
 
 // unmapChunk unmaps one chunk, holding its cell, and returns how many data
-// blocks it freed. The transaction lock is held throughout, so no commit
-// can make a freed block reusable before its hole is punched.
+// blocks it freed. The transaction lock's read side is held throughout,
+// so the commit that frees the blocks also holds them for passdown.
 func (t *Thin) unmapChunk(ctx context.Context, ch discard.BlockRange) (uint64, error) {
 	p := t.p
 	p.txn.RLock()
