@@ -79,21 +79,32 @@ func (r *Router) fanOut(ctx context.Context, maxEntries int32, token string, lis
 
 // ListVolumes merges every node's volumes.
 func (r *Router) ListVolumes(ctx context.Context, req *csipb.ListVolumesRequest) (*csipb.ListVolumesResponse, error) {
-	out := &csipb.ListVolumesResponse{}
-	next, err := r.fanOut(ctx, req.GetMaxEntries(), req.GetStartingToken(), func(c csipb.ControllerClient, max int32, token string) ([]string, string, error) {
-		resp, err := c.ListVolumes(ctx, &csipb.ListVolumesRequest{MaxEntries: max, StartingToken: token})
-		var ids []string
-		for _, e := range resp.GetEntries() {
-			ids = append(ids, e.GetVolume().GetVolumeId())
-		}
-		out.Entries = append(out.Entries, resp.GetEntries()...)
-		return ids, resp.GetNextToken(), err
-	})
+	entries, next, err := listAll(ctx, r, req.GetMaxEntries(), req.GetStartingToken(),
+		func(c csipb.ControllerClient, max int32, token string) ([]*csipb.ListVolumesResponse_Entry, string, error) {
+			resp, err := c.ListVolumes(ctx, &csipb.ListVolumesRequest{MaxEntries: max, StartingToken: token})
+			return resp.GetEntries(), resp.GetNextToken(), err
+		},
+		func(e *csipb.ListVolumesResponse_Entry) string { return e.GetVolume().GetVolumeId() })
 	if err != nil {
 		return nil, err
 	}
-	out.NextToken = next
-	return out, nil
+	return &csipb.ListVolumesResponse{Entries: entries, NextToken: next}, nil
+}
+
+// listAll is fanOut collecting the entries of each node's pages; id
+// names an entry's object.
+func listAll[E any](ctx context.Context, r *Router, maxEntries int32, token string, page func(c csipb.ControllerClient, max int32, token string) ([]E, string, error), id func(E) string) ([]E, string, error) {
+	var out []E
+	next, err := r.fanOut(ctx, maxEntries, token, func(c csipb.ControllerClient, max int32, token string) ([]string, string, error) {
+		entries, next, err := page(c, max, token)
+		ids := make([]string, len(entries))
+		for i, e := range entries {
+			ids[i] = id(e)
+		}
+		out = append(out, entries...)
+		return ids, next, err
+	})
+	return out, next, err
 }
 
 // ListSnapshots goes to the one node a snapshot or source id names, or
@@ -113,21 +124,16 @@ func (r *Router) ListSnapshots(ctx context.Context, req *csipb.ListSnapshotsRequ
 		}
 		return c.ListSnapshots(ctx, req)
 	}
-	out := &csipb.ListSnapshotsResponse{}
-	next, err := r.fanOut(ctx, req.GetMaxEntries(), req.GetStartingToken(), func(c csipb.ControllerClient, max int32, token string) ([]string, string, error) {
-		resp, err := c.ListSnapshots(ctx, &csipb.ListSnapshotsRequest{MaxEntries: max, StartingToken: token})
-		var ids []string
-		for _, e := range resp.GetEntries() {
-			ids = append(ids, e.GetSnapshot().GetSnapshotId())
-		}
-		out.Entries = append(out.Entries, resp.GetEntries()...)
-		return ids, resp.GetNextToken(), err
-	})
+	entries, next, err := listAll(ctx, r, req.GetMaxEntries(), req.GetStartingToken(),
+		func(c csipb.ControllerClient, max int32, token string) ([]*csipb.ListSnapshotsResponse_Entry, string, error) {
+			resp, err := c.ListSnapshots(ctx, &csipb.ListSnapshotsRequest{MaxEntries: max, StartingToken: token})
+			return resp.GetEntries(), resp.GetNextToken(), err
+		},
+		func(e *csipb.ListSnapshotsResponse_Entry) string { return e.GetSnapshot().GetSnapshotId() })
 	if err != nil {
 		return nil, err
 	}
-	out.NextToken = next
-	return out, nil
+	return &csipb.ListSnapshotsResponse{Entries: entries, NextToken: next}, nil
 }
 
 // GetCapacity asks the node of the segment; without one it sums every
