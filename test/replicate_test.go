@@ -360,9 +360,9 @@ func TestReplicateOverTLSBetweenNamespaces(t *testing.T) {
 		good := tlsArgs(sendCert, sendKey, pki.caCert)
 		recvArgs := append(tlsArgs(recvCert, recvKey, pki.caCert), "--tls-allow", "cn=sender-a")
 		// startReceive starts `thind volume receive NAME --listen` on b.
-		startReceive := func(name string, extra ...string) (*exec.Cmd, *bytes.Buffer) {
+		startReceive := func(name string, extra ...string) (*exec.Cmd, *lockedBuffer) {
 			recv := b.thindIn(append([]string{"volume", "receive", name, "--listen", listen}, extra...)...)
-			var errOut bytes.Buffer
+			var errOut lockedBuffer
 			recv.Stderr = &errOut
 			if err := recv.Start(); err != nil {
 				t.Fatal(err)
