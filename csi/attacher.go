@@ -30,6 +30,9 @@ type Attacher interface {
 	Detach(ctx context.Context, dev string) error
 	// Attached reports whether dev has a connection.
 	Attached(dev string) bool
+	// Size is dev's size in bytes as the kernel shows it (0 for a
+	// device with no connection).
+	Size(dev string) (uint64, error)
 	// Grow makes the attached dev size bytes long without detaching it,
 	// once the volume has grown (online expansion); an attacher that
 	// cannot returns ErrCannotGrow.
@@ -94,6 +97,9 @@ func (a ExecAttacher) Detach(ctx context.Context, dev string) error {
 
 // Attached reports whether the kernel has a connection on dev.
 func (a ExecAttacher) Attached(dev string) bool { return kernelnbd.Connected(dev) }
+
+// Size is the kernel's size of dev.
+func (a ExecAttacher) Size(dev string) (uint64, error) { return kernelnbd.Size(dev) }
 
 // Grow sets the kernel's size of dev (NBD_SET_SIZE): thind's NBD server
 // serves a volume's new size on the connection it already has.

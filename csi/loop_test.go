@@ -14,6 +14,7 @@ import (
 
 	"github.com/thind-storage/thind/csi"
 	"github.com/thind-storage/thind/internal/tooltest"
+	"github.com/thind-storage/thind/kernelnbd"
 )
 
 // loopAttacher is the node plugin's other Attacher, for hosts without the
@@ -172,6 +173,9 @@ func (a *loopAttacher) Attached(dev string) bool {
 	defer a.mu.Unlock()
 	return a.byDev[dev] != nil
 }
+
+// Size is the loop device's size, from sysfs as for an NBD device.
+func (a *loopAttacher) Size(dev string) (uint64, error) { return kernelnbd.Size(dev) }
 
 // Grow cannot: nbdfuse serves a file of the size the export had when it
 // connected, and a loop device is only as large as its file.

@@ -70,7 +70,7 @@ func (d *Driver) NodeStageVolume(ctx context.Context, req *csipb.NodeStageVolume
 	if _, err := d.csiOf(ctx, id, KindVolume); err != nil {
 		return nil, err
 	}
-	dev, err := d.attach(ctx, id)
+	dev, err := d.attachSettled(ctx, id)
 	if err != nil {
 		return nil, err
 	}
