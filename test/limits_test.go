@@ -335,7 +335,24 @@ loop:
 	floodFDs := d.procFDs()
 
 	// The flood's last connections stay open: a client of the same user
-	// still gets in once they have lasted a second.
+	// still gets in once they have lasted a second. The clock starts when
+	// the daemon has taken the flood's last dials from the listen backlog
+	// (up to somaxconn of them, each refused or taking a slot, which
+	// restarts that slot's second): until then a new client waits behind
+	// them.
+	hits := func() float64 {
+		s := d.scrape()
+		return metric(s, `thind_nbd_limit_hits_total{limit="handshakes"}`) + metric(s, `thind_nbd_limit_hits_total{limit="connections"}`)
+	}
+	last := hits()
+	waitFor(t, "the flood's backlog taken", 30*time.Second, func() error {
+		time.Sleep(200 * time.Millisecond)
+		if now := hits(); now != last {
+			last = now
+			return fmt.Errorf("limit hits still rising (%v)", now)
+		}
+		return nil
+	})
 	time.Sleep(1100 * time.Millisecond)
 	c, err := dialNBD("unix", d.sock, "default")
 	if err != nil {
