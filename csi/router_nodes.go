@@ -7,8 +7,6 @@ import (
 	"slices"
 	"strings"
 
-	corev1 "k8s.io/api/core/v1"
-
 	"github.com/thind-storage/thind/kubeapi"
 )
 
@@ -58,9 +56,9 @@ func AddressTemplate(tmpl string, kube *kubeapi.Client) (func(context.Context, s
 	}, nil
 }
 
-func internalIP(n *corev1.Node) string {
+func internalIP(n *kubeapi.Node) string {
 	for _, a := range n.Status.Addresses {
-		if a.Type == corev1.NodeInternalIP {
+		if a.Type == kubeapi.NodeInternalIP {
 			return a.Address
 		}
 	}

@@ -14,9 +14,6 @@ import (
 	"os"
 	"strings"
 	"time"
-
-	corev1 "k8s.io/api/core/v1"
-	storagev1 "k8s.io/api/storage/v1"
 )
 
 // The service account's files in every pod (kubernetes.io: "Accessing
@@ -69,8 +66,8 @@ func New(base, tokenFile string, hc *http.Client) *Client {
 }
 
 // Node GETs the Node name.
-func (c *Client) Node(ctx context.Context, name string) (*corev1.Node, error) {
-	var n corev1.Node
+func (c *Client) Node(ctx context.Context, name string) (*Node, error) {
+	var n Node
 	if err := c.get(ctx, "/api/v1/nodes/"+url.PathEscape(name), &n); err != nil {
 		return nil, err
 	}
@@ -79,8 +76,8 @@ func (c *Client) Node(ctx context.Context, name string) (*corev1.Node, error) {
 
 // CSINodes lists the CSINode objects: one per node, naming the CSI
 // drivers registered there.
-func (c *Client) CSINodes(ctx context.Context) ([]storagev1.CSINode, error) {
-	var l storagev1.CSINodeList
+func (c *Client) CSINodes(ctx context.Context) ([]CSINode, error) {
+	var l csiNodeList
 	if err := c.get(ctx, "/apis/storage.k8s.io/v1/csinodes", &l); err != nil {
 		return nil, err
 	}
