@@ -174,6 +174,30 @@ func BenchmarkFirstWrite64K(b *testing.B) {
 	})
 }
 
+// BenchmarkFirstWrite1M provisions 16 blocks per write: each 1 MiB write
+// lands on blocks never written, as a copy onto a new volume does. The
+// raw side writes as much to fresh places of a sparse file of its own.
+func BenchmarkFirstWrite1M(b *testing.B) {
+	const r = 1 << 20
+	vol := uint64(max(b.N, pairedRounds)+benchSubmitter) * r
+	be := newBenchEnv(b, vol, false)
+	raw, err := os.Create(filepath.Join(b.TempDir(), "raw"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer raw.Close()
+	raw.Truncate(int64(vol))
+	b.SetBytes(r)
+	b.ReportAllocs()
+	buf := make([]byte, r)
+	paired(b, func(_ *rand.Rand, i int) error {
+		_, err := raw.WriteAt(buf, int64(i)*r)
+		return err
+	}, func(_ *rand.Rand, i int) error {
+		return be.th.WriteAt(bg, buf, uint64(i)*r, false)
+	})
+}
+
 // BenchmarkWriteAfterSnapshot breaks sharing: each 4 KiB write lands on a
 // different block shared with a snapshot, so it copies a 64 KiB block.
 // The raw side writes 4 KiB at the same places of the data file.
