@@ -1,12 +1,10 @@
 package daemon_test
 
 import (
-	"bytes"
 	"errors"
 	"log/slog"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/thind-storage/thind/blk"
@@ -20,35 +18,17 @@ import (
 	"github.com/thind-storage/thind/thinpool"
 )
 
-// logBuffer collects a daemon's log for a test to read.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // faulty is a daemon with fault injection under both of its devices.
 type faulty struct {
 	*running
 	meta *faultdev.Device
 	data *faultdev.Backend
-	log  *logBuffer
+	log  *tooltest.LockedBuffer
 }
 
 func startFaulty(t *testing.T, cfg daemon.Config) *faulty {
 	t.Helper()
-	f := &faulty{log: &logBuffer{}}
+	f := &faulty{log: &tooltest.LockedBuffer{}}
 	seed := randtest.Seed(t)
 	cfg.WrapMetadata = func(dev bm.Device) bm.Device { f.meta = faultdev.New(dev, seed); return f.meta }
 	cfg.WrapData = func(b blk.Backend) blk.Backend { f.data = faultdev.NewBackend(b, seed); return f.data }

@@ -360,9 +360,9 @@ func TestReplicateOverTLSBetweenNamespaces(t *testing.T) {
 		good := tlsArgs(sendCert, sendKey, pki.caCert)
 		recvArgs := append(tlsArgs(recvCert, recvKey, pki.caCert), "--tls-allow", "cn=sender-a")
 		// startReceive starts `thind volume receive NAME --listen` on b.
-		startReceive := func(name string, extra ...string) (*exec.Cmd, *lockedBuffer) {
+		startReceive := func(name string, extra ...string) (*exec.Cmd, *tooltest.LockedBuffer) {
 			recv := b.thindIn(append([]string{"volume", "receive", name, "--listen", listen}, extra...)...)
-			var errOut lockedBuffer
+			var errOut tooltest.LockedBuffer
 			recv.Stderr = &errOut
 			if err := recv.Start(); err != nil {
 				t.Fatal(err)

@@ -155,30 +155,16 @@ func BenchmarkRandom4K(b *testing.B) {
 // BenchmarkFirstWrite64K provisions: each write lands on a block never
 // written (64 KiB blocks: no zeroing). The raw side writes as much to
 // fresh places of a sparse file of its own.
-func BenchmarkFirstWrite64K(b *testing.B) {
-	vol := uint64(max(b.N, pairedRounds)+benchSubmitter) * benchBlock
-	be := newBenchEnv(b, vol, false)
-	raw, err := os.Create(filepath.Join(b.TempDir(), "raw"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer raw.Close()
-	raw.Truncate(int64(vol))
-	b.SetBytes(benchBlock)
-	buf := make([]byte, benchBlock)
-	paired(b, func(_ *rand.Rand, i int) error {
-		_, err := raw.WriteAt(buf, int64(i)*benchBlock)
-		return err
-	}, func(_ *rand.Rand, i int) error {
-		return be.th.WriteAt(bg, buf, uint64(i)*benchBlock, false)
-	})
-}
+func BenchmarkFirstWrite64K(b *testing.B) { firstWrites(b, benchBlock) }
 
-// BenchmarkFirstWrite1M provisions 16 blocks per write: each 1 MiB write
-// lands on blocks never written, as a copy onto a new volume does. The
-// raw side writes as much to fresh places of a sparse file of its own.
-func BenchmarkFirstWrite1M(b *testing.B) {
-	const r = 1 << 20
+// BenchmarkFirstWrite1M provisions 16 blocks per write, as a copy onto a
+// new volume does.
+func BenchmarkFirstWrite1M(b *testing.B) { firstWrites(b, 1<<20) }
+
+// firstWrites writes r bytes at a time, each time onto blocks never
+// written, against as many bytes written to fresh places of a sparse raw
+// file.
+func firstWrites(b *testing.B, r uint64) {
 	vol := uint64(max(b.N, pairedRounds)+benchSubmitter) * r
 	be := newBenchEnv(b, vol, false)
 	raw, err := os.Create(filepath.Join(b.TempDir(), "raw"))
@@ -187,11 +173,11 @@ func BenchmarkFirstWrite1M(b *testing.B) {
 	}
 	defer raw.Close()
 	raw.Truncate(int64(vol))
-	b.SetBytes(r)
+	b.SetBytes(int64(r))
 	b.ReportAllocs()
 	buf := make([]byte, r)
 	paired(b, func(_ *rand.Rand, i int) error {
-		_, err := raw.WriteAt(buf, int64(i)*r)
+		_, err := raw.WriteAt(buf, int64(uint64(i)*r))
 		return err
 	}, func(_ *rand.Rand, i int) error {
 		return be.th.WriteAt(bg, buf, uint64(i)*r, false)
