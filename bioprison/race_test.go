@@ -3,10 +3,10 @@ package bioprison
 import (
 	"errors"
 	"math/rand/v2"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/thind-storage/thind/internal/randtest"
 )
@@ -164,11 +164,13 @@ func TestPrisonConcurrentQueueDriven(t *testing.T) {
 	t.Logf("%d detains waited behind a holder", waits.Load())
 }
 
-// hold plays a holder's work on k, yielding so that others try to detain
-// overlapping keys meanwhile.
+// hold plays a holder's work on k, sleeping so that others try to detain
+// overlapping keys meanwhile. A sleep, not a yield: Gosched returns at
+// once when no other goroutine is runnable on this P, and on a loaded
+// machine a whole run could then pass without one request waiting.
 func hold(t testing.TB, occ *occupancy, k Key) {
 	occ.enter(t, k)
-	runtime.Gosched()
+	time.Sleep(time.Microsecond)
 	occ.leave(k)
 }
 
