@@ -164,6 +164,9 @@ func (d *Daemon) reconcile(ctx context.Context) error {
 			}
 		}
 	}
+	if err := d.dropLandedStaging(ctx); err != nil {
+		return err
+	}
 	if d.st.fresh {
 		vols, err := d.cat.List(ctx, catalog.Filter{})
 		if err != nil {

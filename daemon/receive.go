@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/thind-storage/thind/catalog"
@@ -173,10 +174,40 @@ func (d *Daemon) Receive(ctx context.Context, name string, r io.Reader) (res Rec
 	if err != nil {
 		return res, fmt.Errorf("receive: creating %s: %w", name, err)
 	}
-	if err := d.DeleteVolume(ctx, st); err != nil {
+	// The snapshot has landed: the staging volume goes even if the
+	// sender has gone away meanwhile (a crash here leaves it for
+	// dropLandedStaging).
+	if err := d.DeleteVolume(context.WithoutCancel(ctx), st); err != nil {
 		d.log.Warn("receive: deleting the staging volume", "volume", st, "err", err)
 	}
 	return res, nil
+}
+
+// dropLandedStaging deletes, at startup, the staging volumes of receives
+// whose snapshot had landed when the daemon stopped (a crash between
+// creating the snapshot and deleting its staging volume): they hold
+// space and would make a replay of the same stream look like a resume.
+func (d *Daemon) dropLandedStaging(ctx context.Context) error {
+	vols, err := d.cat.List(ctx, catalog.Filter{})
+	if err != nil {
+		return err
+	}
+	for _, st := range vols {
+		name, ok := strings.CutSuffix(st.Name, stagingSuffix)
+		id := st.Labels[labelReceiving]
+		if !ok || id == "" {
+			continue
+		}
+		v, err := d.cat.Get(ctx, name)
+		if err != nil || v.Labels[labelReceived] != id {
+			continue // an interrupted receive, kept for its resume
+		}
+		if err := d.DeleteVolume(ctx, st.Name); err != nil {
+			return fmt.Errorf("deleting %s, the staging volume of the landed %s: %w", st.Name, name, err)
+		}
+		d.log.Info("deleted the staging volume of a receive that had landed", "volume", name, "staging", st.Name)
+	}
+	return nil
 }
 
 // errLandedBefore: the stream's snapshot is name already, and its

@@ -328,8 +328,10 @@ loop:
 		t.Errorf("during the flood %d clients got in and %d did not (last: %v)", good, bad, lastErr)
 	}
 	// The flood's descriptors in the daemon: its handshake slots, the
-	// TCP clients, and what closes are still under way.
-	if peakFD > baseFD+maxHS+32 {
+	// TCP clients, and what closes are still under way (on a loaded
+	// machine up to twice the slots: 97 with a baseline of 28 in one CI
+	// run), far from the 512 the flood holds open.
+	if peakFD > baseFD+3*maxHS {
 		t.Errorf("the daemon had %d descriptors open during the flood, baseline %d, max handshakes %d", peakFD, baseFD, maxHS)
 	}
 	floodFDs := d.procFDs()

@@ -3,6 +3,7 @@ package test
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -226,6 +227,21 @@ func TestReplicateBetweenNamespaces(t *testing.T) {
 			if got, want := nbdSum(t, a, b, name), nbdSum(t, a, a, snap); got != want {
 				t.Fatalf("%s on b: sha256 %x, a's %s %x", name, got, snap, want)
 			}
+			// A kill between the snapshot landing and its staging
+			// volume's deletion leaves nothing behind either.
+			waitFor(t, "no staging volume left on b", 10*time.Second, func() error {
+				out := b.mustCLI("volume", "list", "--all", "--json")
+				var vols []volumeJSON
+				if err := json.Unmarshal([]byte(out), &vols); err != nil {
+					t.Fatalf("volume list --all --json: %v\n%s", err, out)
+				}
+				for _, v := range vols {
+					if v.Name == name+".receiving" {
+						return fmt.Errorf("%s is still there", v.Name)
+					}
+				}
+				return nil
+			})
 		}
 
 		snaps := []string{"s0", "s1", "s2", "s3"}
