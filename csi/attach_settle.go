@@ -3,7 +3,6 @@ package csi
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -31,7 +30,7 @@ func (d *Driver) attachSettled(ctx context.Context, id string) (string, error) {
 		if try > 0 || d.cfg.Attacher.Attached(dev) {
 			return "", status.Errorf(codes.Unavailable, "attach %s: %v", id, err)
 		}
-		slog.Warn("the NBD connection dropped right after the attach; attaching again", "volume", id, "device", dev, "err", err)
+		d.log.Warn("the NBD connection dropped right after the attach; attaching again", "volume", id, "device", dev, "err", err)
 	}
 }
 
