@@ -194,12 +194,11 @@ func (d *Daemon) dropLandedStaging(ctx context.Context) error {
 	}
 	for _, st := range vols {
 		name, ok := strings.CutSuffix(st.Name, stagingSuffix)
-		id := st.Labels[labelReceiving]
-		if !ok || id == "" {
+		if !ok {
 			continue
 		}
 		v, err := d.cat.Get(ctx, name)
-		if err != nil || v.Labels[labelReceived] != id {
+		if err != nil || !landedStaging(v, st) {
 			continue // an interrupted receive, kept for its resume
 		}
 		if err := d.DeleteVolume(ctx, st.Name); err != nil {
@@ -208,6 +207,14 @@ func (d *Daemon) dropLandedStaging(ctx context.Context) error {
 		d.log.Info("deleted the staging volume of a receive that had landed", "volume", name, "staging", st.Name)
 	}
 	return nil
+}
+
+// landedStaging reports whether stage is the staging volume of a receive
+// that has landed as target: target was received as the snapshot stage
+// was receiving.
+func landedStaging(target, stage catalog.Volume) bool {
+	id := stage.Labels[labelReceiving]
+	return id != "" && target.Labels[labelReceived] == id
 }
 
 // errLandedBefore: the stream's snapshot is name already, and its
@@ -226,7 +233,7 @@ func (d *Daemon) prepareStaging(ctx context.Context, name, st string, h sendstre
 		if v.Labels[labelReceived] != h.SnapshotID {
 			return v, fmt.Errorf("receive into %s: %w", name, catalog.ErrExists)
 		}
-		if stErr == nil && stage.Labels[labelReceiving] == h.SnapshotID {
+		if stErr == nil && landedStaging(v, stage) {
 			return stage, errors.Join(errLandedBefore, d.DeleteVolume(ctx, st))
 		}
 		return v, fmt.Errorf("%s: %w (as %s)", name, ErrReplay, h.SnapshotID)
