@@ -30,8 +30,14 @@ func TestRandomAndTruncatedStreamsLeaveNoTrace(t *testing.T) {
 	d.mustCLI("volume", "create", "bystander", "--size", "16M")
 	seed := randtest.Seed(t)
 
-	// The baseline, with the bystander's connection open.
+	// The baseline, with the bystander's connection open and past one
+	// round trip: the server starts a connection's workers after its
+	// handshake reply, so a count taken straight after the dial can miss
+	// some of them (CI saw a baseline 4 short, then "leaked" goroutines).
 	c := d.dial(t, "bystander")
+	if err := c.pread(make([]byte, 4096), 0); err != nil {
+		t.Fatalf("first read on the bystander: %v", err)
+	}
 	baseG, baseFD := daemonLoad(t, d)
 
 	stop := make(chan struct{})
