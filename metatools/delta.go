@@ -89,9 +89,40 @@ func Delta(img *Image, w io.Writer, opts DeltaOptions) error {
 	// The plain form prints no data blocks, and merges runs whatever
 	// theirs (deltaSimple).
 	plain := !opts.JSON && !opts.Verbose
-	_, err = thinmeta.DeltaTrees(img.TM, roots[opts.Left], roots[opts.Right], thinmeta.DeltaOptions{AnyData: plain}, e.run)
+	dopts := thinmeta.DeltaOptions{AnyData: plain}
+	if plain {
+		dopts.Mapped = mappedCounts(img, sb, opts.Left, opts.Right)
+	}
+	_, err = thinmeta.DeltaTrees(img.TM, roots[opts.Left], roots[opts.Right], dopts, e.run)
 	if err != nil {
 		return fmt.Errorf("comparing devices %d and %d: %w", opts.Left, opts.Right, err)
 	}
 	return e.end()
+}
+
+// mappedCounts returns the two devices' mapped block counts from the
+// device details tree, which let the plain comparison skip the subtrees
+// they share (thinmeta.DeltaOptions.Mapped), or nil if the tree cannot
+// give both: thin_delta never reads it, so it must not stop a delta.
+func mappedCounts(img *Image, sb thinmeta.Superblock, left, right uint64) *[2]uint64 {
+	var counts [2]uint64
+	found := 0
+	err := readTree(img, "device details tree", sb.DeviceDetailsRoot, thinmeta.DeviceDetailsSize, func(k uint64, v []byte) error {
+		if k == left || k == right {
+			d := thinmeta.DecodeDeviceDetails(v)
+			if k == left {
+				counts[0] = d.MappedBlocks
+				found++
+			}
+			if k == right {
+				counts[1] = d.MappedBlocks
+				found++
+			}
+		}
+		return nil
+	})
+	if err != nil || found != 2 {
+		return nil
+	}
+	return &counts
 }

@@ -56,11 +56,16 @@ type DeltaOptions struct {
 	// End 0 means no limit.
 	Begin, End uint64
 	// AnyData lets a run's data blocks be anything: runs end only where
-	// the kind changes or a block is not mapped, and LeftData and
-	// RightData are the first block's. It is for callers that print no
-	// data blocks (thin_delta's plain output), and saves reading the
+	// the kind changes or a block is not mapped, and carry no data
+	// blocks (LeftData and RightData are 0). It is for callers that
+	// print none (thin_delta's plain output), and saves reading the
 	// values of the leaves two trees share.
 	AnyData bool
+	// Mapped, with AnyData, same runs and no range, gives the left and
+	// right devices' mapped block counts (their device details). Where
+	// they prove that the shared subtrees have no holes, those are
+	// never read (see deltadense.go); Pool.Delta fills it in.
+	Mapped *[2]uint64
 }
 
 // DeltaStats counts the work of a Delta.
@@ -85,8 +90,10 @@ type DeltaStats struct {
 func DeltaTrees(t *tm.Manager, left, right uint64, opts DeltaOptions, fn func(DeltaRun) error) (DeltaStats, error) {
 	var st DeltaStats
 	d := &delta{t: t, opts: opts, out: runBuilder{fn: fn, anyData: opts.AnyData}, st: &st}
-	err := d.run(left, right)
-	if err == nil {
+	var err error
+	if denseUsable(opts) {
+		err = deltaDense(d, left, right, fn)
+	} else if err = d.run(left, right); err == nil {
 		err = d.out.flush()
 	}
 	if errors.Is(err, btree.ErrStop) {
@@ -105,16 +112,21 @@ func (p *Pool) Delta(left, right uint64, opts DeltaOptions, fn func(DeltaRun) er
 	if p.failed {
 		return DeltaStats{}, ErrFailed
 	}
-	var roots [2]uint64
+	var roots, mapped [2]uint64
 	for i, dev := range [2]uint64{left, right} {
-		if _, ok := p.devices[dev]; !ok {
+		det, ok := p.devices[dev]
+		if !ok {
 			return DeltaStats{}, fmt.Errorf("device %d: %w", dev, ErrNoDevice)
 		}
+		mapped[i] = det.MappedBlocks
 		var v [8]byte
 		if err := btree.Lookup(&p.tr.tlInfo, p.root, []uint64{dev}, v[:]); err != nil {
 			return DeltaStats{}, fmt.Errorf("device %d: mapping tree: %w", dev, err)
 		}
 		roots[i] = binary.LittleEndian.Uint64(v[:])
+	}
+	if opts.Mapped == nil {
+		opts.Mapped = &mapped
 	}
 	return DeltaTrees(p.tm, roots[0], roots[1], opts, fn)
 }

@@ -37,6 +37,8 @@ type deltaCursor struct {
 	// cursor's root: its next items are the root's siblings, read ahead
 	// with a root that is a leaf.
 	outer *deltaCursor
+	// entries, if not nil, counts the entries of the leaves read.
+	entries *uint64
 }
 
 // deltaFrame is a node being walked: its entries from index i on are
@@ -164,6 +166,9 @@ func (c *deltaCursor) descend() error {
 	if err := f.check(it.block); err != nil {
 		c.unlock(&f)
 		return err
+	}
+	if f.height == 0 && c.entries != nil {
+		*c.entries += uint64(f.n.NrEntries())
 	}
 	c.stack = append(c.stack, f)
 	if len(c.stack) > btree.MaxDepth {

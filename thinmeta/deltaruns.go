@@ -18,6 +18,9 @@ func (rb *runBuilder) add(kind DeltaKind, vblock, leftData, rightData uint64) er
 // each side from leftData and rightData: a run already made, as add
 // would make it one block at a time.
 func (rb *runBuilder) addRun(kind DeltaKind, vblock, n, leftData, rightData uint64) error {
+	if rb.anyData {
+		leftData, rightData = 0, 0
+	}
 	c := &rb.cur
 	if rb.has && c.Kind == kind && c.Begin+c.Len == vblock && (rb.anyData ||
 		(kind == DeltaRightOnly || c.LeftData+c.Len == leftData) &&

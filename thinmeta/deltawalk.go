@@ -20,6 +20,11 @@ type delta struct {
 	// meet thousands of shared leaves).
 	sharedLeaves *leafReader
 	sharedCursor deltaCursor
+	// leafEntries counts the entries of the leaves each side's walk has
+	// read, left then right; dense, if not nil, is a dense attempt's
+	// proof (deltadense.go).
+	leafEntries [2]uint64
+	dense       *denseProof
 }
 
 // past reports whether keys from lo on are beyond the range asked for.
@@ -39,6 +44,7 @@ func (d *delta) run(left, right uint64) error {
 		return fmt.Errorf("right tree: %w", err)
 	}
 	defer r.close()
+	l.entries, r.entries = &d.leafEntries[0], &d.leafEntries[1]
 	for {
 		a, b := d.clip(l), d.clip(r)
 		switch {
@@ -233,6 +239,9 @@ func (d *delta) shared(it deltaItem, from *deltaCursor) error {
 	d.st.SharedSkipped++
 	if d.opts.SkipSame {
 		return nil
+	}
+	if d.dense != nil {
+		return d.sharedBound(it)
 	}
 	if d.sharedLeaves == nil {
 		d.sharedLeaves = newLeafReader(d.t.BM())
