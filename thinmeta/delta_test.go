@@ -112,7 +112,11 @@ func TestDeltaAgainstABruteForceModel(t *testing.T) {
 }
 
 // deltaPool is an origin with n mapped blocks and a snapshot of it.
-func deltaPool(t testing.TB, n uint64) *thinmeta.Pool {
+func deltaPool(t testing.TB, n uint64) *thinmeta.Pool { return deltaPoolWithHole(t, n, -1) }
+
+// deltaPoolWithHole is deltaPool with virtual block hole, if not -1,
+// left unmapped.
+func deltaPoolWithHole(t testing.TB, n uint64, hole int64) *thinmeta.Pool {
 	const nrMeta = 8192
 	dev := bm.NewMemDevice(nrMeta * bm.BlockSize)
 	p := pooltest.CreateMetadata(t, dev, nrMeta, 128, n+n/10+1000, thinmeta.Options{CacheBytes: 64 << 20})
@@ -120,7 +124,9 @@ func deltaPool(t testing.TB, n uint64) *thinmeta.Pool {
 		t.Fatal(err)
 	}
 	for vb := uint64(0); vb < n; vb++ {
-		insert(t, p, 0, vb)
+		if int64(vb) != hole {
+			insert(t, p, 0, vb)
+		}
 	}
 	if err := p.CreateSnap(1, 0); err != nil {
 		t.Fatal(err)
@@ -405,20 +411,7 @@ func TestDeltaDenseSharedSubtrees(t *testing.T) {
 		dense bool
 	}{{-1, true}, {4000, false}, {60000, false}, {n - 1, true}, {n - 150, true}} {
 		hole := c.hole
-		const nrMeta = 8192
-		dev := bm.NewMemDevice(nrMeta * bm.BlockSize)
-		p := pooltest.CreateMetadata(t, dev, nrMeta, 128, n+n/10+1000, thinmeta.Options{CacheBytes: 64 << 20})
-		if err := p.CreateThin(0); err != nil {
-			t.Fatal(err)
-		}
-		for vb := uint64(0); vb < n; vb++ {
-			if int64(vb) != hole {
-				insert(t, p, 0, vb)
-			}
-		}
-		if err := p.CreateSnap(1, 0); err != nil {
-			t.Fatal(err)
-		}
+		p := deltaPoolWithHole(t, n, hole)
 		// Two clustered rewrites, the second at the end of the device.
 		for vb := uint64(3000); vb < 3300; vb++ {
 			insert(t, p, 0, vb)
