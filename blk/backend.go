@@ -40,6 +40,17 @@ type VectoredBackend interface {
 	WritevAt(bufs [][]byte, off int64, fua bool) (n int, err error)
 }
 
+// NoWaitReader is implemented by backends that can tell a read they can
+// serve at once, from memory, from one that would wait for the device:
+// File, buffered, with preadv2's RWF_NOWAIT. Dispatcher.TryRead uses it.
+type NoWaitReader interface {
+	Backend
+	// ReadAtNoWait fills p whole from off without waiting for I/O and
+	// returns true, or returns false if it cannot (part of the range is
+	// not cached); p's contents are then undefined.
+	ReadAtNoWait(p []byte, off int64) (bool, error)
+}
+
 // AlignedBackend is implemented by backends with alignment rules for data
 // transfers (O_DIRECT). The dispatcher rejects misaligned reads and writes
 // with an *AlignmentError before taking a tag.

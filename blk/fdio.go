@@ -3,6 +3,7 @@ package blk
 import (
 	"io"
 	"os"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -58,6 +59,28 @@ func (f *fdIO) WriteAt(p []byte, off int64) (int, error) {
 		n += m
 	}
 	return n, nil
+}
+
+// readNoWait is preadv2(2) of p with RWF_NOWAIT (NoWaitReader): the kernel
+// copies what the page cache holds and refuses with EAGAIN rather than
+// start a read. The raw call keeps its one iovec on the stack, where
+// unix.Preadv2 would allocate a slice of them per call.
+func (f *fdIO) readNoWait(p []byte, off int64) (bool, error) {
+	if len(p) == 0 {
+		return true, nil
+	}
+	iov := unix.Iovec{Base: &p[0]}
+	iov.SetLen(len(p))
+	n, _, errno := unix.Syscall6(unix.SYS_PREADV2, uintptr(f.fd), uintptr(unsafe.Pointer(&iov)), 1, uintptr(off), 0, unix.RWF_NOWAIT)
+	switch errno {
+	case 0:
+		return int(n) == len(p), nil
+	case unix.EAGAIN, unix.EINTR, unix.EOPNOTSUPP, unix.ENOSYS, unix.EINVAL:
+		// Not cached, interrupted, or a kernel or file system without
+		// the flag: the caller reads the ordinary way.
+		return false, nil
+	}
+	return false, f.pathErr("preadv2", errno)
 }
 
 // ReadvAt reads into bufs with one preadv(2), finishing a short transfer

@@ -145,3 +145,12 @@ func (f *File) fallocate(mode uint32, off, length int64) error {
 	}
 	return nil
 }
+
+// ReadAtNoWait implements NoWaitReader for a buffered file. An O_DIRECT
+// read always goes to the device, so a direct file never serves one.
+func (f *File) ReadAtNoWait(p []byte, off int64) (bool, error) {
+	if f.direct {
+		return false, nil
+	}
+	return f.readNoWait(p, off)
+}

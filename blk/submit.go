@@ -42,6 +42,47 @@ func (d *Dispatcher) Flush(ctx context.Context) error {
 	return d.syncIO(ctx, OpFlush, nil, 0, 0, 0, false)
 }
 
+// TryRead reads buf at off only if that takes no waiting: the hardware
+// queue has no backlog and a free tag, and the backend has the bytes in
+// memory (NoWaitReader). It returns false, having read nothing the caller
+// may use, otherwise; the caller then reads as usual. It is for a caller
+// that must not block, such as a connection's reader serving a request
+// itself at queue depth 1.
+func (d *Dispatcher) TryRead(buf []byte, off int64) (bool, error) {
+	nw, ok := d.be.(NoWaitReader)
+	if !ok {
+		return false, nil
+	}
+	n := int64(len(buf))
+	if err := d.check(OpRead, 0, off, n, buf); err != nil {
+		return false, err
+	}
+	sq := d.swqForSync(OpRead, buf, off)
+	if !sq.enter(&d.closing) {
+		return false, ErrClosed
+	}
+	defer sq.exit(&d.closing)
+	h := sq.hw
+	if h.backlog.Load() != 0 {
+		return false, nil
+	}
+	tag, ok := h.tags.tryGet(&sq.hint)
+	if !ok {
+		return false, nil
+	}
+	defer h.tags.put(tag)
+	start := int64(-1)
+	if tag&latencySampleMask == 0 {
+		start = d.now()
+	}
+	done, err := nw.ReadAtNoWait(buf, off)
+	if done || err != nil {
+		err = ioError(OpRead, off, n, 1, err)
+		d.record(sq, OpRead, n, true, start, err)
+	}
+	return done && err == nil, err
+}
+
 // syncIO submits one request and waits for it. When the hardware queue has
 // no backlog the request is issued right here, in the caller's goroutine
 // (blk_mq_try_issue_directly): the caller is going to block until the I/O

@@ -41,6 +41,13 @@ func (b *thinBackend) ReadAt(ctx context.Context, p []byte, off int64) error {
 	return nbdError(b.th.ReadAt(ctx, p, uint64(off)))
 }
 
+// ReadAtNoWait serves a READ the connection's reader may answer itself
+// (nbd.NoWaitReader).
+func (b *thinBackend) ReadAtNoWait(p []byte, off int64) (bool, error) {
+	ok, err := b.th.TryReadAt(p, uint64(off))
+	return ok, nbdError(err)
+}
+
 func (b *thinBackend) WriteAt(ctx context.Context, p []byte, off int64, flags nbd.Flags) error {
 	return nbdError(b.th.WriteAt(ctx, p, uint64(off), flags&nbd.FlagFUA != 0))
 }

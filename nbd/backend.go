@@ -75,6 +75,18 @@ type Backend interface {
 	BlockStatus(ctx context.Context, off, length int64, max int, dst []Extent) ([]Extent, error)
 }
 
+// NoWaitReader is implemented by backends that can serve some READs
+// without waiting: from memory, with no lock or I/O to wait for. A
+// connection's reader then answers a small READ itself when nothing else
+// is in flight (queue depth 1), saving the handoff to a worker; a READ
+// the backend refuses goes to a worker as usual.
+type NoWaitReader interface {
+	// ReadAtNoWait fills p from off and returns true, or returns false
+	// at once, p undefined, where ReadAt would have to wait. An error
+	// also sends the READ to a worker, whose ReadAt reports it.
+	ReadAtNoWait(p []byte, off int64) (bool, error)
+}
+
 // Capabilities is what a backend declares it supports. Each field gates a
 // transmission flag; the server rejects (EINVAL) commands a client sends
 // without the flag having been advertised.

@@ -27,7 +27,9 @@ import (
 // worker at a time writes to the socket (replyWriter): a reply goes out
 // whole, its chunks contiguous, in completion order, batched with whatever
 // other replies are ready into one writev. Once written, the writer
-// releases the buffer and budget and returns the slot.
+// releases the buffer and budget and returns the slot. A small READ at
+// queue depth 1 that the backend can serve without waiting the reader
+// answers itself (readInline).
 type transmission struct {
 	c     *conn
 	be    Backend
@@ -50,6 +52,8 @@ type transmission struct {
 	rw     *replyWriter
 	budget *connBudget
 	bufs   *bufPool
+
+	nowait NoWaitReader // be, if it serves READs that cannot wait
 
 	abortOnce sync.Once
 	abort     chan struct{}      // closed when the socket is dead
@@ -86,6 +90,7 @@ func newTransmission(c *conn, s *session) *transmission {
 	for range o.MaxInFlight {
 		t.free <- &request{hdr: make([]byte, 0, 128), out: make([][]byte, 0, 4)}
 	}
+	t.nowait, _ = t.be.(NoWaitReader)
 	t.rw = newReplyWriter(t)
 	return t
 }
@@ -114,7 +119,7 @@ func (t *transmission) run(ctx context.Context) {
 		})
 	}
 
-	if err := t.read(); err != nil {
+	if err := t.read(ctx); err != nil {
 		// A broken stream or socket: a hard disconnect, so work for
 		// this client is abandoned rather than finished.
 		t.c.log.Info("nbd: closing connection", "export", t.exp.Name, "err", err)
@@ -140,7 +145,7 @@ var errDisconnect = errors.New("nbd: client disconnected")
 
 // read is the reader loop. It returns nil on a clean end and the protocol
 // violation or socket error otherwise.
-func (t *transmission) read() error {
+func (t *transmission) read(ctx context.Context) error {
 	br := t.c.br
 	hsize := wire.RequestHeaderSize(t.extended)
 	var hb [wire.ExtendedRequestSize]byte
@@ -163,8 +168,41 @@ func (t *transmission) read() error {
 			}
 			return err
 		}
+		if t.readInline(r) {
+			t.rw.send(r)
+			continue
+		}
 		t.work <- r
 	}
+}
+
+// readInline answers r itself, if it is a READ the reader may serve
+// (see NoWaitReader): below sparseReadMin (one data chunk, no block
+// status), nothing else in flight and no further request buffered, as at
+// queue depth 1, and the backend able to serve it without waiting.
+// Handing it to a worker readies a goroutine, and with an idle P the
+// runtime wakes another thread to run it, whose wakeup the client waits
+// for on every request: at QD1 on two CPUs, serving it here halved the
+// p50 latency. Anything that may wait (a READ of uncached data, a held
+// block, a write, a flush) goes to a worker, so no request waits behind
+// a slow one.
+func (t *transmission) readInline(r *request) bool {
+	if t.nowait == nil || r.Type != wire.CmdRead || r.errno != 0 || r.Length == 0 || r.Length >= sparseReadMin ||
+		len(t.free) != cap(t.free)-1 || t.c.br.Buffered() != 0 {
+		return false
+	}
+	buf := *r.buf
+	if ok, err := t.nowait.ReadAtNoWait(buf, int64(r.Offset)); !ok || err != nil {
+		return false
+	}
+	if !t.chunked {
+		r.hdr = wire.AppendSimpleReply(r.hdr, 0, r.Cookie)
+		r.out = append(r.out, r.hdr, buf)
+		return true
+	}
+	r.segs = append(r.segs[:0], segment{length: int64(len(buf))})
+	t.replyReadChunks(r)
+	return true
 }
 
 // readRequest reads one request into r: header, validation, payload.

@@ -30,19 +30,30 @@ func (p *Pool) Finder(dev uint64) *Finder { return &Finder{p: p, dev: dev} }
 
 // Find returns vblock's mapping, like Pool.Find.
 func (f *Finder) Find(vblock uint64) (Lookup, error) {
-	p := f.p
-	if vs := p.views.Load(); vs != nil {
-		s := f.seen.Load()
-		if s == nil || s.views != vs {
-			s = &seenView{views: vs, view: (*vs)[f.dev]}
-			f.seen.Store(s)
-		}
-		if l, ok := p.cached(s.view, vblock); ok {
-			if invariants.Enabled {
-				p.assertCacheAgrees(f.dev, vblock)
-			}
-			return l, nil
-		}
+	if l, ok := f.FindCached(vblock); ok {
+		return l, nil
 	}
-	return p.findLocked(f.dev, vblock)
+	return f.p.findLocked(f.dev, vblock)
+}
+
+// FindCached is Find answered by the lookup cache alone, for a caller
+// that must not wait: false when the cache does not hold vblock's mapping
+// (it never holds an unmapped block), where Find would search the B-tree
+// under the pool's lock and perhaps read metadata.
+func (f *Finder) FindCached(vblock uint64) (Lookup, bool) {
+	p := f.p
+	vs := p.views.Load()
+	if vs == nil {
+		return Lookup{}, false
+	}
+	s := f.seen.Load()
+	if s == nil || s.views != vs {
+		s = &seenView{views: vs, view: (*vs)[f.dev]}
+		f.seen.Store(s)
+	}
+	l, ok := p.cached(s.view, vblock)
+	if ok && invariants.Enabled {
+		p.assertCacheAgrees(f.dev, vblock)
+	}
+	return l, ok
 }

@@ -50,6 +50,45 @@ func (t *Thin) ReadAt(ctx context.Context, buf []byte, off uint64) error {
 	return nil
 }
 
+// TryReadAt reads len(buf) bytes at off, as ReadAt would, only if that
+// takes no waiting: every block mapped and its mapping in the lookup
+// cache, the blocks one run on the data device, and the bytes in the data
+// store's memory (blk's TryRead). Otherwise it returns false, with buf
+// undefined, and the caller calls ReadAt. ReadAt's check of the pool's
+// reuses count guards it too: a read a commit raced returns false.
+func (t *Thin) TryReadAt(buf []byte, off uint64) (bool, error) {
+	if err := t.checkRange(off, uint64(len(buf))); err != nil {
+		return false, err
+	}
+	// The test hooks stand for waits, which this must not have.
+	if len(buf) == 0 || Mode(t.p.mode.Load()) == ModeFail || t.p.hooks.Load() != nil {
+		return false, nil
+	}
+	bs := t.p.bs
+	seq := t.p.reuses.Load()
+	first, last := off/bs, (off+uint64(len(buf))-1)/bs
+	if last-first >= maxReadBatch {
+		return false, nil
+	}
+	var firstData uint64
+	for v := first; v <= last; v++ {
+		l, ok := t.finder.FindCached(v)
+		switch {
+		case !ok:
+			return false, nil
+		case v == first:
+			firstData = l.DataBlock
+		case l.DataBlock != firstData+(v-first):
+			return false, nil
+		}
+	}
+	ok, err := t.p.data.TryRead(buf, int64(firstData*bs+off%bs))
+	if !ok || err != nil || t.p.reuses.Load() != seq {
+		return false, err
+	}
+	return true, nil
+}
+
 // readBatch reads from buf[pos:] the part of at most maxReadBatch blocks,
 // and returns where it stopped.
 func (t *Thin) readBatch(ctx context.Context, buf []byte, off uint64, pos int) (int, error) {
